@@ -1,0 +1,229 @@
+"""Recognition and retrieval metrics, computed exactly as the PAR literature computes them.
+
+Pure numpy, no torch, so the runtime, the trainer and the benchmarks report identical numbers.
+
+Recognition (:func:`attribute_metrics`) follows the conventions of Rethinking_of_PAR's
+``get_pedestrian_metrics`` (the evaluation code most PAR papers reuse):
+
+- an attribute is predicted present when ``prob > threshold`` (strictly greater);
+- every ratio has ``EPS = 1e-20`` added to its denominator, so an empty denominator yields 0
+  instead of NaN (an attribute with no positives contributes TP/P = 0 to its mA, a sample with
+  no positive labels and no predictions scores 0 on every instance metric);
+- label-based mA = mean over attributes of (TP/P + TN/N) / 2;
+- instance-based accuracy |Y∩Ŷ|/|Y∪Ŷ|, precision |Y∩Ŷ|/|Ŷ| and recall |Y∩Ŷ|/|Y| are averaged
+  over samples, and F1 = 2·P·R/(P+R) of those averages (``f1_mean`` is the mean of per-sample F1,
+  which some papers report instead).
+
+Retrieval (:func:`retrieval_metrics`) follows the attribute-based person retrieval protocol of
+CLEAR: a gallery item is a positive for a query when its whole attribute vector equals the query;
+R-k is the fraction of queries with a positive in the top k; mAP is non-interpolated.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["EPS", "attribute_metrics", "retrieval_metrics", "retrieval_queries"]
+
+logger = logging.getLogger(__name__)
+
+EPS = 1e-20
+"""Added to every denominator, as in Rethinking_of_PAR, so empty counts give 0 rather than NaN."""
+
+# Score-matrix elements argsorted at once by retrieval_metrics: bounds its working memory
+# (a few arrays of this many int64/float64 values, ~32 MiB each) whatever Q and G are.
+_BLOCK_ELEMENTS = 1 << 22
+
+
+def _binary_labels(labels: np.ndarray, name: str) -> np.ndarray:
+    """Check a 2-D, non-empty 0/1 matrix and return it as bool."""
+    arr = np.asarray(labels)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array [samples, attributes], got shape {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape}); pass at least one sample and one attribute")
+    if arr.dtype != np.bool_:
+        if not (np.issubdtype(arr.dtype, np.number)):
+            raise ValueError(f"{name} must be numeric 0/1 (or bool), got dtype {arr.dtype}")
+        valid = (arr == 0) | (arr == 1)
+        if not valid.all():
+            bad = np.unique(arr[~valid])[:5]
+            raise ValueError(
+                f"{name} must contain only 0 and 1, found {bad.tolist()}; binarise multi-class fields "
+                "(e.g. one-hot age) before evaluating"
+            )
+        arr = arr == 1
+    return arr
+
+
+def attribute_metrics(
+    probs: np.ndarray,
+    labels: np.ndarray,
+    threshold: float | Sequence[float] | np.ndarray = 0.5,
+) -> dict[str, float | np.ndarray]:
+    """Label-based and instance-based PAR metrics of ``probs`` [N, A] against 0/1 ``labels`` [N, A].
+
+    ``threshold`` is one float or one value per attribute ([A], e.g. calibrated thresholds from a
+    bundle manifest); a prediction is positive when ``probs > threshold``. Any real-valued scores
+    work (logits with ``threshold=0`` give the same decisions as probabilities with 0.5).
+
+    Returns Python floats ``mA``, ``accuracy``, ``precision``, ``recall``, ``f1`` (of the averaged
+    precision and recall), ``f1_mean`` (mean of per-sample F1), and float64 arrays [A]
+    ``per_attribute_mA``, ``per_attribute_tpr`` (TP/P), ``per_attribute_tnr`` (TN/N) and
+    ``per_attribute_accuracy`` ((TP+TN)/N_samples, the fraction of samples classified correctly).
+    """
+    scores = np.asarray(probs)
+    gt = _binary_labels(labels, "labels")
+    if scores.shape != gt.shape:
+        raise ValueError(
+            f"probs shape {scores.shape} does not match labels shape {gt.shape}; both must be [samples, attributes]"
+        )
+    if not np.issubdtype(scores.dtype, np.number) or np.issubdtype(scores.dtype, np.complexfloating):
+        raise ValueError(f"probs must be real numbers, got dtype {scores.dtype}")
+    if np.isnan(scores).any():
+        raise ValueError(f"probs contains {int(np.isnan(scores).sum())} NaN value(s); check the model output")
+
+    thr = np.asarray(threshold, dtype=np.float64)
+    if thr.ndim == 1:
+        if thr.shape[0] != gt.shape[1]:
+            raise ValueError(
+                f"threshold has {thr.shape[0]} values but there are {gt.shape[1]} attributes; "
+                "pass one float or one threshold per attribute"
+            )
+    elif thr.ndim != 0:
+        raise ValueError(f"threshold must be a float or a 1-D array [attributes], got shape {thr.shape}")
+    if np.isnan(thr).any():
+        raise ValueError("threshold contains NaN; pass finite thresholds")
+
+    pred = scores > thr
+
+    # Label-based (per attribute, over samples).
+    pos = gt.sum(axis=0, dtype=np.float64)
+    neg = (~gt).sum(axis=0, dtype=np.float64)
+    tp = (gt & pred).sum(axis=0, dtype=np.float64)
+    tn = (~gt & ~pred).sum(axis=0, dtype=np.float64)
+    tpr = tp / (pos + EPS)
+    tnr = tn / (neg + EPS)
+    label_ma = (tpr + tnr) / 2.0
+    label_acc = (tp + tn) / (gt.shape[0] + EPS)
+
+    # Instance-based (per sample, over attributes), then averaged over samples.
+    inter = (gt & pred).sum(axis=1, dtype=np.float64)
+    union = (gt | pred).sum(axis=1, dtype=np.float64)
+    n_pred = pred.sum(axis=1, dtype=np.float64)
+    n_gt = gt.sum(axis=1, dtype=np.float64)
+    inst_acc = inter / (union + EPS)
+    inst_prec = inter / (n_pred + EPS)
+    inst_rec = inter / (n_gt + EPS)
+    inst_f1 = 2.0 * inst_prec * inst_rec / (inst_prec + inst_rec + EPS)
+
+    precision = float(inst_prec.mean())
+    recall = float(inst_rec.mean())
+    return {
+        "mA": float(label_ma.mean()),
+        "accuracy": float(inst_acc.mean()),
+        "precision": precision,
+        "recall": recall,
+        "f1": 2.0 * precision * recall / (precision + recall + EPS),
+        "f1_mean": float(inst_f1.mean()),
+        "per_attribute_mA": label_ma,
+        "per_attribute_tpr": tpr,
+        "per_attribute_tnr": tnr,
+        "per_attribute_accuracy": label_acc,
+    }
+
+
+def retrieval_queries(labels: np.ndarray) -> np.ndarray:
+    """The retrieval queries of a split: its unique attribute vectors, sorted (``np.unique(axis=0)``), as uint8.
+
+    CLEAR's protocol queries every distinct attribute combination once (484 on the Market-1501
+    test identities), so frequent combinations do not dominate the averages.
+    """
+    return np.unique(_binary_labels(labels, "labels").astype(np.uint8), axis=0)
+
+
+def retrieval_metrics(
+    scores: np.ndarray,
+    query_labels: np.ndarray,
+    gallery_labels: np.ndarray,
+    ks: Sequence[int] = (1, 5, 10),
+) -> dict[str, float | int]:
+    """Rank-k and mAP of attribute queries against a gallery, from a similarity matrix ``scores`` [Q, G].
+
+    Higher score = better match. A gallery item is a positive for a query when its whole 0/1
+    attribute vector equals the query's (``query_labels`` [Q, A], ``gallery_labels`` [G, A]).
+
+    - Ranking: scores sorted descending with a *stable* sort, so tied scores keep gallery order
+      (the earlier gallery item ranks first). Results are therefore deterministic but depend on
+      gallery order when a model produces ties.
+    - ``"R-k"``: the fraction (in [0, 1], not percent) of evaluated queries with at least one
+      positive among the top k; k larger than G means the whole gallery.
+    - ``"mAP"``: mean over queries of non-interpolated average precision, i.e. the mean over a
+      query's positives of the precision at each positive's rank; a fraction in [0, 1].
+    - Queries with no positive in the gallery are skipped (they have no defined AP) and counted in
+      ``"num_skipped"``; ``"num_queries"`` is the number evaluated. If every query is skipped, a
+      ValueError is raised, since no metric is defined.
+
+    Queries are processed in blocks so memory stays bounded (tens of MiB) for Q≈3000, G≈20000.
+    """
+    ks_list = [int(k) for k in ks]
+    if not ks_list or any(k < 1 for k in ks_list) or any(k != kk for k, kk in zip(ks_list, ks, strict=True)):
+        raise ValueError(f"ks must be a non-empty sequence of positive integers, got {tuple(ks)}")
+    q_lab = _binary_labels(query_labels, "query_labels")
+    g_lab = _binary_labels(gallery_labels, "gallery_labels")
+    if q_lab.shape[1] != g_lab.shape[1]:
+        raise ValueError(
+            f"query_labels has {q_lab.shape[1]} attributes but gallery_labels has {g_lab.shape[1]}; "
+            "both must use the same attribute schema"
+        )
+    sim = np.asarray(scores)
+    n_q, n_g = q_lab.shape[0], g_lab.shape[0]
+    if sim.shape != (n_q, n_g):
+        raise ValueError(f"scores shape {sim.shape} does not match (num queries, num gallery) = ({n_q}, {n_g})")
+    if not np.issubdtype(sim.dtype, np.number) or np.issubdtype(sim.dtype, np.complexfloating):
+        raise ValueError(f"scores must be real numbers, got dtype {sim.dtype}")
+    if not np.issubdtype(sim.dtype, np.floating):
+        sim = sim.astype(np.float64)  # negating unsigned/extreme ints would wrap
+    if np.isnan(sim).any():
+        raise ValueError(f"scores contains {int(np.isnan(sim).sum())} NaN value(s); NaN has no rank")
+
+    # One integer id per distinct attribute vector, shared by queries and gallery: equality of
+    # whole vectors becomes equality of ids.
+    _, ids = np.unique(np.concatenate([q_lab, g_lab]).astype(np.uint8), axis=0, return_inverse=True)
+    ids = ids.reshape(-1)
+    q_ids, g_ids = ids[:n_q], ids[n_q:]
+    n_pos_all = np.bincount(g_ids, minlength=int(ids.max()) + 1)[q_ids]
+    evaluated = np.flatnonzero(n_pos_all > 0)
+    num_skipped = n_q - evaluated.size
+    if evaluated.size == 0:
+        raise ValueError(
+            f"none of the {n_q} queries has a positive (an identical attribute vector) in the gallery; "
+            "check that queries and gallery come from the same split and schema"
+        )
+    if num_skipped:
+        logger.info("retrieval_metrics: skipped %d of %d queries with no positive in the gallery", num_skipped, n_q)
+
+    k_cols = [min(k, n_g) for k in ks_list]
+    hits = np.zeros(len(ks_list), dtype=np.int64)
+    ap_sum = 0.0
+    ranks = np.arange(1, n_g + 1, dtype=np.float64)
+    block = max(1, _BLOCK_ELEMENTS // n_g)
+    for start in range(0, evaluated.size, block):
+        rows = evaluated[start : start + block]
+        order = np.argsort(-sim[rows], axis=1, kind="stable")
+        match = g_ids[order] == q_ids[rows, None]
+        for j, kc in enumerate(k_cols):
+            hits[j] += int(match[:, :kc].any(axis=1).sum())
+        cum = np.cumsum(match, axis=1, dtype=np.float64)
+        prec_at_pos = np.where(match, cum / ranks, 0.0)
+        ap_sum += float((prec_at_pos.sum(axis=1) / n_pos_all[rows]).sum())
+
+    n_eval = int(evaluated.size)
+    result: dict[str, float | int] = {f"R-{k}": float(h) / n_eval for k, h in zip(ks_list, hits, strict=True)}
+    result["mAP"] = ap_sum / n_eval
+    result["num_queries"] = n_eval
+    result["num_skipped"] = int(num_skipped)
+    return result

@@ -1,0 +1,97 @@
+"""Plain dataset records and the dataset registry.
+
+A dataset class declares the files it needs and checks them before anything runs
+(torchreid-style); it produces plain :class:`Record` lists per split. Decoding and
+augmentation happen later, in the trainer, so the loaders stay torch-free and testable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Record:
+    """One image: its path, its binary attribute vector and, where known, identity and camera."""
+
+    path: str
+    labels: np.ndarray  # uint8 [A], 0/1
+    pid: int | None = None
+    camid: int | None = None
+
+
+class DatasetError(FileNotFoundError):
+    """A dataset's files are missing or malformed; the message says what and where to get it."""
+
+
+class PARDataset:
+    """Base class: subclasses set ``name``, ``attributes`` (ordered), ``groups`` and fill ``splits``.
+
+    ``splits`` maps split name ("train", "val", "test", and "trainval" where the dataset
+    defines it) to a list of :class:`Record`.
+    """
+
+    name: str = ""
+    attributes: list[str] = []
+    groups: dict[str, list[str]] = {}
+    #: where users obtain the data (shown in errors; nothing is downloaded)
+    homepage: str = ""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser()
+        self.splits: dict[str, list[Record]] = {}
+
+    # -- helpers for subclasses -------------------------------------------------
+    def require(self, *relpaths: str) -> None:
+        """Raise :class:`DatasetError` listing every required file that is absent under ``root``."""
+        missing = [p for p in relpaths if not (self.root / p).exists()]
+        if missing:
+            raise DatasetError(
+                f"{self.name}: missing under {self.root}: {', '.join(missing)}. "
+                f"Get the dataset from {self.homepage or 'its authors'} and pass its folder with --root."
+            )
+
+    def split(self, name: str) -> list[Record]:
+        if name not in self.splits:
+            raise KeyError(f"{self.name} has no split {name!r}; it has: {', '.join(self.splits)}")
+        return self.splits[name]
+
+    def labels(self, split: str) -> np.ndarray:
+        """All label vectors of a split as uint8 [N, A]."""
+        recs = self.split(split)
+        if not recs:
+            return np.zeros((0, len(self.attributes)), np.uint8)
+        return np.stack([r.labels for r in recs]).astype(np.uint8)
+
+    def positive_ratio(self, split: str = "train") -> np.ndarray:
+        """Per-attribute positive ratio r, used by the weighted BCE (DESIGN §3)."""
+        return self.labels(split).mean(axis=0)
+
+
+_REGISTRY: dict[str, Callable[..., PARDataset]] = {}
+
+
+def register_dataset(name: str) -> Callable[[type[PARDataset]], type[PARDataset]]:
+    def deco(cls: type[PARDataset]) -> type[PARDataset]:
+        if name in _REGISTRY:
+            raise ValueError(f"dataset {name!r} registered twice")
+        _REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+def list_datasets() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def create_dataset(name: str, root: str | Path, **kwargs) -> PARDataset:
+    """Build a registered dataset; an unknown name is an error that lists the valid ones."""
+    key = name.lower()
+    if key not in _REGISTRY:
+        raise KeyError(f"unknown dataset {name!r}; valid names: {', '.join(list_datasets())}")
+    return _REGISTRY[key](root, **kwargs)

@@ -1,0 +1,65 @@
+"""Losses: (weighted) BCE for recognition (Eq. 6) and the additive-angular margin loss L_MA (Eq. 8-10)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def bce_loss(logits: torch.Tensor, targets: torch.Tensor, pos_ratio: torch.Tensor | None = None) -> torch.Tensor:
+    """Binary cross-entropy of Eq. 6; with ``pos_ratio`` r, the strong baseline's weighted BCE.
+
+    Weighted form (Jia et al., DESIGN §3): positives weigh exp(1 - r), negatives exp(r), so a rare
+    attribute's positives count more.
+    """
+    targets = targets.to(logits.dtype)
+    if pos_ratio is None:
+        return F.binary_cross_entropy_with_logits(logits, targets)
+    r = pos_ratio.to(logits)
+    weight = torch.where(targets > 0.5, torch.exp(1.0 - r), torch.exp(r))
+    return F.binary_cross_entropy_with_logits(logits, targets, weight=weight)
+
+
+def margin_loss(
+    features: torch.Tensor, proxies: torch.Tensor, targets: torch.Tensor, scale: float = 30.0, margin: float = 0.2
+) -> torch.Tensor:
+    """L_MA (Eq. 8): ArcFace's additive angular margin between embeddings and class proxies.
+
+    ``features`` [B, d] are person embeddings f, ``proxies`` [C, d] the query embeddings g of the
+    C classes (unique attribute combinations), ``targets`` [B] the class of each person. The
+    positive logit is s*cos(theta + m), negatives s*cos(theta). Eq. 8 prints sigma twice
+    (exp(sigma * phi) with phi = sigma cos(...)); we apply the scale once, as ArcFace does.
+    Where theta + m would pass pi, cos is no longer monotonic; ArcFace's fallback
+    cos(theta) - m sin(m) is used there.
+    """
+    cos = F.normalize(features, dim=-1) @ F.normalize(proxies, dim=-1).t()
+    cos = cos.clamp(-1.0, 1.0)
+    pos = cos.gather(1, targets[:, None])
+    sin = torch.sqrt((1.0 - pos * pos).clamp_min(1e-12))
+    phi = pos * math.cos(margin) - sin * math.sin(margin)
+    phi = torch.where(pos > math.cos(math.pi - margin), phi, pos - math.sin(math.pi - margin) * margin)
+    logits = cos.scatter(1, targets[:, None], phi) * scale
+    return F.cross_entropy(logits, targets)
+
+
+def retrieval_loss(
+    image_emb: torch.Tensor,
+    hard_emb: torch.Tensor,
+    soft_emb: torch.Tensor,
+    targets: torch.Tensor,
+    scale: float = 30.0,
+    margin: float = 0.2,
+    hard_weight: float = 0.3,
+    soft_weight: float = 0.7,
+) -> torch.Tensor:
+    """Eq. 10: beta_1 L_MA(E^v_1, E^h) + beta_2 L_MA(E^v_2, E^s), E^v split into its two halves.
+
+    ``image_emb`` [B, D] (unnormalised f_vis output), ``hard_emb`` / ``soft_emb`` [C, D/2] the
+    query embeddings of the C classes, ``targets`` [B] each image's class.
+    """
+    v1, v2 = image_emb.chunk(2, dim=-1)
+    return hard_weight * margin_loss(v1, hard_emb, targets, scale, margin) + soft_weight * margin_loss(
+        v2, soft_emb, targets, scale, margin
+    )

@@ -1,0 +1,112 @@
+"""Model configuration as data: small dataclasses passed whole and saved beside every checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+VARIANTS = ("vit", "swin", "swin+casa", "concat", "cross")
+
+
+@dataclasses.dataclass
+class ViTConfig:
+    patch_size: int = 14
+    dim: int = 1024
+    depth: int = 12
+    num_heads: int = 16
+    mlp_ratio: float = 4.0
+
+
+@dataclasses.dataclass
+class SwinConfig:
+    patch_size: int = 4
+    dims: tuple[int, ...] = (128, 256, 512, 1024)
+    depths: tuple[int, ...] = (2, 2, 6, 2)
+    num_heads: tuple[int, ...] = (4, 8, 16, 32)
+    window_size: int = 12
+    mlp_ratio: float = 4.0
+    #: size of z^s, the Flatten + FC vector of the Swin branch (the paper projects to the ViT width)
+    out_dim: int = 1024
+
+
+@dataclasses.dataclass
+class RetrievalConfig:
+    """Adapters of Sec. 3.3: f_vis -> D, f_attr and f_text -> D/2 each."""
+
+    embed_dim: int = 256  # D; D/2 = 128 is the paper's default (Tables 6-7)
+    hidden_dim: int = 512
+    soft_dim: int = 48 * 384  # N_w * d_w of the frozen language model
+    scale: float = 30.0  # sigma of L_MA
+    margin: float = 0.2  # gamma of L_MA
+    hard_weight: float = 0.3  # beta_1
+    soft_weight: float = 0.7  # beta_2
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    name: str = "clear-base"
+    arch: str = "clear"  # "clear" (cross-transformers) or "resnet50"
+    variant: str = "cross"
+    num_attrs: int = 26
+    attribute_names: list[str] | None = None
+    img_size: tuple[int, int] = (256, 128)
+    vit: ViTConfig = dataclasses.field(default_factory=ViTConfig)
+    swin: SwinConfig = dataclasses.field(default_factory=SwinConfig)
+    fusion_dim: int = 768
+    fusion_heads: int = 12
+    drop_path_rate: float = 0.1
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    interpolation: str = "bilinear"
+    retrieval: RetrievalConfig | None = None
+
+    def __post_init__(self) -> None:
+        if self.arch == "resnet50":
+            self.variant = "linear"  # the baseline has one trunk and a linear head: no Table 5 variants
+        elif self.arch != "clear":
+            raise ValueError(f"unknown arch {self.arch!r}; choose 'clear' or 'resnet50'")
+        elif self.variant not in VARIANTS:
+            raise ValueError(f"unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
+        if self.attribute_names is not None and len(self.attribute_names) != self.num_attrs:
+            raise ValueError(f"{len(self.attribute_names)} attribute names given for num_attrs={self.num_attrs}")
+        self.img_size = tuple(self.img_size)
+        self.mean, self.std = tuple(self.mean), tuple(self.std)
+
+    @property
+    def preprocessing(self):  # -> clear_sdk.preprocess.Preprocessing
+        from clear_sdk.preprocess import Preprocessing
+
+        return Preprocessing(
+            input_size=tuple(self.img_size),
+            mean=tuple(self.mean),
+            std=tuple(self.std),
+            interpolation=self.interpolation,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are errors so a typo never passes silently."""
+        d = dict(d)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {', '.join(sorted(unknown))}")
+        sub = {"vit": ViTConfig, "swin": SwinConfig, "retrieval": RetrievalConfig}
+        for key, typ in sub.items():
+            if isinstance(d.get(key), dict):
+                d[key] = _sub_from_dict(typ, d[key])
+        for key in ("dims", "depths", "num_heads"):
+            if key in getattr(d.get("swin"), "__dict__", {}):
+                setattr(d["swin"], key, tuple(getattr(d["swin"], key)))
+        return cls(**d)
+
+
+def _sub_from_dict(typ: type, d: dict[str, Any]) -> Any:
+    known = {f.name for f in dataclasses.fields(typ)}
+    unknown = set(d) - known
+    if unknown:
+        raise ValueError(f"unknown {typ.__name__} keys: {', '.join(sorted(unknown))}")
+    return typ(**d)
