@@ -35,7 +35,7 @@ class RetrievalConfig:
 
     embed_dim: int = 256  # D; D/2 = 128 is the paper's default (Tables 6-7)
     hidden_dim: int = 512
-    soft_dim: int = 48 * 384  # N_w * d_w of the frozen language model
+    soft_dim: int = 64 * 384  # N_w * d_w of the frozen language model (MiniLM, N_w = 64)
     scale: float = 30.0  # sigma of L_MA
     margin: float = 0.2  # gamma of L_MA
     hard_weight: float = 0.3  # beta_1

@@ -1,0 +1,166 @@
+"""Training and evaluation end to end on a small synthetic dataset: stages, checkpoints, resume, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("timm")
+
+from typer.testing import CliRunner  # noqa: E402
+
+from clear_sdk.cli import app  # noqa: E402
+from clear_sdk.preprocess import load_image, preprocess  # noqa: E402
+from clear_sdk.training.config import load_config  # noqa: E402
+from clear_sdk.training.data import create_dataset  # noqa: E402
+from clear_sdk.training.data.synthetic import SyntheticConfig, generate_synthetic  # noqa: E402
+from clear_sdk.training.datasets_torch import ImageDataset, augment  # noqa: E402
+from clear_sdk.training.models import load_checkpoint  # noqa: E402
+from clear_sdk.training.trainer import evaluate, resolve_checkpoint, train  # noqa: E402
+
+torch.set_num_threads(1)
+
+TINY_MODEL = {
+    "vit": {"dim": 32, "depth": 1, "num_heads": 2},
+    "swin": {"dims": [8, 16, 32, 64], "depths": [1, 1, 1, 1], "num_heads": [1, 2, 2, 4], "out_dim": 32},
+    "fusion_dim": 16,
+    "fusion_heads": 2,
+}
+
+
+@pytest.fixture(scope="module")
+def synthetic_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synthetic")
+    generate_synthetic(root, SyntheticConfig(num_identities=30, images_per_identity=3, image_size=(64, 32), seed=1))
+    return root
+
+
+def _cfg(root, out, **kw):
+    base = dict(
+        dataset="synthetic",
+        root=str(root),
+        model="clear-tiny",
+        img_size=(64, 32),
+        model_kwargs=TINY_MODEL,
+        out=str(out),
+        epochs=2,
+        batch_size=16,
+        retrieval_epochs=2,
+        embed_dim=16,
+        hidden_dim=32,
+        lr=1e-3,
+    )
+    base.update(kw)
+    return load_config(**base)
+
+
+def test_config_merges_yaml_kwargs_and_overrides(tmp_path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("epochs: 3\nlr: 0.01\n")
+    cfg = load_config(path, ["lr=0.5", "dataset_kwargs.partition=2", "flip=false"], batch_size=8)
+    assert (cfg.epochs, cfg.lr, cfg.batch_size, cfg.flip) == (3, 0.5, 8, False)
+    assert cfg.dataset_kwargs == {"partition": 2}
+    with pytest.raises(ValueError, match="unknown config key 'lrr'"):
+        load_config(None, ["lrr=1"])
+    with pytest.raises(ValueError, match="scheduler="):
+        load_config(None, ["scheduler=linear"])
+    with pytest.raises(FileNotFoundError, match="synthetic_tiny"):
+        load_config("nope.yaml")
+    assert load_config("synthetic_tiny").img_size == (128, 64)
+
+
+def test_training_pixels_equal_the_runtime_preprocessing(synthetic_root) -> None:
+    from clear_sdk.training.data import create_dataset
+
+    ds = create_dataset("synthetic", synthetic_root)
+    cfg = _cfg(synthetic_root, "unused")
+    from clear_sdk.training.models import create_model
+
+    pp = create_model("clear-tiny", img_size=(64, 32), num_attrs=25, **TINY_MODEL).cfg.preprocessing
+    recs = ds.split("test")[:3]
+    tds = ImageDataset(recs, pp, train=False)
+    for i, r in enumerate(recs):
+        np.testing.assert_array_equal(tds[i][0].numpy(), preprocess(load_image(r.path), pp))
+    assert cfg.pad == 10
+
+
+def test_augment_pads_crops_and_flips_without_changing_colours() -> None:
+    np.random.seed(0)
+    x = torch.arange(2 * 4 * 6, dtype=torch.float32).reshape(2, 4, 6)
+    y = augment(x, pad=0, flip=True)
+    assert torch.equal(y, x) or torch.equal(y, torch.flip(x, dims=[2]))
+    z = augment(x, pad=2, flip=False)
+    assert z.shape == x.shape
+    assert set(z.unique().tolist()) <= set(x.unique().tolist()) | {0.0}
+
+
+def test_two_stage_training_checkpoints_eval_and_resume(synthetic_root, tmp_path) -> None:
+    out = tmp_path / "run"
+    summary = train(_cfg(synthetic_root, out), progress=False)
+    for name in ("par_best", "par_last", "best"):
+        assert (out / f"{name}.safetensors").is_file() and (out / f"{name}.json").is_file()
+    assert json.loads((out / "config.json").read_text())["epochs"] == 2
+    meta = json.loads((out / "best.json").read_text())
+    assert meta["stage"] == "retrieval" and meta["training"]["model"] == "clear-tiny"
+    assert meta["dataset"]["attributes"][0] == "Female"
+    assert meta["text_encoder"]["n_w"] > 0 and meta["description_template"]
+    assert 0.0 <= summary["par"]["best_val"]["mA"] <= 1.0
+    assert summary["par"]["train_images_per_s"] > 0
+
+    model, _ = load_checkpoint(resolve_checkpoint(out))
+    assert model.retrieval is not None
+    result = evaluate(out, "synthetic", synthetic_root, split="test")
+    assert set(result["recognition"]) >= {"mA", "accuracy", "precision", "recall", "f1", "f1_mean"}
+    assert set(result["retrieval"]) >= {"R-1", "R-5", "R-10", "mAP", "num_queries"}
+    assert result["num_images"] == len(create_dataset("synthetic", synthetic_root).split("test"))
+
+    # resume continues from the saved epoch instead of starting over
+    history = json.loads((out / "history_par.json").read_text())
+    assert [h["epoch"] for h in history] == [0, 1]
+    train(_cfg(synthetic_root, out, epochs=3, stage="par", resume=True), progress=False)
+    history = json.loads((out / "history_par.json").read_text())
+    assert [h["epoch"] for h in history] == [2]
+
+
+def test_cli_train_eval_and_errors(synthetic_root, tmp_path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "cli"
+    args = [
+        "train",
+        "--dataset",
+        "synthetic",
+        "--root",
+        str(synthetic_root),
+        "--model",
+        "clear-tiny",
+        "--out",
+        str(out),
+        "--stage",
+        "par",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--set",
+        "img_size=[64, 32]",
+        "--set",
+        f"model_kwargs={json.dumps(TINY_MODEL)}",
+        "--json",
+    ]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["par"]["best_val"]["mA"] >= 0
+    res = runner.invoke(app, ["eval", str(out), "--dataset", "synthetic", "--root", str(synthetic_root), "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output)
+    assert "recognition" in report and "retrieval" not in report  # stage 1 only
+
+    res = runner.invoke(app, ["train", "--dataset", "nope", "--root", str(tmp_path), "--out", str(out)])
+    assert res.exit_code == 1 and "valid names" in res.output and "synthetic" in res.output
+    res = runner.invoke(app, ["eval", str(tmp_path / "missing"), "--dataset", "synthetic", "--root", str(tmp_path)])
+    assert res.exit_code == 1 and "not found" in res.output
+    res = runner.invoke(app, ["train", "--dataset", "peta", "--root", str(tmp_path), "--out", str(out)])
+    assert res.exit_code == 1 and "PETA.mat" in res.output

