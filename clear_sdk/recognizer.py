@@ -1,0 +1,250 @@
+"""``Recognizer``: images -> pedestrian attributes (and retrieval embeddings) from a model bundle.
+
+Typical use in a camera pipeline::
+
+    from clear_sdk import Recognizer
+    rec = Recognizer("bundles/pa100k")            # best backend available: TensorRT, ORT-CUDA, ORT-CPU
+    for p in rec.predict([crop1, crop2]):        # numpy BGR crops (OpenCV order), paths, bytes, PIL
+        print(p.attributes, p.top("age"))
+
+Images are decoded and preprocessed by :mod:`clear_sdk.preprocess`, the same code the trainer uses,
+and run through the backend in batches of ``batch_size``. One Recognizer can be shared by several
+threads: ``predict`` and ``embed`` keep all their state in local variables and the backends are
+thread-safe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+from clear_sdk.backends import Backend, BackendUnavailable, create_backend
+from clear_sdk.bundle import Bundle
+from clear_sdk.errors import InputError
+from clear_sdk.preprocess import Preprocessing, load_image, preprocess
+
+__all__ = ["Prediction", "Recognizer"]
+
+
+@dataclasses.dataclass
+class Prediction:
+    """The attributes of one image.
+
+    ``probabilities`` maps every attribute to its probability; ``attributes`` lists those above the
+    bundle's threshold (``prob > threshold``), in the model's attribute order; ``groups`` is the same
+    probabilities grouped (gender, age, upper colour, ...) as the bundle's schema defines them.
+    ``source`` names the input (a path, or ``images[i]``). With ``predict(..., errors="skip")`` an
+    input that could not be read gives a Prediction whose ``error`` says why and whose
+    probabilities are empty.
+    """
+
+    probabilities: dict[str, float]
+    attributes: list[str]
+    groups: dict[str, dict[str, float]]
+    source: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def top(self, group: str) -> tuple[str, float]:
+        """The most probable member of a group and its probability, e.g. ``("Age18-60", 0.91)``.
+
+        Meaningful for groups whose members exclude each other (age, view); for a one-attribute group
+        (``gender`` with just ``Female``) compare the probability with the threshold instead.
+        """
+        if self.error is not None:
+            raise ValueError(f"{self.source}: no prediction ({self.error})")
+        if group not in self.groups:
+            raise KeyError(f"no group {group!r}; this model's groups: {', '.join(self.groups) or '(none)'}")
+        members = self.groups[group]
+        name = max(members, key=members.__getitem__)
+        return name, members[name]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: ``{"source", "probabilities", "attributes", "groups"}`` or ``{"source", "error"}``."""
+        if self.error is not None:
+            return {"source": self.source, "error": self.error}
+        return {
+            "source": self.source,
+            "probabilities": dict(self.probabilities),
+            "attributes": list(self.attributes),
+            "groups": {g: dict(m) for g, m in self.groups.items()},
+        }
+
+
+def _describe(item: Any, index: int) -> str:
+    if isinstance(item, (str, os.PathLike)):
+        return os.fsdecode(item)
+    return f"images[{index}] ({type(item).__name__})"
+
+
+def _as_list(images: Any) -> Sequence[Any]:
+    """A list of images; one image (path, bytes, PIL, a single H x W [x C] array) becomes a list of one."""
+    if isinstance(images, (str, bytes, bytearray, memoryview, os.PathLike)):
+        return [images]
+    if isinstance(images, np.ndarray):
+        return [images] if images.ndim in (2, 3) else images
+    if type(images).__module__.startswith("PIL.") and hasattr(images, "mode"):
+        return [images]
+    if isinstance(images, Sequence):
+        return images
+    if isinstance(images, Iterable):
+        return list(images)
+    raise TypeError(f"images must be a list of images (paths, bytes, numpy arrays, PIL images), got {type(images)}")
+
+
+class Recognizer:
+    """Pedestrian attribute recognition (and visual embeddings) from a model bundle.
+
+    ``backend``: ``"auto"`` (TensorRT when the bundle has an engine for this GPU, else onnxruntime on
+    CUDA when available, else on CPU), ``"onnxruntime"``, ``"tensorrt"``, ``"torch"``, or a
+    :class:`~clear_sdk.backends.Backend`. ``device``: ``None`` (automatic), ``"cpu"``, ``"cuda[:N]"``.
+    ``threads``: intra-op threads of the backend. ``batch_size``: images per backend call.
+    """
+
+    def __init__(
+        self,
+        bundle: str | os.PathLike[str] | Bundle,
+        backend: str | Backend = "auto",
+        device: str | None = None,
+        batch_size: int = 32,
+        threads: int | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.bundle = Bundle.open(bundle)
+        self.backend: Backend = create_backend(self.bundle, backend, device=device, threads=threads)
+        self.batch_size = int(batch_size)
+        names = self.bundle.attribute_names
+        self._names = tuple(names)
+        self._thresholds = tuple(self.bundle.threshold_vector())
+        index = {n: i for i, n in enumerate(names)}
+        self._groups = {g: tuple((a, index[a]) for a in members) for g, members in self.bundle.groups.items()}
+
+    # -------------------------------------------------------------------------------- properties
+    @property
+    def attribute_names(self) -> list[str]:
+        return list(self._names)
+
+    @property
+    def groups(self) -> dict[str, list[str]]:
+        return {g: [a for a, _ in m] for g, m in self._groups.items()}
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        return dict(zip(self._names, self._thresholds))
+
+    @property
+    def embedding_dim(self) -> int | None:
+        """D of :meth:`embed`, or None for a bundle without the retrieval stage."""
+        return self.bundle.embed_dim
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        return self.bundle.preprocessing
+
+    @property
+    def backend_name(self) -> str:
+        return self.backend.name
+
+    @property
+    def device(self) -> str:
+        return self.backend.device
+
+    # ---------------------------------------------------------------------------------- inference
+    def preprocess(
+        self, images: Any, color: Literal["bgr", "rgb"] = "bgr", errors: Literal["raise", "skip"] = "raise"
+    ) -> tuple[np.ndarray, list[int], list[tuple[int, InputError]]]:
+        """Decode and preprocess: (batch float32 [N, 3, H, W], indices of the good inputs, failures).
+
+        Exactly ``preprocess(load_image(image, color), bundle.preprocessing)`` per image, as in training.
+        """
+        if errors not in ("raise", "skip"):
+            raise ValueError(f"errors must be 'raise' or 'skip', got {errors!r}")
+        items = _as_list(images)
+        pp = self.bundle.preprocessing
+        h, w = pp.input_size
+        out = np.empty((len(items), 3, h, w), dtype=np.float32)
+        ok: list[int] = []
+        failures: list[tuple[int, InputError]] = []
+        for i in range(len(items)):
+            try:
+                out[len(ok)] = preprocess(load_image(items[i], color=color, source=_describe(items[i], i)), pp)
+            except InputError as e:
+                if errors == "raise":
+                    raise
+                failures.append((i, e))
+                continue
+            ok.append(i)
+        return out[: len(ok)], ok, failures
+
+    def _run(self, images: Any, color: str, errors: str, want_embedding: bool):
+        """Yield (chunk items, ok indices, failures, probs, embedding) per chunk of ``batch_size`` inputs."""
+        items = _as_list(images)
+        for start in range(0, len(items), self.batch_size):
+            chunk = items[start : start + self.batch_size]
+            batch, ok, failures = self.preprocess(chunk, color=color, errors=errors)
+            probs, emb = self.backend.run_images(batch)
+            if want_embedding and emb is None:
+                raise BackendUnavailable(self._no_retrieval())
+            yield start, chunk, ok, failures, probs, emb
+
+    def predict(
+        self,
+        images: Any,
+        color: Literal["bgr", "rgb"] = "bgr",
+        errors: Literal["raise", "skip"] = "raise",
+    ) -> list[Prediction]:
+        """One :class:`Prediction` per input, in input order.
+
+        ``images``: a list of file paths, encoded bytes, numpy arrays (BGR unless ``color="rgb"``;
+        gray, RGBA and 16-bit are converted) or PIL images; a single image is treated as a list of
+        one. ``errors="raise"`` raises :class:`~clear_sdk.errors.InputError` naming the first bad
+        input; ``errors="skip"`` returns an error entry for it and answers the rest.
+        """
+        results: list[Prediction] = []
+        for start, chunk, ok, failures, probs, _ in self._run(images, color, errors, want_embedding=False):
+            by_index: dict[int, Prediction] = {}
+            for row, i in enumerate(ok):
+                by_index[i] = self._prediction(probs[row], _describe(chunk[i], start + i))
+            for i, err in failures:
+                by_index[i] = Prediction({}, [], {}, source=_describe(chunk[i], start + i), error=str(err))
+            results.extend(by_index[i] for i in range(len(chunk)))
+        return results
+
+    def predict_proba(self, images: Any, color: Literal["bgr", "rgb"] = "bgr") -> np.ndarray:
+        """Attribute probabilities float32 [N, A] in :attr:`attribute_names` order (bad input raises)."""
+        parts = [p for *_, p, _ in self._run(images, color, "raise", want_embedding=False)]
+        return np.concatenate(parts) if parts else np.zeros((0, len(self._names)), np.float32)
+
+    def embed(self, images: Any, color: Literal["bgr", "rgb"] = "bgr") -> np.ndarray:
+        """L2-normalised visual embeddings float32 [N, D] (the retrieval stage's E^v); bad input raises."""
+        if self.bundle.embed_dim is None:
+            raise BackendUnavailable(self._no_retrieval())
+        parts = [e for *_, e in self._run(images, color, "raise", want_embedding=True)]
+        return np.concatenate(parts) if parts else np.zeros((0, self.bundle.embed_dim), np.float32)
+
+    def _no_retrieval(self) -> str:
+        return (
+            f"{self.bundle.path} has no retrieval stage, so there are no embeddings: "
+            "train stage 2 (clear-sdk train --stage retrieval) and re-export the bundle"
+        )
+
+    def _prediction(self, probs: np.ndarray, source: str) -> Prediction:
+        values = probs.tolist()
+        probabilities = dict(zip(self._names, values))
+        above = [n for n, p, t in zip(self._names, values, self._thresholds) if p > t]
+        groups = {g: {a: values[i] for a, i in members} for g, members in self._groups.items()}
+        return Prediction(probabilities, above, groups, source=source)
+
+    def __repr__(self) -> str:
+        return (
+            f"Recognizer({str(self.bundle.path)!r}, model={self.bundle.model_name!r}, backend={self.backend_name!r}, "
+            f"device={self.device!r})"
+        )

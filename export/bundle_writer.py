@@ -1,0 +1,379 @@
+"""Checkpoint -> model bundle: ONNX graphs, optional TensorRT engines, the checkpoint, ``manifest.json``.
+
+The bundle is built in a temporary folder beside ``out_dir`` and moved into place only when complete,
+so a failed or interrupted export never leaves a half-written bundle under ``out_dir`` (re-exporting
+over an existing bundle swaps the old folder out with two renames). ``manifest.json`` is what
+:class:`clear_sdk.bundle.Bundle` reads; see that module for what the runtime checks.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata
+import json
+import logging
+import os
+import platform
+import shutil
+import tempfile
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clear_sdk import __version__
+from clear_sdk.bundle import FORMAT_VERSION, MANIFEST_NAME, Bundle, sha256_file
+from clear_sdk.metrics import attribute_metrics
+from clear_sdk.preprocess import Preprocessing, preprocess_batch
+
+from .onnx_export import ExportError, export_query, export_recognizer
+
+__all__ = ["best_thresholds", "export_bundle", "resolve_checkpoint", "val_probabilities"]
+
+logger = logging.getLogger(__name__)
+
+ENGINES = ("onnx", "trt")
+
+
+def resolve_checkpoint(path: str | os.PathLike[str]) -> Path:
+    """A checkpoint ``.safetensors``, or a ``train --out`` folder (its best checkpoint)."""
+    p = Path(path)
+    if p.is_dir():
+        for name in ("best.safetensors", "par_best.safetensors", "last.safetensors"):
+            if (p / name).is_file():
+                return p / name
+        raise FileNotFoundError(f"{p} holds no checkpoint (best.safetensors); pass a .safetensors file")
+    if not p.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {p}")
+    return p
+
+
+def _versions(extra: Sequence[str] = ()) -> dict[str, str | None]:
+    out: dict[str, str | None] = {"clear-sdk": __version__, "python": platform.python_version()}
+    for dist in ("torch", "onnx", "onnxruntime", "timm", "onnxslim", *extra):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+# ------------------------------------------------------------------------------------- thresholds
+
+
+def best_thresholds(probs: np.ndarray, labels: np.ndarray, default: float = 0.5) -> np.ndarray:
+    """Per attribute, the threshold maximising its balanced accuracy (TP/P + TN/N) / 2 on (probs, labels).
+
+    A prediction is positive when ``prob > threshold`` (as in :func:`clear_sdk.metrics.attribute_metrics`).
+    Candidate cuts lie between consecutive distinct probabilities (the threshold is their midpoint, so
+    tiny numeric differences between backends do not flip decisions); among equally good cuts the one
+    closest to ``default`` wins. An attribute without positives or without negatives keeps ``default``.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    y = np.asarray(labels).astype(bool)
+    if probs.shape != y.shape or probs.ndim != 2:
+        raise ValueError(f"probs {probs.shape} and labels {y.shape} must both be [N, A]")
+    out = np.full(probs.shape[1], default, dtype=np.float64)
+    for a in range(probs.shape[1]):
+        pos, neg = int(y[:, a].sum()), int((~y[:, a]).sum())
+        if pos == 0 or neg == 0:
+            continue
+        order = np.argsort(-probs[:, a], kind="stable")
+        p, t = probs[order, a], y[order, a]
+        last_of_value = np.r_[p[:-1] > p[1:], True]  # cut after these: everything above is positive
+        tp = np.cumsum(t)[last_of_value]
+        fp = np.cumsum(~t)[last_of_value]
+        values = p[last_of_value]
+        below = np.r_[values[1:], 0.0]  # the next lower distinct value (0 below the smallest)
+        cuts = np.r_[(1.0 + values[0]) / 2.0, (values + below) / 2.0]  # first: nothing positive
+        bacc = np.r_[0.5, (tp / pos + (neg - fp) / neg) / 2.0]
+        best = np.flatnonzero(bacc >= bacc.max() - 1e-12)
+        out[a] = cuts[best[np.argmin(np.abs(cuts[best] - default))]]
+    return out
+
+
+def val_probabilities(
+    recognizer_onnx: str | Path,
+    preprocessing: Preprocessing,
+    attribute_names: Sequence[str],
+    val_dataset: Sequence[Any] | Mapping[str, Any],
+    split: str = "val",
+    batch_size: int = 64,
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """Probabilities of the exported graph on a dataset split, with its labels and a name for reports.
+
+    ``val_dataset`` is ``(name, root)`` or ``(name, root, kwargs)`` for the training data registry
+    (``clear_sdk.training.data.create_dataset``), or a mapping with keys ``name``, ``root``, ``kwargs``.
+    """
+    import onnxruntime as ort
+
+    from clear_sdk.training.data import create_dataset
+
+    if isinstance(val_dataset, Mapping):
+        name, root, kwargs = val_dataset["name"], val_dataset["root"], dict(val_dataset.get("kwargs") or {})
+    else:
+        if len(val_dataset) not in (2, 3):
+            raise ValueError("val_dataset must be (name, root) or (name, root, kwargs)")
+        name, root = val_dataset[0], val_dataset[1]
+        kwargs = dict(val_dataset[2]) if len(val_dataset) == 3 else {}
+    ds = create_dataset(name, root, **kwargs)
+    if list(ds.attributes) != list(attribute_names):
+        raise ValueError(
+            f"{name} at {root} has other attributes than the model predicts; calibrate on its training dataset"
+        )
+    records = ds.split(split)
+    if not records:
+        raise ValueError(f"{name}: the {split} split is empty; thresholds need labelled validation images")
+    sess = ort.InferenceSession(str(recognizer_onnx), providers=["CPUExecutionProvider"])
+    probs = []
+    for i in range(0, len(records), batch_size):
+        batch, _, _ = preprocess_batch([r.path for r in records[i : i + batch_size]], preprocessing, errors="raise")
+        probs.append(sess.run(["probs"], {"image": batch})[0])
+    return np.concatenate(probs), ds.labels(split), f"{name}/{split}"
+
+
+# ----------------------------------------------------------------------------------------- bundle
+
+
+def _groups(meta: dict[str, Any], names: list[str]) -> dict[str, list[str]]:
+    groups = (meta.get("dataset") or {}).get("groups")
+    if not groups:
+        try:
+            from clear_sdk.schema import load_schema
+
+            schema = load_schema((meta.get("dataset") or {}).get("name", ""))
+            if list(schema.attributes) == names:
+                groups = schema.groups
+        except KeyError:
+            groups = None
+    if not groups:
+        return {}
+    return {g: [a for a in members if a in names] for g, members in groups.items() if any(a in names for a in members)}
+
+
+def _precisions(engine: str, fp16: bool, int8: bool) -> list[str]:
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine == "onnx":
+        if fp16 or int8:
+            raise ValueError("--fp16 / --int8 select TensorRT engine precisions: add --engine trt")
+        return []
+    precisions = [p for p, on in (("fp16", fp16), ("int8", int8)) if on]
+    return precisions or ["fp32"]
+
+
+def _swap_into_place(tmp: Path, out_dir: Path) -> None:
+    """Move the finished bundle to ``out_dir``; an existing bundle there is replaced, anything else refused."""
+    if not out_dir.exists():
+        os.replace(tmp, out_dir)
+        return
+    old = out_dir.with_name(f".{out_dir.name}.old-{uuid.uuid4().hex[:12]}")
+    os.replace(out_dir, old)
+    try:
+        os.replace(tmp, out_dir)
+    except OSError:
+        os.replace(old, out_dir)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def export_bundle(
+    checkpoint: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    engine: str = "onnx",
+    fp16: bool = False,
+    int8: bool = False,
+    calib_dir: str | os.PathLike[str] | None = None,
+    opset: int = 17,
+    calibrate_thresholds: bool = False,
+    val_dataset: Sequence[Any] | Mapping[str, Any] | None = None,
+    batch_sizes: Sequence[int] = (1, 8, 32),
+    simplify: bool = True,
+    text: bool = True,
+) -> Path:
+    """Export ``checkpoint`` into the bundle folder ``out_dir`` and return its path.
+
+    ``engine="trt"`` also builds TensorRT engines (fp32, or those of ``fp16`` / ``int8``); without
+    TensorRT or a GPU it raises :class:`~clear_sdk.backends.TensorRTUnavailable` before any work.
+    ``calibrate_thresholds`` picks per-attribute thresholds on ``val_dataset``'s val split (see
+    :func:`best_thresholds`); otherwise every threshold is 0.5. ``text=False`` skips ``text.onnx``.
+    """
+    from clear_sdk.training.models import load_checkpoint
+
+    precisions = _precisions(engine, fp16, int8)
+    if precisions:  # fail fast, before minutes of export, when TensorRT cannot run here
+        from .tensorrt_build import profile_batches, tensorrt_status
+
+        tensorrt_status()
+        profile_batches(batch_sizes)
+        if "int8" in precisions and calib_dir is None:
+            raise ValueError("--int8 needs calibration images: pass --calib DIR (a folder of person crops)")
+    if calibrate_thresholds and val_dataset is None:
+        raise ValueError("--calibrate-thresholds needs a validation split: pass the dataset name and its root")
+    if existing := _existing_non_bundle(Path(out_dir)):
+        raise FileExistsError(existing)
+
+    ckpt = resolve_checkpoint(checkpoint)
+    model, meta = load_checkpoint(ckpt)
+    model.eval()
+    cfg = model.cfg
+    names = list(cfg.attribute_names or (meta.get("dataset") or {}).get("attributes") or [])
+    if len(names) != cfg.num_attrs:
+        raise ExportError(
+            f"{ckpt.name} records {len(names)} attribute names for {cfg.num_attrs} outputs; "
+            "a bundle needs the names: retrain with a dataset, or set model.attribute_names in the checkpoint JSON"
+        )
+    pp = cfg.preprocessing
+
+    out_dir = Path(out_dir).expanduser().absolute()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        models: dict[str, str] = {"recognizer": "recognizer.onnx"}
+        parity: dict[str, Any] = {}
+        rec = export_recognizer(model, tmp / "recognizer.onnx", opset=opset, simplify=simplify)
+        parity["recognizer"] = rec["parity_max_abs"]
+        outputs = {"recognizer": rec["outputs"]}
+        retrieval = None
+        embed_dim = soft_dim = None
+        if model.retrieval is not None:
+            q = export_query(model, tmp / "query.onnx", opset=opset, simplify=simplify)
+            parity["query"] = q["parity_max_abs"]
+            outputs["query"] = q["outputs"]
+            models["query"] = "query.onnx"
+            embed_dim, soft_dim = cfg.retrieval.embed_dim, cfg.retrieval.soft_dim
+            retrieval = {"description_template": meta.get("description_template"), "text_encoder": None}
+            if text and meta.get("text_encoder"):
+                info = _export_text(meta["text_encoder"], tmp, opset, soft_dim)
+                retrieval["text_encoder"] = info
+                models["text"], models["tokenizer"] = info["onnx"], info["tokenizer"]
+                if "max_abs_diff" in info:
+                    parity["text"] = {"soft_query": info["max_abs_diff"]}
+            elif text:
+                logger.warning(
+                    "%s records no text encoder: the bundle has no text.onnx (queries need soft input)", ckpt
+                )
+
+        (tmp / "checkpoint").mkdir()
+        shutil.copy2(ckpt, tmp / "checkpoint" / "model.safetensors")
+        shutil.copy2(ckpt.with_suffix(".json"), tmp / "checkpoint" / "model.json")
+        models["checkpoint"] = "checkpoint/model.safetensors"
+        models["checkpoint_config"] = "checkpoint/model.json"
+
+        thresholds = {n: 0.5 for n in names}
+        calibration = None
+        if calibrate_thresholds:
+            probs, labels, source = val_probabilities(tmp / "recognizer.onnx", pp, names, val_dataset)
+            thr = best_thresholds(probs, labels)
+            thresholds = {n: float(t) for n, t in zip(names, thr)}
+            calibration = {
+                "source": source,
+                "num_images": int(len(labels)),
+                "criterion": "per-attribute balanced accuracy (TP/P + TN/N) / 2",
+                "mA_at_0.5": attribute_metrics(probs, labels)["mA"],
+                "mA_calibrated": attribute_metrics(probs, labels, thr)["mA"],
+                "note": "both mA values are measured on the split the thresholds were chosen on",
+            }
+
+        engines = []
+        if precisions:
+            from .tensorrt_build import build_engine
+
+            for cache in out_dir.glob("calibration.*.cache") if out_dir.is_dir() else []:
+                shutil.copy2(cache, tmp / cache.name)  # reuse the scales of an earlier int8 build
+            for precision in precisions:
+                engines.append(
+                    build_engine(
+                        tmp / "recognizer.onnx", tmp, precision, batch_sizes, preprocessing=pp, calib_dir=calib_dir
+                    )
+                )
+
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "model": {"name": cfg.name, "arch": cfg.arch, "variant": cfg.variant, "config": cfg.to_dict()},
+            "dataset": (meta.get("dataset") or {}).get("name"),
+            "attributes": names,
+            "groups": _groups(meta, names),
+            "thresholds": thresholds,
+            "threshold_calibration": calibration,
+            "preprocessing": pp.to_dict(),
+            "dims": {
+                "num_attrs": cfg.num_attrs,
+                "feature_dim": int(model.num_features),
+                "embed_dim": embed_dim,
+                "soft_dim": soft_dim,
+            },
+            "outputs": outputs,
+            "retrieval": retrieval,
+            "models": models,
+            "onnx": {
+                "opset": rec["opset"],
+                "exporter": rec["exporter"],
+                "simplified": rec["simplified"],
+                "dynamic_batch": True,
+                "parity_max_abs": parity,
+                "parity_inputs": "seeded random, batch 1 and 3 (query: 1 and 5)",
+            },
+            "engines": engines,
+            "source_checkpoint": {
+                "file": ckpt.name,
+                "stage": meta.get("stage"),
+                "epoch": meta.get("epoch"),
+                "val": meta.get("val"),
+            },
+            "producer": {
+                **_versions(("tensorrt",) if engines else ()),
+                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            },
+            "files": {},
+        }
+        for f in sorted(tmp.rglob("*")):
+            if f.is_file() and f.name != MANIFEST_NAME:
+                rel = f.relative_to(tmp).as_posix()
+                manifest["files"][rel] = {"sha256": sha256_file(f), "size": f.stat().st_size}
+        (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n")
+        Bundle.open(tmp)  # what the runtime will check, before the bundle replaces anything
+        _swap_into_place(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logger.info("bundle written to %s", out_dir)
+    return out_dir
+
+
+def _existing_non_bundle(out_dir: Path) -> str | None:
+    """A reason to refuse ``out_dir``: it exists and is neither an empty folder nor a bundle."""
+    if not out_dir.exists():
+        return None
+    if not out_dir.is_dir():
+        return f"{out_dir} exists and is a file; pass a folder for the bundle"
+    if any(out_dir.iterdir()) and not (out_dir / MANIFEST_NAME).is_file():
+        return f"{out_dir} is a non-empty folder that is not a bundle; pass a new or empty folder"
+    return None
+
+
+def _export_text(text_meta: dict[str, Any], out_dir: Path, opset: int, soft_dim: int) -> dict[str, Any]:
+    """text.onnx + tokenizer.json of the checkpoint's frozen language model (export/text_onnx.py)."""
+    from clear_sdk.training.text_encoder import TextEncoder
+
+    from .text_onnx import export_text_encoder
+
+    encoder = TextEncoder.from_config(text_meta)
+    if encoder.soft_dim != soft_dim:
+        raise ExportError(
+            f"the text encoder gives soft queries of {encoder.soft_dim} values but f_text takes {soft_dim}: "
+            "the checkpoint's text_encoder entry does not match its adapters"
+        )
+    return dict(export_text_encoder(encoder, out_dir, opset=opset).info)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (np.floating, np.integer)):
+        return obj.item()
+    if isinstance(obj, (np.ndarray, tuple, set)):
+        return list(obj.tolist() if isinstance(obj, np.ndarray) else obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
