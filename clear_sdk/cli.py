@@ -39,12 +39,22 @@ def info(
     model: Annotated[
         str | None, typer.Option(help="Report size, FLOPs and token grids of this registered model.")
     ] = None,
+    bundle: Annotated[str | None, typer.Option(help="Describe this model bundle (attributes, dims, files).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Version, installed backends and registered models; with --model, that model's size and cost."""
+    """Version, installed backends and registered models; with --model or --bundle, that model."""
     from clear_sdk.environment import describe_environment
 
     report = describe_environment()
+    if bundle is not None:
+        from clear_sdk.bundle import Bundle
+        from clear_sdk.errors import ClearSDKError
+
+        try:
+            b = Bundle.open(bundle)
+        except (ClearSDKError, FileNotFoundError) as e:
+            fail(str(e))
+        report["bundle"] = {**b.summary(), "attributes": b.attribute_names, "groups": b.groups}
     if model is not None:
         try:
             from clear_sdk.training.models.profile import profile_model
@@ -62,6 +72,10 @@ def info(
         table.add_row(key, str(value))
     table.add_row("models", ", ".join(report["models"]) or "(install clear-sdk[train])")
     console.print(table)
+    if "bundle" in report:
+        console.print(f"[bold]bundle {bundle}[/]")
+        for group, members in report["bundle"]["groups"].items():
+            console.print(f"  {group}: {', '.join(members)}")
     if "model" in report:
         m = report["model"]
         t = Table(title=m["name"], show_header=False)
@@ -187,6 +201,296 @@ def evaluate(
         for k, v in result.get(task, {}).items():
             table.add_row(task, k, f"{v:.4f}" if isinstance(v, float) else str(v))
     console.print(table)
+
+
+# -- export and runtime commands ---------------------------------------------------------------
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+@app.command()
+def export(
+    checkpoint: Annotated[str, typer.Argument(help="A checkpoint .safetensors or a train --out folder (its best).")],
+    out: Annotated[str, typer.Option(help="Bundle folder to write.")],
+    engine: Annotated[str, typer.Option(help="onnx, or trt (TensorRT engines too; NVIDIA GPU + TensorRT).")] = "onnx",
+    fp16: Annotated[bool, typer.Option(help="TensorRT: also build an fp16 engine.")] = False,
+    int8: Annotated[bool, typer.Option(help="TensorRT: also build an int8 engine (needs --calib).")] = False,
+    calib: Annotated[str | None, typer.Option(help="Folder of images for int8 calibration.")] = None,
+    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
+    calibrate_thresholds: Annotated[bool, typer.Option(help="Pick per-attribute thresholds on a val split.")] = False,
+    dataset: Annotated[str | None, typer.Option(help="Dataset for --calibrate-thresholds.")] = None,
+    root: Annotated[str | None, typer.Option(help="Dataset folder for --calibrate-thresholds.")] = None,
+    batch_sizes: Annotated[
+        str, typer.Option(help="TensorRT optimisation profile batch sizes, e.g. 1,8,32.")
+    ] = "1,8,32",
+) -> None:
+    """Export a checkpoint to a model bundle: recognizer.onnx, query.onnx, text.onnx, manifest.json (+ TensorRT)."""
+    try:
+        from clear_sdk.export.bundle_writer import export_bundle
+    except ImportError as e:
+        fail(f"export needs the export extra ({e.name} is missing): pip install 'clear-sdk[export]'")
+    from clear_sdk.backends import TensorRTUnavailable
+    from clear_sdk.errors import ClearSDKError
+
+    if engine not in ("onnx", "trt"):
+        fail(f"--engine {engine!r}: choose onnx or trt")
+    if int8 and not calib:
+        fail("--int8 needs --calib DIR: a folder of representative images for calibration")
+    if calibrate_thresholds and not (dataset and root):
+        fail("--calibrate-thresholds needs --dataset NAME --root DIR (its val split picks the thresholds)")
+    try:
+        sizes = tuple(int(b) for b in batch_sizes.split(","))
+    except ValueError:
+        fail(f"--batch-sizes {batch_sizes!r}: write comma-separated integers, e.g. 1,8,32")
+    try:
+        bundle = export_bundle(
+            checkpoint,
+            out,
+            engine=engine,
+            fp16=fp16,
+            int8=int8,
+            calib_dir=calib,
+            opset=opset,
+            calibrate_thresholds=calibrate_thresholds,
+            val_dataset=(dataset, root) if calibrate_thresholds else None,
+            batch_sizes=sizes,
+        )
+    except TensorRTUnavailable as e:
+        fail(str(e), code=2)
+    except (ClearSDKError, FileNotFoundError, FileExistsError, ValueError, RuntimeError) as e:
+        fail(str(e))
+    console.print(f"bundle written: [bold]{bundle}[/]")
+
+
+def _open_recognizer(bundle: str, backend: str, threads: int | None = None):
+    from clear_sdk.errors import ClearSDKError
+    from clear_sdk.recognizer import Recognizer
+
+    try:
+        return Recognizer(bundle, backend=backend, threads=threads)
+    except (ClearSDKError, FileNotFoundError, ValueError) as e:
+        fail(str(e))
+
+
+@app.command()
+def predict(
+    bundle: Annotated[str, typer.Argument(help="Model bundle folder (clear-sdk export).")],
+    images: Annotated[list[str], typer.Argument(help="Image files.")],
+    backend: Annotated[str, typer.Option(help="auto, onnxruntime, tensorrt or torch.")] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per image, in a list.")] = False,
+) -> None:
+    """Recognise attributes of images; a bad image gets an error entry, the others are still answered (exit 1)."""
+    rec = _open_recognizer(bundle, backend)
+    preds = rec.predict(images, errors="skip")
+    rows = []
+    for path, p in zip(images, preds):
+        if p.error:
+            rows.append({"image": path, "error": p.error})
+        else:
+            rows.append({"image": path, "probabilities": p.probabilities, "attributes": p.attributes})
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            if "error" in r:
+                err_console.print(f"[red]{r['image']}: {r['error']}[/]")
+            else:
+                console.print(
+                    f"[bold]{r['image']}[/]: {', '.join(r['attributes']) or '(no attribute above threshold)'}"
+                )
+    if any("error" in r for r in rows):
+        raise typer.Exit(1)
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+@app.command()
+def index(
+    bundle: Annotated[str, typer.Argument(help="Model bundle folder.")],
+    folder: Annotated[str, typer.Argument(help="Folder of person crops (searched recursively).")],
+    index_dir: Annotated[str, typer.Option("--index", help="Index folder (created, or added to).")],
+    camera: Annotated[str | None, typer.Option(help="Camera id stored with every crop.")] = None,
+    backend: Annotated[str, typer.Option(help="auto, onnxruntime, tensorrt or torch.")] = "auto",
+    batch: Annotated[int, typer.Option(help="Images per add (each add is committed atomically).")] = 256,
+) -> None:
+    """Index a folder of crops for attribute search (ids are paths relative to the folder)."""
+    from clear_sdk.errors import ClearSDKError
+    from clear_sdk.searcher import AttributeSearcher
+
+    root = Path(folder)
+    if not root.is_dir():
+        fail(f"{folder} is not a folder")
+    files = _image_files(root)
+    if not files:
+        fail(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {folder}")
+    try:
+        searcher = AttributeSearcher(bundle, index_dir=index_dir, backend=backend)
+    except (ClearSDKError, FileNotFoundError, ValueError) as e:
+        fail(str(e))
+    (Path(index_dir) / "bundle.json").write_text(json.dumps({"bundle": str(Path(bundle).resolve())}))
+    existing = set(searcher.index.ids)
+    todo = [f for f in files if str(f.relative_to(root)) not in existing]
+    added = failed = 0
+    from rich.progress import Progress
+
+    with Progress(console=err_console) as bar:
+        task = bar.add_task("indexing", total=len(todo))
+        for s in range(0, len(todo), batch):
+            chunk = todo[s : s + batch]
+            ids = [str(f.relative_to(root)) for f in chunk]
+            md = [{"camera": camera, "source": str(f.resolve())} for f in chunk]
+            out = searcher.add([str(f) for f in chunk], ids=ids, metadata=md, errors="skip")
+            added += sum(o is not None for o in out)
+            failed += sum(o is None for o in out)
+            bar.update(task, advance=len(chunk))
+    console.print(f"indexed {added} new crops ({failed} unreadable, {len(existing)} already there) in {index_dir}")
+    searcher.close()
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help='Attributes, e.g. "female, backpack, long hair" or "man, no hat".')],
+    index_dir: Annotated[str, typer.Option("--index", help="Index folder written by clear-sdk index.")],
+    k: Annotated[int, typer.Option("-k", help="Number of results.")] = 10,
+    bundle: Annotated[str | None, typer.Option(help="Bundle (default: the one the index was built with).")] = None,
+    scorer: Annotated[str, typer.Option(help="embedding (CLEAR), recognition or fused.")] = "embedding",
+    camera: Annotated[str | None, typer.Option(help="Only crops from this camera.")] = None,
+    grid: Annotated[str | None, typer.Option(help="Write the top-k crops with scores to this PNG.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False,
+) -> None:
+    """Find people by attributes in an index."""
+    from clear_sdk.errors import ClearSDKError
+    from clear_sdk.searcher import AttributeSearcher
+
+    idx = Path(index_dir)
+    if bundle is None:
+        try:
+            bundle = json.loads((idx / "bundle.json").read_text())["bundle"]
+        except (OSError, KeyError, json.JSONDecodeError):
+            fail(f"{index_dir} is not an index written by clear-sdk index (or pass --bundle)")
+    try:
+        with AttributeSearcher(bundle, index_dir=idx, scorer=scorer) as searcher:
+            hits = searcher.search(query, k=k, where={"camera": camera} if camera else None)
+            parsed = searcher.parse(query)
+    except (ClearSDKError, FileNotFoundError, ValueError) as e:
+        fail(str(e))
+    if grid:
+        from clear_sdk.visualize import retrieval_grid
+
+        retrieval_grid([(query, [(h.metadata.get("source"), h.score) for h in hits])], grid)
+    if as_json:
+        typer.echo(json.dumps({"query": query, "parsed": parsed, "hits": [h.__dict__ for h in hits]}, indent=2))
+        return
+    table = Table(title=f"{query}  →  {', '.join(('' if v else 'no ') + n for n, v in parsed.items())}")
+    for col in ("rank", "id", "score", "camera"):
+        table.add_column(col)
+    for i, h in enumerate(hits, 1):
+        table.add_row(str(i), h.id, f"{h.score:.4f}", str(h.metadata.get("camera") or ""))
+    console.print(table)
+    if grid:
+        console.print(f"grid: {grid}")
+
+
+@app.command()
+def demo(
+    out: Annotated[
+        str, typer.Option(help="Folder for the data, checkpoints, bundle, index and pictures.")
+    ] = "clear-sdk-demo",
+    as_json: Annotated[
+        bool, typer.Option("--json", help='One JSON object {"recognition", "retrieval", "bundle"}.')
+    ] = False,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a training config key (key=value).")] = None,
+) -> None:
+    """Render synthetic pedestrians, train clear-tiny, export ONNX, recognise and search: the SDK end to end."""
+    _need_training()
+    from clear_sdk.demo import run_demo
+
+    report = run_demo(out, progress=not as_json, overrides=set_)
+    if as_json:
+        typer.echo(json.dumps({k: report[k] for k in ("recognition", "retrieval", "bundle", "timings")}, indent=2))
+        return
+    rec, ret = report["recognition"], report["retrieval"]
+    table = Table(title=f"clear-sdk demo: clear-tiny on {report['test_images']} held-out synthetic images")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k in ("mA", "accuracy", "precision", "recall", "f1"):
+        table.add_row(f"recognition {k}", f"{rec[k]:.4f}")
+    for k in ("R-1", "R-5", "R-10", "mAP"):
+        table.add_row(f"retrieval {k}", f"{ret[k]:.4f}")
+    table.add_row("queries", str(ret["num_queries"]))
+    table.add_row("total time", f"{report['timings']['total_s']:.0f} s")
+    console.print(table)
+    console.print(f"bundle: [bold]{report['bundle']}[/]")
+    console.print(f"retrieval grid: {report['retrieval_grid']}\nper-attribute mA: {report['attribute_plot']}")
+    console.print(
+        "next: [bold]clear-sdk predict[/] BUNDLE IMAGE.jpg, or in Python: "
+        "from clear_sdk import Recognizer, AttributeSearcher"
+    )
+
+
+@app.command()
+def bench(
+    bundle: Annotated[str, typer.Argument(help="Model bundle folder.")],
+    backends: Annotated[str, typer.Option(help="Comma-separated: torch, onnxruntime, tensorrt.")] = "torch,onnxruntime",
+    batch_sizes: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1,8,32",
+    threads: Annotated[int | None, typer.Option(help="Intra-op threads per backend (default: all cores).")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Also measure accuracy per backend on this dataset.")] = None,
+    root: Annotated[str | None, typer.Option(help="Dataset folder.")] = None,
+    split: Annotated[str, typer.Option(help="Dataset split for accuracy.")] = "test",
+    as_json: Annotated[bool, typer.Option("--json", help='{"results": [{"backend", "batch_size", ...}], ...}')] = False,
+    plot: Annotated[str | None, typer.Option(help="Write images/s vs batch size to this PNG.")] = None,
+) -> None:
+    """Latency p50/p95/p99, throughput, memory, FLOP efficiency and parity per backend; accuracy with --dataset."""
+    from clear_sdk.bench import bench_accuracy, bench_backends, throughput_plot
+    from clear_sdk.errors import ClearSDKError
+
+    names = [b.strip() for b in backends.split(",") if b.strip()]
+    try:
+        sizes = [int(b) for b in batch_sizes.split(",")]
+    except ValueError:
+        fail(f"--batch-sizes {batch_sizes!r}: write comma-separated integers")
+    if dataset and not root:
+        fail("--dataset needs --root")
+    try:
+        report = bench_backends(bundle, names, sizes, threads=threads)
+        if dataset:
+            report["accuracy"] = []
+            for name in names:
+                if name in report["skipped"]:
+                    continue
+                report["accuracy"].append(bench_accuracy(bundle, name, dataset, root, split))
+    except (ClearSDKError, FileNotFoundError, ValueError) as e:
+        fail(str(e))
+    if plot:
+        throughput_plot(report, plot)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    peak = report["machine"]["peak_gflops_numpy_sgemm"]
+    t = Table(title=f"{report['model']} {tuple(report['input_size'])}: peak {peak:.0f} GFLOP/s (numpy sgemm)")
+    for col in ("backend", "batch", "img/s", "p50 ms", "p95 ms", "p99 ms", "RSS MB", "% peak", "parity vs torch"):
+        t.add_column(col, justify="right")
+    for r in report["results"]:
+        t.add_row(
+            r["backend"],
+            str(r["batch_size"]),
+            f"{r['throughput']:.1f}",
+            f"{r['p50_ms']:.1f}",
+            f"{r['p95_ms']:.1f}",
+            f"{r['p99_ms']:.1f}",
+            f"{r['rss_mb']:.0f}" if r["rss_mb"] else "-",
+            f"{100 * r['peak_fraction']:.1f}" if r["peak_fraction"] else "-",
+            f"{r['parity_max_abs_vs_torch']:.1e}" if r["parity_max_abs_vs_torch"] is not None else "-",
+        )
+    console.print(t)
+    for name, why in report["skipped"].items():
+        err_console.print(f"skipped {name}: {why}")
+    for acc in report.get("accuracy", []):
+        line = f"{acc['backend']}: mA {acc['recognition']['mA']:.4f} F1 {acc['recognition']['f1']:.4f}"
+        for scorer, m in acc["retrieval"].items():
+            line += f" | {scorer} R-1 {m['R-1']:.4f} mAP {m['mAP']:.4f}"
+        console.print(line)
 
 
 def main() -> None:

@@ -36,7 +36,7 @@ __all__ = ["EXCLUSIVE_GROUPS", "parse_query", "query_to_vectors"]
 #: implies the others are absent.
 EXCLUSIVE_GROUPS: frozenset[str] = frozenset({"age", "view"})
 
-_LIST_HINT = "The valid names are the searcher's attribute_names (or run `clear-sdk info BUNDLE`)"
+_LIST_HINT = "The valid names are the searcher's attribute_names (or run `clear-sdk info --bundle BUNDLE`)"
 
 # word -> canonical tokens (applied to query words and to the words of attribute names alike)
 _WORD_MAP: dict[str, tuple[str, ...]] = {}

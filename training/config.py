@@ -43,6 +43,7 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     clip_grad: float = 10.0
     ema: float = 0.0  # EMA decay of the weights; 0 disables
+    time_budget_s: float = 0.0  # stop stage 1 after this many seconds of training (0: no budget)
     loss: str = "weighted_bce"  # bce | weighted_bce
     pad: int = 10  # augmentation: pad then random crop back to the input size
     flip: bool = True  # augmentation: horizontal flip (no colour jitter: colours are attributes)

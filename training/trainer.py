@@ -207,7 +207,10 @@ def train_recognition(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]
     seen = 0
     with _progress(progress and env.main) as bar:
         task = bar.add_task("stage 1 (recognition)", total=(cfg.epochs - start_epoch) * steps_per_epoch, info="")
+        out_of_time = False
         for epoch in range(start_epoch, cfg.epochs):
+            if out_of_time:
+                break
             if sampler is not None:
                 sampler.set_epoch(epoch)
             net.train()
@@ -225,6 +228,9 @@ def train_recognition(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]
                     ema.update(model)
                 seen += x.shape[0]
                 running += loss.item()
+                if cfg.time_budget_s and time.perf_counter() - t0 > cfg.time_budget_s:
+                    out_of_time = True
+                    break
                 bar.update(task, advance=1, info=f"epoch {epoch + 1}/{cfg.epochs} loss {running / (i + 1):.4f}")
             eval_model = ema.module if ema is not None else model
             if not env.main:
@@ -233,7 +239,7 @@ def train_recognition(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]
             val = _scalars(attribute_metrics(probs, ds.labels("val")))
             if plateau is not None and epoch + 1 >= cfg.warmup_epochs:
                 plateau.step(val["mA"])
-            history.append({"epoch": epoch, "loss": running / steps_per_epoch, **val})
+            history.append({"epoch": epoch, "loss": running / (i + 1), "images_seen": seen, **val})
             bar.update(task, info=f"epoch {epoch + 1}/{cfg.epochs} val mA {val['mA']:.4f} F1 {val['f1']:.4f}")
             meta = _checkpoint_meta(cfg, ds, "par", epoch, val)
             save_checkpoint(eval_model, out / "par_last.safetensors", extra=meta)

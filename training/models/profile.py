@@ -10,14 +10,26 @@ from torch.utils.flop_counter import FlopCounterMode
 from .registry import create_model
 
 
+def profile_config(config: dict[str, Any]) -> dict[str, Any]:
+    """:func:`profile_model` for a saved model config (a checkpoint's JSON ``model`` entry)."""
+    from .clear import CLEAR
+    from .config import ModelConfig
+
+    return _profile(lambda: CLEAR(ModelConfig.from_dict(config)))
+
+
 def profile_model(name: str, **kwargs: Any) -> dict[str, Any]:
     """Parameter count, FLOPs per image (2 x multiply-adds, torch's FlopCounterMode) and token grids.
 
     The model is built on the ``meta`` device, so even the paper-size model costs no memory
     and no arithmetic: shapes flow through the graph and FLOPs are counted from them.
     """
+    return _profile(lambda: create_model(name, **kwargs))
+
+
+def _profile(build) -> dict[str, Any]:
     with torch.device("meta"):
-        model = create_model(name, **kwargs)
+        model = build()
     model.eval()
     cfg = model.cfg
     x = torch.empty(1, 3, *cfg.img_size, device="meta")

@@ -1,0 +1,226 @@
+"""``clear-sdk bench``: latency, throughput, memory, FLOP efficiency, parity and accuracy per backend.
+
+Every backend and batch size is measured in the same process and run, on the same inputs, so
+ratios between them are fair. Torch is only imported for the torch backend.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import platform
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clear_sdk.bundle import Bundle
+
+
+def _proc_status(field: str) -> float | None:
+    """A memory figure (MiB) from /proc/self/status (VmRSS = now, VmHWM = peak); None off Linux."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        return None
+    return None
+
+
+def measure_peak_gflops(seconds: float = 1.0, n: int = 1024) -> float:
+    """This machine's sustained float32 matrix-multiply rate (GFLOP/s) through numpy's BLAS."""
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    b = a.T.copy()
+    a @ b
+    count, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        count += 1
+    return 2.0 * n**3 * count / (time.perf_counter() - t0) / 1e9
+
+
+def _flops_per_image(bundle: Bundle) -> float | None:
+    flops = bundle.manifest.get("flops_per_image")
+    if flops:
+        return float(flops)
+    ckpt = bundle.checkpoint_path
+    if ckpt is None:
+        return None
+    try:  # counting needs torch; a runtime-only install reports no FLOPs
+        from clear_sdk.training.models.profile import profile_config
+
+        return float(profile_config(json.loads(ckpt.with_suffix(".json").read_text())["model"])["flops_per_image"])
+    except (ImportError, OSError, KeyError, ValueError):
+        return None
+
+
+def bench_backends(
+    bundle: str | os.PathLike[str],
+    backends: Sequence[str] = ("onnxruntime", "torch"),
+    batch_sizes: Sequence[int] = (1, 8, 32),
+    threads: int | None = None,
+    warmup: int = 3,
+    min_iters: int = 10,
+    min_seconds: float = 2.0,
+) -> dict[str, Any]:
+    """Latency p50/p95/p99, throughput, memory, FLOP efficiency and parity with torch per backend."""
+    from clear_sdk.backends import BackendUnavailable, create_backend
+
+    b = Bundle.open(bundle)
+    h, w = b.preprocessing.input_size
+    rng = np.random.default_rng(0)
+    inputs = {bs: rng.standard_normal((bs, 3, h, w), dtype=np.float32) for bs in batch_sizes}
+    parity_batch = rng.standard_normal((4, 3, h, w), dtype=np.float32)
+    flops = _flops_per_image(b)
+    peak = measure_peak_gflops()
+    rows: list[dict[str, Any]] = []
+    skipped: dict[str, str] = {}
+    reference: np.ndarray | None = None
+    ordered = sorted(backends, key=lambda n: n != "torch")  # torch first: it is the parity reference
+    for name in ordered:
+        try:
+            backend = create_backend(b, name, threads=threads)
+        except (BackendUnavailable, ImportError) as e:
+            skipped[name] = str(e)
+            continue
+        probs, _ = backend.run_images(parity_batch)
+        if name == "torch":
+            reference = probs
+        parity = float(np.abs(probs - reference).max()) if reference is not None else None
+        for bs in batch_sizes:
+            x = inputs[bs]
+            for _ in range(warmup):
+                backend.run_images(x)
+            times: list[float] = []
+            t_start = time.perf_counter()
+            while len(times) < min_iters or time.perf_counter() - t_start < min_seconds:
+                t = time.perf_counter()
+                backend.run_images(x)
+                times.append(time.perf_counter() - t)
+            lat = np.array(times) * 1e3
+            throughput = bs / float(np.median(times))
+            row = {
+                "backend": name,
+                "device": backend.device,
+                "batch_size": bs,
+                "throughput": throughput,
+                "p50_ms": float(np.percentile(lat, 50)),
+                "p95_ms": float(np.percentile(lat, 95)),
+                "p99_ms": float(np.percentile(lat, 99)),
+                "iterations": len(times),
+                "rss_mb": _proc_status("VmRSS"),
+                "peak_rss_mb": _proc_status("VmHWM"),
+                "gpu_mem_mb": _gpu_memory_mb(name),
+                "flops_per_image": flops,
+                "achieved_gflops": flops * throughput / 1e9 if flops else None,
+                "peak_fraction": flops * throughput / 1e9 / peak if flops else None,
+                "parity_max_abs_vs_torch": parity,
+            }
+            rows.append(row)
+        backend.close()
+        del backend
+        gc.collect()
+    return {
+        "bundle": str(b.path),
+        "model": b.model_name,
+        "input_size": [h, w],
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "threads": threads,
+            "peak_gflops_numpy_sgemm": peak,
+        },
+        "versions": _versions(),
+        "results": rows,
+        "skipped": skipped,
+    }
+
+
+def _gpu_memory_mb(backend: str) -> float | None:
+    if backend != "torch":
+        return None
+    try:
+        import torch
+    except ImportError:
+        return None
+    if not torch.cuda.is_available():
+        return None
+    return torch.cuda.max_memory_allocated() / 2**20
+
+
+def _versions() -> dict[str, str | None]:
+    import importlib.metadata as md
+
+    out: dict[str, str | None] = {}
+    for dist in ("clear-sdk", "onnxruntime", "onnxruntime-gpu", "torch", "tensorrt", "numpy", "opencv-python-headless"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def bench_accuracy(
+    bundle: str | os.PathLike[str],
+    backend: str,
+    dataset: str,
+    root: str,
+    split: str = "test",
+    dataset_kwargs: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """mA/F1 and retrieval R-1/mAP (per scorer) of one backend on a dataset split (needs the training extra)."""
+    from clear_sdk.metrics import attribute_metrics, retrieval_metrics, retrieval_queries
+    from clear_sdk.searcher import SCORERS, AttributeSearcher
+    from clear_sdk.training.data import create_dataset
+
+    ds = create_dataset(dataset, root, **(dataset_kwargs or {}))
+    recs = ds.split(split)
+    paths = [r.path for r in recs]
+    labels = ds.labels(split)
+    searcher = AttributeSearcher(bundle, backend=backend, scorer="recognition")
+    ids = [str(i) for i in range(len(paths))]
+    searcher.add(paths, ids=ids)
+    vecs = searcher.index.get_vectors(ids)
+    a = len(searcher.attribute_names)
+    probs = np.exp(vecs[:, searcher.embedding_dim : searcher.embedding_dim + a])
+    thr = np.array(searcher.bundle.threshold_vector())
+    rec = {k: float(v) for k, v in attribute_metrics(probs, labels, thr).items() if np.isscalar(v)}
+    out: dict[str, Any] = {"backend": backend, "recognition": rec, "retrieval": {}}
+    queries = retrieval_queries(labels)
+    qdicts = [{n: bool(v) for n, v in zip(searcher.attribute_names, q)} for q in queries]
+    for scorer in SCORERS:
+        if scorer != "recognition" and not searcher.embedding_dim:
+            continue
+        scores, order = searcher.score_matrix(qdicts, scorer=scorer)
+        gallery = labels[[int(i) for i in order]]
+        out["retrieval"][scorer] = {k: float(v) for k, v in retrieval_metrics(scores, queries, gallery).items()}
+    searcher.close()
+    return out
+
+
+def throughput_plot(report: dict[str, Any], path: str | Path) -> Path:
+    """Images/s against batch size, one line per backend (matplotlib)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name in sorted({r["backend"] for r in report["results"]}):
+        rows = [r for r in report["results"] if r["backend"] == name]
+        ax.plot([r["batch_size"] for r in rows], [r["throughput"] for r in rows], marker="o", label=name)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("images / s")
+    ax.set_title(f"{report['model']} {tuple(report['input_size'])}")
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
