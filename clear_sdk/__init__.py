@@ -39,15 +39,15 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from clear_sdk.backends import BackendUnavailable, TensorRTUnavailable, create_backend
-    from clear_sdk.bundle import Bundle
-    from clear_sdk.errors import BundleError, ClearSDKError, InputError, QueryError
-    from clear_sdk.index import VectorIndex
-    from clear_sdk.metrics import attribute_metrics, retrieval_metrics
-    from clear_sdk.preprocess import Preprocessing, load_image
-    from clear_sdk.query import parse_query
-    from clear_sdk.recognizer import Prediction, Recognizer
-    from clear_sdk.searcher import AttributeSearcher, Hit
+    from clear_sdk.backends import BackendUnavailable, TensorRTUnavailable, create_backend  # noqa: F401
+    from clear_sdk.bundle import Bundle  # noqa: F401
+    from clear_sdk.errors import BundleError, ClearSDKError, InputError, QueryError  # noqa: F401
+    from clear_sdk.index import VectorIndex  # noqa: F401
+    from clear_sdk.metrics import attribute_metrics, retrieval_metrics  # noqa: F401
+    from clear_sdk.preprocess import Preprocessing, load_image  # noqa: F401
+    from clear_sdk.query import parse_query  # noqa: F401
+    from clear_sdk.recognizer import Prediction, Recognizer  # noqa: F401
+    from clear_sdk.searcher import AttributeSearcher, Hit  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

@@ -20,11 +20,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
+from clear_sdk.schema import GROUP_ORDER, DatasetSchema, list_schemas, load_schema
 from clear_sdk.training.data import DatasetError, PARDataset, create_dataset, list_datasets
 from clear_sdk.training.data.market1501 import parse_market_name
 from clear_sdk.training.data.pkl import SafeUnpickler, infer_groups, safe_load
-
-from clear_sdk.schema import GROUP_ORDER, DatasetSchema, list_schemas, load_schema
 
 scipy_io = pytest.importorskip("scipy.io")
 

@@ -10,6 +10,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("timm")
 
+from typer.testing import CliRunner  # noqa: E402
+
 from clear_sdk.training.losses import bce_loss, margin_loss, retrieval_loss  # noqa: E402
 from clear_sdk.training.models import (  # noqa: E402
     VARIANTS,
@@ -21,7 +23,6 @@ from clear_sdk.training.models import (  # noqa: E402
     save_checkpoint,
 )
 from clear_sdk.training.models.blocks import CASA, CrossFusion, SwinBlock  # noqa: E402
-from typer.testing import CliRunner  # noqa: E402
 
 torch.set_num_threads(1)
 

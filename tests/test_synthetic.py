@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from clear_sdk.training.data.base import DatasetError, create_dataset
 from clear_sdk.training.data.synthetic import (
     ONE_HOT_GROUPS,

