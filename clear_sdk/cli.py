@@ -328,7 +328,6 @@ def index(
         searcher = AttributeSearcher(bundle, index_dir=index_dir, backend=backend)
     except (ClearSDKError, FileNotFoundError, ValueError) as e:
         fail(str(e))
-    (Path(index_dir) / "bundle.json").write_text(json.dumps({"bundle": str(Path(bundle).resolve())}))
     existing = set(searcher.index.ids)
     todo = [f for f in files if str(f.relative_to(root)) not in existing]
     added = failed = 0
@@ -366,9 +365,9 @@ def search(
     idx = Path(index_dir)
     if bundle is None:
         try:
-            bundle = json.loads((idx / "bundle.json").read_text())["bundle"]
+            bundle = json.loads((idx / "searcher.json").read_text())["bundle"]
         except (OSError, KeyError, json.JSONDecodeError):
-            fail(f"{index_dir} is not an index written by clear-sdk index (or pass --bundle)")
+            fail(f"{index_dir} is not an AttributeSearcher index (clear-sdk index writes one), or pass --bundle")
     try:
         with AttributeSearcher(bundle, index_dir=idx, scorer=scorer) as searcher:
             hits = searcher.search(query, k=k, where={"camera": camera} if camera else None)
@@ -495,3 +494,7 @@ def bench(
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -94,11 +94,17 @@ def run_demo(
         retrieval[scorer] = {k: float(v) for k, v in retrieval_metrics(scores, queries, gallery).items()}
     timings["index_search_s"] = time.perf_counter() - t
 
-    grid_rows = []
+    grid_rows, correct = [], []
+    label_of = dict(zip(ids, labels))
     for q in DEMO_QUERIES:
         hits = searcher.search(q, k=5)
+        wanted = searcher.parse(q)
         grid_rows.append((q, [(h.metadata.get("source"), h.score) for h in hits]))
-    grid = retrieval_grid(grid_rows, out / "retrieval_grid.png")
+        # green frame: the crop truly has every asked attribute (and none of the excluded ones)
+        correct.append(
+            [all(bool(label_of[h.id][ds.attributes.index(n)]) == v for n, v in wanted.items()) for h in hits]
+        )
+    grid = retrieval_grid(grid_rows, out / "retrieval_grid.png", correct=correct)
     plot = attribute_accuracy_plot(
         list(ds.attributes),
         rec["per_attribute_mA"].tolist(),

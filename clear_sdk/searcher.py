@@ -124,14 +124,14 @@ class AttributeSearcher:
         mine = self._identity()
         if path.is_file():
             stored = json.loads(path.read_text())
-            if stored != mine:
+            if {k: stored.get(k) for k in mine} != mine:
                 raise BundleError(
                     f"{index_dir} was indexed with another model (recognizer sha256 {stored.get('recognizer_sha256')}"
                     f" vs {mine['recognizer_sha256']}); re-index the gallery into a new folder with this bundle"
                 )
             return
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(mine, indent=2))
+        tmp = path.with_name(path.name + ".tmp")  # the bundle path lets `clear-sdk search` reopen the index alone
+        tmp.write_text(json.dumps({**mine, "bundle": str(Path(self.bundle.path).resolve())}, indent=2))
         os.replace(tmp, path)
 
     # ----------------------------------------------------------------------------------- adding
