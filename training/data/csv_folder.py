@@ -8,6 +8,7 @@ exported annotation tools all fit. Without a ``split`` column the rows are split
 from __future__ import annotations
 
 import csv
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import numpy as np
 from .base import DatasetError, PARDataset, Record, register_dataset
 
 RESERVED = ("image", "pid", "split", "camid")
+logger = logging.getLogger(__name__)
 
 
 @register_dataset("csv")
@@ -43,8 +45,9 @@ class CSVFolderDataset(PARDataset):
         self.groups = _groups_for(self.attributes)
         col = {h: i for i, h in enumerate(header)}
         img_root = self.root / image_dir if (self.root / image_dir).is_dir() else self.root
+        names = _image_names(rows[1:], img_root, csv_name)
         records, splits = [], []
-        for line, row in enumerate(rows[1:], start=2):
+        for line, (row, image) in enumerate(zip(rows[1:], names), start=2):
             try:
                 labels = np.array([int(row[i]) for i in attr_cols], dtype=np.uint8)
             except (ValueError, IndexError) as e:
@@ -52,7 +55,7 @@ class CSVFolderDataset(PARDataset):
             if labels.max(initial=0) > 1:
                 raise DatasetError(f"{self.root / csv_name}:{line}: labels must be 0 or 1")
             pid = int(row[col["pid"]]) if "pid" in col else None
-            records.append(Record(str(img_root / row[0]), labels, pid=pid))
+            records.append(Record(str(img_root / image), labels, pid=pid))
             splits.append(row[col["split"]] if "split" in col else None)
         if all(s is not None for s in splits):
             for name in sorted(set(splits)):
@@ -64,9 +67,33 @@ class CSVFolderDataset(PARDataset):
             self.splits = {"train": records[:a], "val": records[a:b], "test": records[b:]}
         if "trainval" not in self.splits and "train" in self.splits and "val" in self.splits:
             self.splits["trainval"] = self.splits["train"] + self.splits["val"]
-        first = records[0].path
-        if not Path(first).is_file():
-            raise DatasetError(f"{self.name}: image {first} listed in {csv_name} does not exist under {img_root}")
+
+
+def _image_names(rows: list[list[str]], img_root: Path, csv_name: str) -> list[str]:
+    """The image file of each row: its ``image`` column, or, when those names are not on disk but the
+    folder holds exactly one image per row, the folder's files in sorted order.
+
+    The second case is a renamed export such as ``../shared/data/pa100k-2k``, whose CSV keeps the
+    original PA-100K names (080001.jpg, ...) for files stored as 001601.jpg, ... in the same order.
+    """
+    listed = [row[0] for row in rows]
+    missing = [n for n in listed if not (img_root / n).is_file()]
+    if not missing:
+        return listed
+    files = sorted(p.name for p in img_root.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".bmp"})
+    if len(files) == len(listed):
+        logger.warning(
+            "%d images named in %s are not in %s; pairing rows with the %d files there in sorted order",
+            len(missing),
+            csv_name,
+            img_root,
+            len(files),
+        )
+        return files
+    raise DatasetError(
+        f"{len(missing)} images named in {csv_name} are missing under {img_root} (first: {missing[0]}); "
+        "fix the image column or the folder"
+    )
 
 
 def _groups_for(attributes: list[str]) -> dict[str, list[str]]:

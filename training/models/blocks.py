@@ -42,6 +42,19 @@ class CASA(nn.Module):
         self.k = nn.Linear(hw, hw, bias=False)
         self.v = nn.Linear(hw, hw, bias=False)
         self.scale = hw**-0.5
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """q, k as timm's Linear init; v near zero, so CASA starts close to the identity.
+
+        ``v`` mixes every spatial position into every other (an hw x hw map): at the usual init
+        it would add spatially scrambled noise as large as the features themselves before every
+        Swin stage. Starting it near zero (ReZero / LayerScale style) lets the Swin stages learn
+        first; it is not exactly zero so that q and k receive gradients from the first step.
+        """
+        trunc_normal_(self.q.weight, std=0.02)
+        trunc_normal_(self.k.weight, std=0.02)
+        trunc_normal_(self.v.weight, std=1e-4)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [B, H, W, C] -> [B, H, W, C]."""
@@ -233,7 +246,9 @@ class Adapter(nn.Sequential):
 
 def init_weights(module: nn.Module) -> None:
     """timm's ViT/Swin init for the layers we add: truncated normal Linear weights, zero biases."""
-    if isinstance(module, nn.Linear):
+    if isinstance(module, CASA):  # nn.Module.apply visits children first, so this runs after its Linears
+        module.reset_parameters()
+    elif isinstance(module, nn.Linear):
         trunc_normal_(module.weight, std=0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
