@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from clear_sdk.training.text_encoder import TextEncoder
 
 logger = logging.getLogger(__name__)
