@@ -91,12 +91,13 @@ def run_demo(
     searcher = AttributeSearcher(bundle, index_dir=index_dir)
     ids = [Path(p).stem for p in paths]
     searcher.add(paths, ids=ids, metadata=[{"camera": "synthetic", "track": r.pid} for r in test])
+    row_of = {item_id: row for row, item_id in enumerate(ids)}
     queries = retrieval_queries(labels)
     query_dicts = [{n: bool(v) for n, v in zip(ds.attributes, q)} for q in queries]
     retrieval: dict[str, Any] = {}
     for scorer in ("embedding", "recognition", "fused"):
         scores, order = searcher.score_matrix(query_dicts, scorer=scorer)
-        gallery = labels[[ids.index(i) for i in order]]
+        gallery = labels[[row_of[i] for i in order]]
         retrieval[scorer] = {k: float(v) for k, v in retrieval_metrics(scores, queries, gallery).items()}
     timings["index_search_s"] = time.perf_counter() - t
 

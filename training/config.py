@@ -96,10 +96,6 @@ def resolve_config_path(path: str | Path) -> Path:
     raise FileNotFoundError(f"config {path} not found; shipped configs: {', '.join(list_configs())}")
 
 
-def _coerce(field: dataclasses.Field, text: str) -> Any:
-    return yaml.safe_load(text)
-
-
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None, **kwargs: Any) -> TrainConfig:
     """Merge (lowest first) the dataclass defaults, a YAML file, keyword arguments, ``key=value`` strings."""
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
@@ -122,7 +118,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             continue
         if key not in fields:
             raise ValueError(f"unknown config key {key!r}; valid keys: {', '.join(fields)}")
-        data[key] = _coerce(fields[key], text)
+        data[key] = yaml.safe_load(text)
     unknown = set(data) - set(fields)
     if unknown:
         raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}; valid keys: {', '.join(fields)}")

@@ -473,8 +473,9 @@ def evaluate(
     )
     labels = ds.labels(split)
     result: dict[str, Any] = {"checkpoint": str(path), "split": split, "num_images": len(labels)}
-    result["recognition"] = _scalars(attribute_metrics(probs, labels))
-    result["per_attribute_mA"] = dict(zip(ds.attributes, attribute_metrics(probs, labels)["per_attribute_mA"].tolist()))
+    metrics = attribute_metrics(probs, labels)
+    result["recognition"] = _scalars(metrics)
+    result["per_attribute_mA"] = dict(zip(ds.attributes, metrics["per_attribute_mA"].tolist()))
     if want_features:
         encoder = text_encoder or meta.get("text_encoder") or "minilm"
         soft = SoftQueries(encoder, list(ds.attributes), meta.get("description_template"))
