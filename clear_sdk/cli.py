@@ -82,6 +82,8 @@ def info(
         t.add_row("arch / variant", f"{m['arch']} / {m['variant']}")
         t.add_row("input (H, W)", str(tuple(m["input_size"])))
         t.add_row("parameters", f"{m['parameters']:,} ({m['parameters'] / 1e6:.1f} M)")
+        if m["trainable_parameters"] != m["parameters"]:
+            t.add_row("trainable", f"{m['trainable_parameters']:,} ({100 * m['trainable_fraction']:.2f} %)")
         t.add_row("FLOPs / image", f"{m['flops_per_image'] / 1e9:.2f} G")
         for k, v in m["token_grids"].items():
             t.add_row(f"tokens: {k}", str(v))
@@ -115,7 +117,8 @@ def train(
     ] = None,
     root: Annotated[str | None, typer.Option(help="Dataset folder.")] = None,
     model: Annotated[
-        str | None, typer.Option(help="Registered model name (clear-tiny, clear-small, clear-base, resnet50).")
+        str | None,
+        typer.Option(help="Registered model (clear-tiny/-small/-base, resnet50, promptpar-tiny/-vit-b16/-vit-l14)."),
     ] = None,
     out: Annotated[str | None, typer.Option(help="Output folder for checkpoints, configs and histories.")] = None,
     stage: Annotated[str | None, typer.Option(help="par (recognition), retrieval, or both.")] = None,
@@ -127,10 +130,17 @@ def train(
     ] = None,
     device: Annotated[str | None, typer.Option(help="cpu or cuda.")] = None,
     partition: Annotated[int | None, typer.Option(help="Dataset partition (PETA, RAPv2, pkl).")] = None,
+    split_file: Annotated[
+        str | None, typer.Option(help="JSON/CSV train/val/test split, e.g. zero-shot (disjoint identities).")
+    ] = None,
+    tune: Annotated[
+        str | None,
+        typer.Option(help="PromptPAR: 'prompt' (prompts + heads, the paper) or 'full' (no CLIP weights)."),
+    ] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in --out.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON.")] = False,
 ) -> None:
-    """Train CLEAR: stage 1 (recognition) and/or stage 2 (retrieval adapters). Multi-GPU: launch with torchrun."""
+    """Train CLEAR or PromptPAR: stage 1 (recognition) and/or stage 2 (retrieval adapters). Multi-GPU: torchrun."""
     _need_training()
     from clear_sdk.training.config import load_config
     from clear_sdk.training.data import DatasetError
@@ -152,6 +162,12 @@ def train(
         )
         if partition is not None:
             cfg.dataset_kwargs["partition"] = partition
+        if split_file is not None:
+            cfg.dataset_kwargs["split_file"] = split_file
+        if tune is not None:
+            if not cfg.model.startswith("promptpar"):
+                fail(f"--tune applies to the promptpar-* models, not {cfg.model}")
+            cfg.model_kwargs["tune"] = tune
         if not cfg.root and cfg.dataset != "synthetic":
             fail("--root is required: the folder that holds the dataset")
         summary = run_train(cfg, progress=not as_json)
@@ -174,6 +190,9 @@ def evaluate(
     root: Annotated[str, typer.Option(help="Dataset folder.")],
     split: Annotated[str, typer.Option(help="Split to evaluate.")] = "test",
     partition: Annotated[int | None, typer.Option(help="Dataset partition (PETA, RAPv2, pkl).")] = None,
+    split_file: Annotated[
+        str | None, typer.Option(help="JSON/CSV train/val/test split, e.g. zero-shot (disjoint identities).")
+    ] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     as_json: Annotated[
         bool, typer.Option("--json", help='One JSON object {"recognition": ..., "retrieval": ...}.')
@@ -185,7 +204,9 @@ def evaluate(
     from clear_sdk.training.models import CheckpointError
     from clear_sdk.training.trainer import evaluate as run_eval
 
-    kwargs = {"partition": partition} if partition is not None else {}
+    kwargs: dict[str, object] = {"partition": partition} if partition is not None else {}
+    if split_file is not None:
+        kwargs["split_file"] = split_file
     try:
         result = run_eval(checkpoint, dataset, root, split=split, dataset_kwargs=kwargs, device=device)
     except (ValueError, KeyError, FileNotFoundError, DatasetError, CheckpointError) as e:

@@ -55,6 +55,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "TAGS",
+    "attribute_sentence",
     "DescriptionTemplate",
     "describe",
     "get_template",
@@ -125,6 +126,17 @@ def _words_of(name: str) -> str:
     s = re.sub(r"(?<![0-9])-|-(?![0-9])", " ", s.replace("_", " "))
     s = s.replace("&", " and ")
     return " ".join(s.lower().split())
+
+
+def attribute_sentence(name: str) -> str:
+    """One attribute expanded into a sentence, PromptPAR-style.
+
+    "LongHair" -> "A photo of a pedestrian with the attribute: long hair." A sentence rather than
+    the bare phrase because CLIP's text tower was trained on captions; one fixed frame because
+    attribute names are not grammatical (``Female``, ``AgeOver60``, ``upblack``). A model config
+    may carry hand-written sentences instead.
+    """
+    return f"A photo of a pedestrian with the attribute: {_words_of(name)}."
 
 
 @dataclasses.dataclass

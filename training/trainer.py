@@ -256,9 +256,13 @@ def train_recognition(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]
         for suffix in (".safetensors", ".json"):
             shutil.copyfile(out / f"par_best{suffix}", out / f"best{suffix}")
         (out / "history_par.json").write_text(json.dumps(history, indent=2))
+    n_all = sum(p.numel() for p in model.parameters())
+    n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {
         "best_val": best,
         "checkpoint": str(out / "par_best.safetensors"),
+        "parameters": n_all,
+        "trainable_parameters": n_trainable,
         "seconds": elapsed,
         "train_images_per_s": seen / elapsed if elapsed else 0.0,
     }

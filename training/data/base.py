@@ -89,9 +89,17 @@ def list_datasets() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create_dataset(name: str, root: str | Path, **kwargs) -> PARDataset:
-    """Build a registered dataset; an unknown name is an error that lists the valid ones."""
+def create_dataset(name: str, root: str | Path, split_file: str | Path | None = None, **kwargs) -> PARDataset:
+    """Build a registered dataset; an unknown name is an error that lists the valid ones.
+
+    ``split_file`` re-partitions it (e.g. a zero-shot split; see :mod:`.splits`).
+    """
     key = name.lower()
     if key not in _REGISTRY:
         raise KeyError(f"unknown dataset {name!r}; valid names: {', '.join(list_datasets())}")
-    return _REGISTRY[key](root, **kwargs)
+    ds = _REGISTRY[key](root, **kwargs)
+    if split_file:
+        from .splits import apply_split_file
+
+        apply_split_file(ds, split_file)
+    return ds

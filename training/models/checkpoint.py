@@ -127,6 +127,9 @@ def load_pretrained(model: CLEAR, path: str | Path) -> None:
     are the ones CLEAR adds (CASA, Flatten+FC) and every key of the file must be used, except a
     classifier head.
     """
+    if model.cfg.arch == "promptpar":
+        _load_promptpar_weights(model, path)
+        return
     sd = read_state_dict(path)
     if any(k.startswith("par.") for k in sd):  # one of our checkpoints: all keys must fit
         load_state_strict(model, sd, str(path))
@@ -147,6 +150,45 @@ def load_pretrained(model: CLEAR, path: str | Path) -> None:
         raise CheckpointError(
             f"{path} matches neither this model ({model.cfg.name}) nor a timm ViT/Swin/ResNet branch it contains"
         )
+
+
+def _load_promptpar_weights(model: CLEAR, path: str | Path) -> None:
+    """Our PromptPAR checkpoint, a CLIP checkpoint (OpenAI / open_clip keys) or a timm ViT for the MM-former."""
+    try:
+        sd = read_state_dict(path)
+    except CheckpointError as e:
+        if _is_torchscript(path):
+            raise CheckpointError(
+                f"{path} is a TorchScript archive (OpenAI's original CLIP release); loading it would run its "
+                "code, so clear-sdk does not. Convert it once, on a machine where you trust the file: "
+                "python -c \"import torch; torch.save(torch.jit.load('ViT-B-16.pt', map_location='cpu')"
+                ".state_dict(), 'ViT-B-16.state.pt')\" and pass the .state.pt file"
+            ) from e
+        raise
+    try:
+        if any(k.startswith("par.") for k in sd):
+            load_state_strict(model, sd, str(path))
+        elif "visual.conv1.weight" in sd or "visual.class_embedding" in sd:
+            model.par.load_clip_state(sd, str(path))
+        elif "cls_token" in sd and any(k.startswith("blocks.") for k in sd):
+            model.par.load_mm_state(sd, str(path))
+        else:
+            raise CheckpointError(
+                f"{path} is neither a clear-sdk PromptPAR checkpoint, a CLIP checkpoint (visual.* keys) nor a "
+                "timm ViT (cls_token, blocks.*) for the multi-modal Transformer"
+            )
+    except ValueError as e:
+        raise CheckpointError(str(e)) from e
+
+
+def _is_torchscript(path: str | Path) -> bool:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(n.split("/", 1)[-1].startswith("code/") for n in z.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
 
 
 def _load_branch(

@@ -36,6 +36,17 @@ def _halves_normalized(e: torch.Tensor) -> torch.Tensor:
     return torch.cat([F.normalize(a, dim=-1), F.normalize(b, dim=-1)], dim=-1) * (0.5**0.5)
 
 
+def _build_par(cfg: ModelConfig) -> nn.Module:
+    """The recognition network of ``cfg.arch``; every one exposes forward_features/forward_head."""
+    if cfg.arch == "resnet50":
+        return ResNet50Baseline(cfg)
+    if cfg.arch == "promptpar":
+        from .promptpar import PromptPAR  # open_clip is imported only for this family
+
+        return PromptPAR(cfg)
+    return CrossTransformer(cfg)
+
+
 class CLEAR(nn.Module):
     """Recognition network f_par plus (optionally) the retrieval adapters.
 
@@ -46,7 +57,7 @@ class CLEAR(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.par = ResNet50Baseline(cfg) if cfg.arch == "resnet50" else CrossTransformer(cfg)
+        self.par = _build_par(cfg)
         self.num_features = self.par.num_features
         self.num_classes = cfg.num_attrs
         self.retrieval = RetrievalHeads(self.num_features, cfg.num_attrs, cfg.retrieval) if cfg.retrieval else None

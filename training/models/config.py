@@ -43,9 +43,51 @@ class RetrievalConfig:
 
 
 @dataclasses.dataclass
+class PromptPARConfig:
+    """PromptPAR (Wang et al., "Pedestrian Attribute Recognition via CLIP based Prompt Vision-Language
+    Fusion"): CLIP towers, deep region-aware prompts, a multi-modal Transformer and per-attribute heads.
+
+    The tower sizes default to OpenAI CLIP ViT-B/16 so that its checkpoint loads unchanged.
+    """
+
+    patch_size: int = 16
+    width: int = 768  # vision tower width
+    layers: int = 12
+    heads: int = 12
+    embed_dim: int = 512  # CLIP's joint embedding size (visual proj and text projection output)
+    text_width: int = 512
+    text_layers: int = 12
+    text_heads: int = 8
+    context_length: int = 77
+    vocab_size: int = 49408
+    quick_gelu: bool = True  # OpenAI CLIP checkpoints were trained with QuickGELU
+    #: visual prompts per layer: ``global_prompts`` that see the whole image plus ``region_prompts``
+    #: for each of ``regions`` horizontal bands (head, upper body, ...), masked to their band
+    global_prompts: int = 10
+    regions: int = 4
+    region_prompts: int = 10
+    prompt_depth: int | None = None  # layers with their own (deep) prompts; None: every layer
+    text_prompts: int = 3  # learnable context vectors after the start token of every sentence
+    mm_layers: int = 1  # multi-modal Transformer blocks over [attribute tokens; visual tokens]
+    tune: str = "prompt"  # "prompt": only prompts and heads train (the paper); "full": everything
+    #: one sentence per attribute; None: expanded from the attribute names at build time
+    sentences: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.tune not in ("prompt", "full"):
+            raise ValueError(f"unknown tune mode {self.tune!r}; choose 'prompt' or 'full'")
+        if self.prompt_depth is not None and not 0 <= self.prompt_depth <= self.layers:
+            raise ValueError(f"prompt_depth must be in 0..{self.layers}, got {self.prompt_depth}")
+
+    @property
+    def num_prompts(self) -> int:
+        return self.global_prompts + self.regions * self.region_prompts
+
+
+@dataclasses.dataclass
 class ModelConfig:
     name: str = "clear-base"
-    arch: str = "clear"  # "clear" (cross-transformers) or "resnet50"
+    arch: str = "clear"  # "clear" (cross-transformers), "resnet50" or "promptpar"
     variant: str = "cross"
     num_attrs: int = 26
     attribute_names: list[str] | None = None
@@ -59,12 +101,17 @@ class ModelConfig:
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     interpolation: str = "bilinear"
     retrieval: RetrievalConfig | None = None
+    promptpar: PromptPARConfig | None = None
 
     def __post_init__(self) -> None:
         if self.arch == "resnet50":
             self.variant = "linear"  # the baseline has one trunk and a linear head: no Table 5 variants
+        elif self.arch == "promptpar":
+            self.variant = "promptpar"
+            if self.promptpar is None:
+                self.promptpar = PromptPARConfig()
         elif self.arch != "clear":
-            raise ValueError(f"unknown arch {self.arch!r}; choose 'clear' or 'resnet50'")
+            raise ValueError(f"unknown arch {self.arch!r}; choose 'clear', 'resnet50' or 'promptpar'")
         elif self.variant not in VARIANTS:
             raise ValueError(f"unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
         if self.attribute_names is not None and len(self.attribute_names) != self.num_attrs:
@@ -94,7 +141,7 @@ class ModelConfig:
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown model config keys: {', '.join(sorted(unknown))}")
-        sub = {"vit": ViTConfig, "swin": SwinConfig, "retrieval": RetrievalConfig}
+        sub = {"vit": ViTConfig, "swin": SwinConfig, "retrieval": RetrievalConfig, "promptpar": PromptPARConfig}
         for key, typ in sub.items():
             if isinstance(d.get(key), dict):
                 d[key] = _sub_from_dict(typ, d[key])

@@ -36,6 +36,7 @@ def _profile(build) -> dict[str, Any]:
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(x)
     params = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     by_part = {n: sum(p.numel() for p in m.parameters()) for n, m in model.par.named_children()}
     return {
         "name": cfg.name,
@@ -44,6 +45,8 @@ def _profile(build) -> dict[str, Any]:
         "input_size": list(cfg.img_size),
         "num_attrs": cfg.num_attrs,
         "parameters": params,
+        "trainable_parameters": trainable,
+        "trainable_fraction": trainable / params if params else 0.0,
         "parameters_by_part": by_part,
         "flops_per_image": int(counter.get_total_flops()),
         "token_grids": model.token_grids(),

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .clear import CLEAR
-from .config import ModelConfig, RetrievalConfig, SwinConfig, ViTConfig
+from .config import ModelConfig, PromptPARConfig, RetrievalConfig, SwinConfig, ViTConfig
 
 _MODELS: dict[str, Callable[..., CLEAR]] = {}
 
@@ -33,7 +33,9 @@ def create_model(name: str, pretrained: str | Path | None = None, **kwargs: Any)
     """Build a registered model; kwargs that are ``None`` are dropped so unset CLI flags keep defaults.
 
     ``pretrained`` is a local weights file: our own checkpoint or timm/ImageNet weights for the
-    branches (nothing is downloaded). Loading is strict: an error lists missing and unexpected keys.
+    branches, or for PromptPAR a CLIP checkpoint (nothing is downloaded). Several files load in
+    turn, given as a list or comma-separated (PromptPAR: CLIP towers, then a timm ViT for its
+    multi-modal Transformer). Loading is strict: an error lists missing and unexpected keys.
     """
     if name not in _MODELS:
         raise KeyError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
@@ -42,13 +44,20 @@ def create_model(name: str, pretrained: str | Path | None = None, **kwargs: Any)
     if pretrained:
         from .checkpoint import load_pretrained
 
-        load_pretrained(model, pretrained)
+        files = pretrained if isinstance(pretrained, (list, tuple)) else _split_files(str(pretrained))
+        for f in files:
+            load_pretrained(model, f)
     return model
+
+
+def _split_files(spec: str) -> list[str]:
+    return [spec] if Path(spec).exists() or "," not in spec else [s.strip() for s in spec.split(",") if s.strip()]
 
 
 def build_config(base: ModelConfig, **kwargs: Any) -> ModelConfig:
     """Override fields of a named config; ``vit``/``swin``/``retrieval`` accept dicts of sub-fields."""
-    for key, typ in (("vit", ViTConfig), ("swin", SwinConfig), ("retrieval", RetrievalConfig)):
+    subs = (("vit", ViTConfig), ("swin", SwinConfig), ("retrieval", RetrievalConfig), ("promptpar", PromptPARConfig))
+    for key, typ in subs:
         if isinstance(kwargs.get(key), dict):
             current = getattr(base, key) or typ()
             kwargs[key] = dataclasses.replace(current, **kwargs[key])
@@ -99,3 +108,45 @@ def clear_tiny(**kwargs: Any) -> CLEAR:
 def resnet50(**kwargs: Any) -> CLEAR:
     """The paper's ResNet-50 baseline (a ResNet-50 trunk and a linear head)."""
     return _make(ModelConfig(name="resnet50", arch="resnet50"), **kwargs)
+
+
+# -- PromptPAR -------------------------------------------------------------------------------
+_CLIP_NORM = {"mean": (0.48145466, 0.4578275, 0.40821073), "std": (0.26862954, 0.26130258, 0.27577711)}
+
+
+def _promptpar(name: str, pc: PromptPARConfig, size: tuple[int, int], tune: str | None, **kwargs: Any) -> CLEAR:
+    img_size = tuple(kwargs.pop("img_size", None) or size)
+    sub = dict(kwargs.pop("promptpar", None) or {})
+    if tune is not None:
+        sub["tune"] = tune
+    base = ModelConfig(
+        name=name, arch="promptpar", img_size=img_size, promptpar=dataclasses.replace(pc, **sub),
+        interpolation="bicubic", **_CLIP_NORM,
+    )
+    return _make(base, **kwargs)
+
+
+@register_model("promptpar-vit-b16")
+def promptpar_vit_b16(tune: str | None = None, **kwargs: Any) -> CLEAR:
+    """PromptPAR on CLIP ViT-B/16 (load OpenAI's ViT-B-16 weights with ``pretrained=``), 224x224."""
+    return _promptpar("promptpar-vit-b16", PromptPARConfig(), (224, 224), tune, **kwargs)
+
+
+@register_model("promptpar-vit-l14")
+def promptpar_vit_l14(tune: str | None = None, **kwargs: Any) -> CLEAR:
+    """The paper's PromptPAR: CLIP ViT-L/14 towers, 224x224, a 768-wide multi-modal Transformer."""
+    pc = PromptPARConfig(
+        patch_size=14, width=1024, layers=24, heads=16, embed_dim=768, text_width=768, text_layers=12, text_heads=12
+    )
+    return _promptpar("promptpar-vit-l14", pc, (224, 224), tune, **kwargs)
+
+
+@register_model("promptpar-tiny")
+def promptpar_tiny(tune: str | None = None, **kwargs: Any) -> CLEAR:
+    """A PromptPAR of the same structure that trains on a CPU (no CLIP weights exist at this size:
+    train it with ``tune='full'``); 256x128 input, 16x8 patches, 4 prompt bands of 4 rows."""
+    pc = PromptPARConfig(
+        width=192, layers=4, heads=3, embed_dim=192, text_width=128, text_layers=2, text_heads=2,
+        context_length=32, global_prompts=4, regions=4, region_prompts=2,
+    )
+    return _promptpar("promptpar-tiny", pc, (256, 128), tune, **kwargs)
