@@ -271,6 +271,10 @@ def export_recognizer(
     with _eval_mode(graph):
         example = torch.from_numpy(rng.standard_normal((2 if dynamic_batch else 1, 3, h, w), dtype=np.float32))
         example = example.to(_device(model))
+        with torch.no_grad():
+            # one forward before tracing: inputs-independent state a model caches in eval mode
+            # (PromptPAR's attribute text features) is then a constant of the graph, not traced ops
+            graph(example)
         exporter = _export(graph, (example,), path, ["image"], outputs, opset, dynamic_batch)
         feeds = [
             {"image": rng.standard_normal((b, 3, h, w), dtype=np.float32)} for b in ((1, 3) if dynamic_batch else (1,))

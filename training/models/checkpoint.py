@@ -58,6 +58,13 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             raise CheckpointError(
                 f"{path} is not a readable safetensors file ({e}); it may be truncated: re-export it"
             ) from e
+    if _is_torchscript(path):  # torch.load would hand it to torch.jit.load, which runs its code
+        raise CheckpointError(
+            f"{path} is a TorchScript archive (e.g. OpenAI's original CLIP release); loading it would run its "
+            "code, so clear-sdk does not. Convert it once, on a machine where you trust the file: "
+            "python -c \"import torch; torch.save(torch.jit.load('ViT-B-16.pt', map_location='cpu')"
+            ".state_dict(), 'ViT-B-16.state.pt')\" and pass the .state.pt file"
+        )
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for corrupt/unsafe pickles
@@ -154,17 +161,7 @@ def load_pretrained(model: CLEAR, path: str | Path) -> None:
 
 def _load_promptpar_weights(model: CLEAR, path: str | Path) -> None:
     """Our PromptPAR checkpoint, a CLIP checkpoint (OpenAI / open_clip keys) or a timm ViT for the MM-former."""
-    try:
-        sd = read_state_dict(path)
-    except CheckpointError as e:
-        if _is_torchscript(path):
-            raise CheckpointError(
-                f"{path} is a TorchScript archive (OpenAI's original CLIP release); loading it would run its "
-                "code, so clear-sdk does not. Convert it once, on a machine where you trust the file: "
-                "python -c \"import torch; torch.save(torch.jit.load('ViT-B-16.pt', map_location='cpu')"
-                ".state_dict(), 'ViT-B-16.state.pt')\" and pass the .state.pt file"
-            ) from e
-        raise
+    sd = read_state_dict(path)
     try:
         if any(k.startswith("par.") for k in sd):
             load_state_strict(model, sd, str(path))

@@ -47,6 +47,8 @@ from .config import ModelConfig, PromptPARConfig
 
 #: parameter-name prefixes that stay trainable with ``tune="prompt"``
 PROMPT_TRAINABLE = ("visual_prompts", "text_prompts", "word_embed.", "head_", "head_bn.")
+#: CLIP's contrastive temperature: kept for checkpoint compatibility, unused by PAR, never trained
+UNUSED = ("clip.logit_scale", "clip.logit_bias")
 
 
 def _build_clip(pc: PromptPARConfig, img_size: tuple[int, int]) -> nn.Module:
@@ -118,6 +120,7 @@ class PromptPAR(nn.Module):
         e, a = pc.embed_dim, cfg.num_attrs
         depth = pc.layers if pc.prompt_depth is None else pc.prompt_depth
         width = pc.width
+        self.prompt_depth = depth
         self.visual_prompts = nn.Parameter(torch.zeros(depth, pc.num_prompts, width)) if depth else None
         self.text_prompts = nn.Parameter(torch.zeros(pc.text_prompts, pc.text_width)) if pc.text_prompts else None
         # tokens of each sentence, leaving room for the text prompts inside the context length
@@ -160,7 +163,7 @@ class PromptPAR(nn.Module):
             raise ValueError(f"unknown tune mode {mode!r}; choose 'prompt' or 'full'")
         self.pc.tune = mode
         for name, p in self.named_parameters():
-            p.requires_grad_(mode == "full" or name.startswith(PROMPT_TRAINABLE))
+            p.requires_grad_((mode == "full" and name not in UNUSED) or name.startswith(PROMPT_TRAINABLE))
 
     # text ------------------------------------------------------------------------------------
     def encode_attributes(self) -> torch.Tensor:
@@ -188,7 +191,8 @@ class PromptPAR(nn.Module):
         return self._text_cache
 
     def train(self, mode: bool = True) -> PromptPAR:
-        self._text_cache = None
+        if mode:  # entering training: the prompts will change (eval -> eval keeps the cache, as export needs)
+            self._text_cache = None
         return super().train(mode)
 
     def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> PromptPAR:
@@ -207,7 +211,7 @@ class PromptPAR(nn.Module):
         b, n_prompt = x.shape[0], self.pc.num_prompts
         mask = self.visual_mask.to(device=x.device, dtype=x.dtype)
         for i, block in enumerate(v.transformer.resblocks):
-            if self.visual_prompts is not None and i < self.visual_prompts.shape[0]:
+            if self.visual_prompts is not None and i < self.prompt_depth:
                 prompts = self.visual_prompts[i].to(x.dtype).unsqueeze(0).expand(b, -1, -1)
                 rest = x[:, 1:] if i == 0 else x[:, 1 + n_prompt :]
                 x = torch.cat([x[:, :1], prompts, rest], dim=1)
