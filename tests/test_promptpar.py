@@ -234,6 +234,24 @@ def test_prompt_tuning_trains_only_prompts_end_to_end(synthetic_root, tmp_path):
     result = evaluate(tmp_path, "synthetic", str(synthetic_root), split="test")
     assert 0.0 <= result["recognition"]["mA"] <= 1.0 and "retrieval" in result
 
+    # the runtime: an ONNX bundle read by Recognizer gives the checkpoint's probabilities
+    pytest.importorskip("onnxruntime")
+    from clear_sdk import Recognizer
+    from clear_sdk.export.bundle_writer import export_bundle
+    from clear_sdk.preprocess import load_image, preprocess
+    from clear_sdk.training.data import create_dataset
+
+    bundle = export_bundle(tmp_path / "par_best.safetensors", tmp_path / "bundle", text=False)
+    paths = [r.path for r in create_dataset("synthetic", synthetic_root).split("test")[:3]]
+    preds = Recognizer(bundle).predict(paths)
+    model, _ = load_checkpoint(tmp_path / "par_best.safetensors")
+    pp = model.cfg.preprocessing
+    x = torch.from_numpy(np.stack([preprocess(load_image(p), pp) for p in paths]))
+    with torch.no_grad():
+        want = torch.sigmoid(model.eval()(x)).numpy()
+    got = np.array([[p.probabilities[n] for n in model.cfg.attribute_names] for p in preds])
+    np.testing.assert_allclose(got, want, atol=1e-4)
+
 
 def test_cli_tune_is_for_promptpar_only(tmp_path):
     from typer.testing import CliRunner
@@ -243,3 +261,17 @@ def test_cli_tune_is_for_promptpar_only(tmp_path):
     res = CliRunner().invoke(app, ["train", "--dataset", "synthetic", "--model", "clear-tiny", "--tune", "full",
                                    "--out", str(tmp_path)])  # fmt: skip
     assert res.exit_code != 0 and "--tune applies to the promptpar-* models" in res.output
+
+
+def test_info_reports_the_trainable_fraction():
+    from typer.testing import CliRunner
+
+    from clear_sdk.cli import app
+
+    res = CliRunner().invoke(app, ["info", "--model", "promptpar-vit-b16", "--json"])
+    assert res.exit_code == 0, res.output
+    import json
+
+    m = json.loads(res.output)["model"]
+    assert m["arch"] == "promptpar" and m["input_size"] == [224, 224]
+    assert 0 < m["trainable_fraction"] < 0.01
