@@ -33,6 +33,8 @@ def _profile(build) -> dict[str, Any]:
     model.eval()
     cfg = model.cfg
     x = torch.empty(1, 3, *cfg.img_size, device="meta")
+    with torch.no_grad():
+        model(x)  # warm-up: per-model constants cached in eval (PromptPAR's text features) are not per-image cost
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(x)
     params = sum(p.numel() for p in model.parameters())
