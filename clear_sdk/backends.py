@@ -53,8 +53,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Names accepted by :func:`create_backend` (and ``--backend``), with their aliases.
-BACKENDS = ("auto", "onnxruntime", "tensorrt", "torch")
-_ALIASES = {"ort": "onnxruntime", "onnx": "onnxruntime", "trt": "tensorrt", "pytorch": "torch"}
+BACKENDS = ("auto", "onnxruntime", "onnxruntime-int8", "tensorrt", "torch")
+_ALIASES = {
+    "ort": "onnxruntime", "onnx": "onnxruntime", "trt": "tensorrt", "pytorch": "torch", "ort-int8": "onnxruntime-int8",
+}  # fmt: skip
 
 #: Engine precisions in the order ``TensorRTBackend`` prefers them when none is asked for: fp16 is the
 #: fast choice that keeps accuracy; int8 changes results and is used only when asked for or alone.
@@ -223,9 +225,24 @@ class OnnxRuntimeBackend(Backend):
 
     name = "onnxruntime"
 
-    def __init__(self, bundle: Bundle, device: str | None = None, threads: int | None = None) -> None:
+    def __init__(
+        self, bundle: Bundle, device: str | None = None, threads: int | None = None, precision: str = "fp32"
+    ) -> None:
         super().__init__(bundle)
         import onnxruntime as ort
+
+        if precision not in ("fp32", "int8"):
+            raise ValueError(f"onnxruntime precision must be 'fp32' or 'int8', got {precision!r}")
+        graph = bundle.recognizer_path
+        if precision == "int8":
+            if bundle.recognizer_int8_path is None:
+                raise BackendUnavailable(
+                    f"{bundle.path} has no int8 CPU graph: re-export it with `clear-sdk export ... --cpu-int8`"
+                )
+            if device not in (None, "cpu"):
+                raise BackendUnavailable("the int8 graph is for CPUs (dynamic quantization); on a GPU use TensorRT int8")
+            graph, device, self.name = bundle.recognizer_int8_path, "cpu", "onnxruntime-int8"
+        self.precision = precision
 
         available = ort.get_available_providers()
         gpu_ok = "CUDAExecutionProvider" in available
@@ -257,7 +274,7 @@ class OnnxRuntimeBackend(Backend):
                 raise ValueError(f"threads must be >= 1, got {threads}")
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(str(bundle.recognizer_path), sess_options=opts, providers=providers)
+        self._session = ort.InferenceSession(str(graph), sess_options=opts, providers=providers)
         self._outputs = [o.name for o in self._session.get_outputs()]
         self._input = self._session.get_inputs()[0].name
         self._query = None
@@ -462,7 +479,8 @@ def create_backend(
     device: str | None = None,
     threads: int | None = None,
 ) -> Backend:
-    """Build a backend by name: ``auto``, ``onnxruntime`` (``ort``), ``tensorrt`` (``trt``) or ``torch``.
+    """Build a backend by name: ``auto``, ``onnxruntime`` (``ort``), ``onnxruntime-int8`` (the bundle's
+    dynamic-int8 CPU graph, ``export --cpu-int8``), ``tensorrt`` (``trt``) or ``torch``.
 
     ``auto``: TensorRT when this GPU has an engine in the bundle and TensorRT loads, else onnxruntime
     (on CUDA when onnxruntime-gpu sees a GPU and ``device`` is not ``"cpu"``). A :class:`Backend`
@@ -476,6 +494,8 @@ def create_backend(
     name = _ALIASES.get(backend.lower(), backend.lower())
     if name == "onnxruntime":
         return OnnxRuntimeBackend(b, device=device, threads=threads)
+    if name == "onnxruntime-int8":
+        return OnnxRuntimeBackend(b, device=device, threads=threads, precision="int8")
     if name == "tensorrt":
         return TensorRTBackend(b, device=device)
     if name == "torch":

@@ -44,7 +44,7 @@ FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 
 #: Model-file roles a manifest's ``models`` table may name.
-ROLES = ("recognizer", "query", "text", "tokenizer", "checkpoint", "checkpoint_config")
+ROLES = ("recognizer", "recognizer_int8", "query", "text", "tokenizer", "checkpoint", "checkpoint_config")
 
 _CHUNK = 1 << 20
 
@@ -303,6 +303,11 @@ class Bundle:
     @property
     def recognizer_path(self) -> Path:
         return self.path / self._models["recognizer"]
+
+    @property
+    def recognizer_int8_path(self) -> Path | None:
+        """The dynamic-int8 CPU graph (``export --cpu-int8``), or None."""
+        return self.model_path("recognizer_int8")
 
     @property
     def query_path(self) -> Path | None:

@@ -238,6 +238,9 @@ def export(
     calib: Annotated[str | None, typer.Option(help="Folder of images for int8 calibration.")] = None,
     opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
     calibrate_thresholds: Annotated[bool, typer.Option(help="Pick per-attribute thresholds on a val split.")] = False,
+    cpu_int8: Annotated[
+        bool, typer.Option(help="Also write recognizer.int8.onnx (dynamic int8 for CPUs; backend onnxruntime-int8).")
+    ] = False,
     dataset: Annotated[str | None, typer.Option(help="Dataset for --calibrate-thresholds.")] = None,
     root: Annotated[str | None, typer.Option(help="Dataset folder for --calibrate-thresholds.")] = None,
     batch_sizes: Annotated[
@@ -274,6 +277,7 @@ def export(
             calibrate_thresholds=calibrate_thresholds,
             val_dataset=(dataset, root) if calibrate_thresholds else None,
             batch_sizes=sizes,
+            cpu_int8=cpu_int8,
         )
     except TensorRTUnavailable as e:
         fail(str(e), code=2)
@@ -452,7 +456,9 @@ def demo(
 @app.command()
 def bench(
     bundle: Annotated[str, typer.Argument(help="Model bundle folder.")],
-    backends: Annotated[str, typer.Option(help="Comma-separated: torch, onnxruntime, tensorrt.")] = "torch,onnxruntime",
+    backends: Annotated[
+        str, typer.Option(help="Comma-separated: torch, onnxruntime, onnxruntime-int8, tensorrt.")
+    ] = "torch,onnxruntime",
     batch_sizes: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1,8,32",
     threads: Annotated[int | None, typer.Option(help="Intra-op threads per backend (default: all cores).")] = None,
     dataset: Annotated[str | None, typer.Option(help="Also measure accuracy per backend on this dataset.")] = None,

@@ -28,7 +28,7 @@ from clear_sdk.bundle import FORMAT_VERSION, MANIFEST_NAME, Bundle, sha256_file
 from clear_sdk.metrics import attribute_metrics
 from clear_sdk.preprocess import Preprocessing, preprocess_batch
 
-from .onnx_export import ExportError, export_query, export_recognizer
+from .onnx_export import ExportError, export_query, export_recognizer, quantize_recognizer_int8
 
 __all__ = ["best_thresholds", "export_bundle", "resolve_checkpoint", "val_probabilities"]
 
@@ -192,6 +192,7 @@ def export_bundle(
     batch_sizes: Sequence[int] = (1, 8, 32),
     simplify: bool = True,
     text: bool = True,
+    cpu_int8: bool = False,
 ) -> Path:
     """Export ``checkpoint`` into the bundle folder ``out_dir`` and return its path.
 
@@ -199,6 +200,7 @@ def export_bundle(
     TensorRT or a GPU it raises :class:`~clear_sdk.backends.TensorRTUnavailable` before any work.
     ``calibrate_thresholds`` picks per-attribute thresholds on ``val_dataset``'s val split (see
     :func:`best_thresholds`); otherwise every threshold is 0.5. ``text=False`` skips ``text.onnx``.
+    ``cpu_int8`` adds ``recognizer.int8.onnx`` (dynamic int8 for CPUs; backend ``onnxruntime-int8``).
     """
     from clear_sdk.training.models import load_checkpoint
 
@@ -236,6 +238,10 @@ def export_bundle(
         rec = export_recognizer(model, tmp / "recognizer.onnx", opset=opset, simplify=simplify)
         parity["recognizer"] = rec["parity_max_abs"]
         outputs = {"recognizer": rec["outputs"]}
+        if cpu_int8:
+            q8 = quantize_recognizer_int8(tmp / "recognizer.onnx", tmp / "recognizer.int8.onnx")
+            models["recognizer_int8"] = "recognizer.int8.onnx"
+            parity["recognizer_int8_vs_fp32"] = q8["parity_max_abs_vs_fp32"]
         retrieval = None
         embed_dim = soft_dim = None
         if model.retrieval is not None:

@@ -329,3 +329,38 @@ def export_query(
         outputs=["query_embedding"],
     )
     return info
+
+
+def quantize_recognizer_int8(fp32_path: str | Path, out_path: str | Path, seed: int = 0) -> dict[str, Any]:
+    """``recognizer.int8.onnx``: onnxruntime dynamic int8 quantization of the MatMul/Gemm weights.
+
+    For CPUs: weights are stored as per-channel int8 and activations are quantized on the fly, so
+    the large matrix products run as int8 GEMMs (VNNI where the CPU has it) with no calibration
+    data. It is a different precision, not the same numbers: the returned ``parity_max_abs`` is
+    measured against the fp32 graph on seeded random images and recorded in the manifest; measure
+    accuracy with ``clear-sdk bench --dataset`` before deploying it.
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    fp32_path, out_path = Path(fp32_path), Path(out_path)
+    quantize_dynamic(
+        str(fp32_path),
+        str(out_path),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        op_types_to_quantize=["MatMul", "Gemm"],
+    )
+    ref, q = _session(fp32_path), _session(out_path)
+    inp = ref.get_inputs()[0]
+    _, c, h, w = inp.shape
+    rng = np.random.default_rng(seed)
+    names = [o.name for o in ref.get_outputs()]
+    parity = {n: 0.0 for n in names}
+    for b in (1, 3):
+        feed = {inp.name: rng.standard_normal((b, c, h, w), dtype=np.float32)}
+        for n, d in _max_abs(ref.run(names, feed), q.run(names, feed), names).items():
+            parity[n] = max(parity[n], d)
+    if not all(np.isfinite(v) for v in parity.values()):
+        raise ExportError(f"{out_path.name} gives non-finite outputs; export without --cpu-int8")
+    return {"path": str(out_path), "parity_max_abs_vs_fp32": parity, "method": "onnxruntime quantize_dynamic, "
+            "QInt8 per-channel weights, MatMul/Gemm"}  # fmt: skip

@@ -245,6 +245,31 @@ def test_export_bundle_without_retrieval(tmp_path):
     assert b.manifest["retrieval"] is None
 
 
+def test_cpu_int8_graph_is_written_hashed_and_served(tmp_path, tiny_checkpoint):
+    from clear_sdk.backends import BackendUnavailable, create_backend
+
+    out = export_bundle(tiny_checkpoint, tmp_path / "b", simplify=False, text=False, cpu_int8=True)
+    b = Bundle.open(out)
+    assert b.recognizer_int8_path.name == "recognizer.int8.onnx" and "recognizer.int8.onnx" in b.manifest["files"]
+    onnx_model = onnx.load(str(b.recognizer_int8_path))
+    ops = {n.op_type for n in onnx_model.graph.node}
+    assert {"DynamicQuantizeLinear", "MatMulInteger"} & ops, ops  # really int8 matrix products
+    assert 0 < b.manifest["onnx"]["parity_max_abs"]["recognizer_int8_vs_fp32"]["probs"] < 0.05
+    x = np.random.default_rng(1).standard_normal((4, 3, 112, 64), dtype=np.float32)
+    fp32, int8 = create_backend(b, "onnxruntime", device="cpu"), create_backend(b, "ort-int8")
+    assert int8.name == "onnxruntime-int8" and int8.device == "cpu"
+    p32, e32 = fp32.run_images(x)
+    p8, e8 = int8.run_images(x)
+    assert np.abs(p32 - p8).max() < 0.05
+    cos = (e32 * e8).sum(1) / np.linalg.norm(e32, axis=1) / np.linalg.norm(e8, axis=1)
+    assert cos.min() > 0.97  # the embedding keeps its direction
+    with pytest.raises(BackendUnavailable, match="GPU"):
+        create_backend(b, "onnxruntime-int8", device="cuda")
+    plain = Bundle.open(export_bundle(tiny_checkpoint, tmp_path / "plain", simplify=False, text=False))
+    with pytest.raises(BackendUnavailable, match="--cpu-int8"):
+        create_backend(plain, "onnxruntime-int8")
+
+
 def test_export_bundle_replaces_a_bundle_but_not_other_folders(tmp_path, tiny_checkpoint):
     out = export_bundle(tiny_checkpoint, tmp_path / "b", simplify=False)
     (out / "stale.txt").write_text("from the old bundle")
