@@ -31,7 +31,7 @@ def main() -> None:
         model = create_model(name, num_attrs=len(schema.attributes), attribute_names=list(schema.attributes)).eval()
         meta = {"dataset": {"name": "pa100k", "attributes": schema.attributes, "groups": schema.groups}}
         ckpt = save_checkpoint(model, args.out / "checkpoints" / f"{name}.safetensors", extra=meta)
-        bundle = export_bundle(ckpt, args.out / name)
+        bundle = export_bundle(ckpt, args.out / name, cpu_int8=True)  # fp32 and the int8 CPU graph
         parity = json.loads((bundle / "manifest.json").read_text())["onnx"]["parity_max_abs"]
         print(f"{name}: {bundle} (ONNX parity {parity})")
 
