@@ -240,7 +240,9 @@ class OnnxRuntimeBackend(Backend):
                     f"{bundle.path} has no int8 CPU graph: re-export it with `clear-sdk export ... --cpu-int8`"
                 )
             if device not in (None, "cpu"):
-                raise BackendUnavailable("the int8 graph is for CPUs (dynamic quantization); on a GPU use TensorRT int8")
+                raise BackendUnavailable(
+                    "the int8 graph is for CPUs (dynamic quantization); on a GPU use TensorRT int8"
+                )
             graph, device, self.name = bundle.recognizer_int8_path, "cpu", "onnxruntime-int8"
         self.precision = precision
 

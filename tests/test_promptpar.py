@@ -141,7 +141,8 @@ def test_loads_a_clip_checkpoint_with_positions_resampled(tmp_path):
     )  # fmt: skip
     clip = model.par.clip
     torch.testing.assert_close(clip.visual.conv1.weight, ref.visual.conv1.weight)
-    torch.testing.assert_close(clip.transformer.resblocks[0].attn.in_proj_weight, ref.transformer.resblocks[0].attn.in_proj_weight)
+    ours, theirs = clip.transformer.resblocks[0].attn, ref.transformer.resblocks[0].attn
+    torch.testing.assert_close(ours.in_proj_weight, theirs.in_proj_weight)
     assert clip.visual.positional_embedding.shape == (1 + 8, 64)
     torch.testing.assert_close(clip.positional_embedding, ref.positional_embedding[:24])  # 77 -> 24 tokens
 
@@ -227,7 +228,7 @@ def test_prompt_tuning_trains_only_prompts_end_to_end(synthetic_root, tmp_path):
         attribute_names=trained.cfg.attribute_names, promptpar=SMALL,
     )  # fmt: skip
     a, b = trained.state_dict(), fresh.state_dict()
-    for name, p in fresh.named_parameters():
+    for name, _ in fresh.named_parameters():
         if name.startswith(("par.clip.", "par.mm_")):
             assert torch.equal(a[name], b[name]), name
     assert not torch.equal(a["par.visual_prompts"], b["par.visual_prompts"])

@@ -261,7 +261,8 @@ class PromptPAR(nn.Module):
         own = self.clip.state_dict()
         missing = sorted(k for k in set(own) - set(sd) if k != "logit_bias")
         unexpected = sorted(set(sd) - set(own))
-        mismatched = sorted(f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in set(own) & set(sd) if own[k].shape != sd[k].shape)
+        shared = set(own) & set(sd)
+        mismatched = sorted(f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in shared if own[k].shape != sd[k].shape)
         if missing or unexpected or mismatched:
             raise ValueError(
                 f"{source} does not fit {self.cfg.name}'s CLIP towers: missing {missing[:8]}, "
@@ -283,7 +284,8 @@ class PromptPAR(nn.Module):
             elif k.startswith("norm."):
                 own["mm_norm." + k[5:]] = v
         target = {k: v for k, v in self.state_dict().items() if k.startswith(("mm_blocks.", "mm_norm."))}
-        bad = sorted(set(target) ^ set(own)) + sorted(k for k in set(target) & set(own) if target[k].shape != own[k].shape)
+        bad = sorted(set(target) ^ set(own))
+        bad += sorted(k for k in set(target) & set(own) if target[k].shape != own[k].shape)
         if bad:
             raise ValueError(
                 f"{source}: its last {len(self.mm_blocks)} ViT block(s) do not fit the multi-modal Transformer "
