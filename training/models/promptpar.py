@@ -262,7 +262,9 @@ class PromptPAR(nn.Module):
         missing = sorted(k for k in set(own) - set(sd) if k != "logit_bias")
         unexpected = sorted(set(sd) - set(own))
         shared = set(own) & set(sd)
-        mismatched = sorted(f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in shared if own[k].shape != sd[k].shape)
+        mismatched = sorted(
+            f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in shared if sd[k].shape != own[k].shape
+        )
         if missing or unexpected or mismatched:
             raise ValueError(
                 f"{source} does not fit {self.cfg.name}'s CLIP towers: missing {missing[:8]}, "
