@@ -28,6 +28,7 @@ from clear_sdk.training.data.synthetic import (
     sample_appearance,
     sample_identities,
     synthetic_video_frames,
+    vector_to_attrs,
     write_synthetic_video,
 )
 
@@ -267,6 +268,90 @@ def test_every_attribute_changes_the_drawing(change: dict[str, bool]) -> None:
         b, _ = render_person_layer({**base, **change}, app, (128, 64), pose)
         changed = int((np.abs(a.astype(int) - b.astype(int)).sum(axis=2) > 60).sum())
         assert changed >= 25, (change, view, changed)  # >= 0.3% of a 128x64 crop, in every view
+
+
+def _hat_check_attrs(view: str) -> dict[str, bool]:
+    return {**_base_attrs(), "Front": False, view: True}
+
+
+@pytest.mark.parametrize("style", [0, 1, 2])
+@pytest.mark.parametrize("view", ["Front", "Side", "Back"])
+def test_hats_change_the_head_silhouette(style: int, view: str) -> None:
+    """A hat must rise above the hairline, not only recolour the skull (it reads as hair once blurred)."""
+    app = dataclasses.replace(sample_appearance(np.random.default_rng(4)), hat_style=style)
+    pose = Pose(phase=0.5, lean=0.0)
+    _, bare = render_person_layer(_hat_check_attrs(view), app, (256, 128), pose)
+    _, hat = render_person_layer({**_hat_check_attrs(view), "Hat": True}, app, (256, 128), pose)
+    top = lambda m: int(np.argmax((m >= 128).any(axis=1)))  # noqa: E731
+    assert top(bare) - top(hat) >= 4, (style, view)
+
+
+def test_hats_and_bags_never_look_like_hair() -> None:
+    """Hats and bag straps come in colours no hair has; a hat is always far from its wearer's hair and skin."""
+    from clear_sdk.training.data.synthetic import _BAG, _GREY_HAIR, _HAIR, _HAT, _colours
+
+    hairs = np.array(_HAIR + _GREY_HAIR, float)
+    for palette in (_HAT, _BAG):
+        assert np.linalg.norm(np.array(palette, float)[:, None] - hairs[None], axis=-1).min() > 60
+    rng = np.random.default_rng(0)
+    for age in ("Age18-60", "AgeOver60"):
+        for _ in range(100):
+            app = sample_appearance(rng)
+            c = _colours(vector_to_attrs({**_base_attrs(Hat=True), "Age18-60": False, age: True}), app)
+            assert min(np.linalg.norm(np.subtract(c.hat, x)) for x in (c.hair, c.skin)) >= 110
+
+
+@pytest.mark.parametrize("upper", SYNTHETIC_GROUPS["upper_colour"])
+def test_hair_stands_out_from_the_top(upper: str) -> None:
+    """Long hair falling down a back is only visible when its colour differs from the top's."""
+    from clear_sdk.training.data.synthetic import _colours
+
+    rng = np.random.default_rng(1)
+    far = 0
+    for _ in range(100):
+        app = sample_appearance(rng)
+        c = _colours(vector_to_attrs({**_base_attrs(LongHair=True), "UpperRed": False, upper: True}), app)
+        far += np.linalg.norm(np.subtract(c.hair, c.upper)) >= 70
+    assert far >= 85, upper  # a dark face over a black top leaves no hair colour far from both
+
+
+def test_backpack_shows_from_behind_under_long_hair() -> None:
+    app = sample_appearance(np.random.default_rng(7))
+    base = {**_base_attrs(LongHair=True), "Front": False, "Back": True}
+    a, _ = render_person_layer(base, app, (128, 64), Pose(phase=1.0))
+    b, _ = render_person_layer({**base, "Backpack": True}, app, (128, 64), Pose(phase=1.0))
+    assert int((np.abs(a.astype(int) - b.astype(int)).sum(axis=2) > 60).sum()) >= 300
+
+
+def _pixels_near(img: np.ndarray, colour, tol: int = 40) -> int:
+    return int((np.abs(img.astype(int) - np.array(colour)).sum(axis=2) < tol).sum())
+
+
+def test_top_colour_shows_from_behind_a_backpack_and_long_hair() -> None:
+    """From behind, a daypack and a curtain of hair leave the top's colour visible around them."""
+    from clear_sdk.training.data.synthetic import _colours
+
+    for seed in range(5):
+        app = sample_appearance(np.random.default_rng(seed))
+        base = {**_base_attrs(ShortSleeve=True), "Front": False, "Back": True}
+        covered = {**base, "LongHair": True, "Backpack": True}
+        upper = _colours(vector_to_attrs(covered), app).upper
+        bare, _ = render_person_layer(base, app, (256, 128), Pose(phase=1.0))
+        img, _ = render_person_layer(covered, app, (256, 128), Pose(phase=1.0))
+        assert _pixels_near(img, upper) >= 0.2 * _pixels_near(bare, upper), seed  # was 11-12 %
+
+
+@pytest.mark.parametrize("view", ["Front", "Side"])
+def test_hair_colour_shows_under_a_hat(view: str) -> None:
+    """Short hair shows at the temples or nape under every hat: grey hair is the elderly's cue."""
+    from clear_sdk.training.data.synthetic import _colours
+
+    for style in (0, 1, 2):
+        app = dataclasses.replace(sample_appearance(np.random.default_rng(4)), hat_style=style)
+        attrs = {**_base_attrs(Hat=True), "Age18-60": False, "AgeOver60": True, "Front": False, view: True}
+        hair = _colours(vector_to_attrs(attrs), app).hair
+        img, _ = render_person_layer(attrs, app, (256, 128), Pose(phase=0.5, lean=0.0))
+        assert _pixels_near(img, hair, 30) >= (30 if view == "Front" else 100), (view, style)  # was 2-6, 63-74
 
 
 def test_video_frames_shapes_and_boxes() -> None:

@@ -5,8 +5,11 @@ on machines where no dataset can be downloaded. Every person is drawn with OpenC
 (head, hair, hat, torso and sleeves, trousers / shorts / skirt, shoes, backpack, handbag)
 from a fixed attribute combination plus an :class:`Appearance` (skin tone, shades, body
 proportions), then composed over clutter and degraded the way surveillance crops are
-(blur, low resolution, lighting, sensor noise, JPEG). Cues are kept large enough to be
-learnt from a 128x64 crop.
+(blur, low resolution, lighting, sensor noise, JPEG). Cues are kept large and distinct enough
+to be learnt from a 112x56 crop by a transformer trained from scratch in minutes: hats rise above
+the hairline in colours no hair has, hair contrasts with the skin and the top, the head is a little
+large, and the background is hazy and out of focus so that it does not mimic clothes. Each of
+these was measured on clear-tiny (per-attribute val/test mA; see ``synthetic_tiny.yaml``).
 
 Layout written by :func:`generate_synthetic` (a folder that reads "like a real dataset")::
 
@@ -127,11 +130,16 @@ _COLOUR_BOXES: dict[str, tuple[_Range | None, _Range, _Range]] = {
 }
 # BGR skin tones, light to dark; an identity interpolates between neighbours.
 _SKIN = np.array([(200, 215, 245), (160, 190, 230), (130, 165, 210), (100, 135, 185), (75, 105, 155)], np.float64)
-_HAIR = [(25, 25, 30), (28, 40, 62), (35, 62, 100), (60, 100, 150), (95, 165, 205)]
-_HAT = [(95, 45, 25), (45, 45, 185), (150, 190, 210), (235, 235, 235), (120, 120, 120), (30, 30, 30), (45, 110, 95)]
-_HAT += [(30, 125, 230), (125, 55, 105)]
-_BAG = [(55, 55, 58), (110, 160, 200), (40, 70, 120), (115, 50, 115), (125, 125, 35), (110, 170, 180)]
-_BAG += [(55, 45, 125), (175, 175, 175), (185, 145, 235), (30, 30, 32)]
+# Hair: black, browns and auburn, all far from every skin tone, so the back of a head never looks like
+# somebody's face (blond shades sat on top of the skin tones: back views with blond hair were read as
+# front views). Auburn is the one hair colour far from both the darkest skin and a black top.
+_HAIR = [(25, 25, 30), (28, 40, 62), (35, 62, 100), (30, 45, 130)]
+_GREY_HAIR = [(125, 125, 129), (160, 160, 164), (195, 195, 199)]  # the elderly: grey, not white
+# Hats are saturated, in colours no hair has (no white either: a white beanie reads as grey hair).
+_HAT = [(40, 40, 200), (200, 110, 30), (50, 170, 60), (150, 50, 150), (190, 170, 40), (160, 110, 240), (200, 60, 90)]
+# Bags are neither hair-coloured (black or brown straps down a chest look exactly like long dark hair)
+# nor in a clothing colour (a red backpack over a blue top reads as a red top): purples, pinks, teals.
+_BAG = [(115, 50, 115), (150, 50, 200), (125, 125, 35), (170, 60, 110), (185, 145, 235), (180, 170, 40)]
 _SHOES = [(25, 25, 25), (40, 60, 90), (230, 230, 230), (110, 110, 110)]
 _EYE = (40, 30, 30)
 
@@ -155,10 +163,13 @@ def _scale(c: Sequence[float], f: float) -> BGR:
 
 
 def _pick_contrasting(palette: Sequence[BGR], tone: float, against: Sequence[BGR], min_dist: float) -> BGR:
-    """Pick from ``palette`` by ``tone`` among colours far enough from all of ``against`` (so the item shows)."""
+    """Pick from ``palette`` by ``tone`` among colours far enough from all of ``against`` (so the item shows).
+
+    When no colour is that far, the farthest one is taken: an item that blends in is a label nobody can see.
+    """
     pal = np.asarray(palette, np.float64)
     dist = np.linalg.norm(pal[:, None, :] - np.asarray(against, np.float64)[None], axis=-1).min(axis=1)
-    pool = [palette[i] for i in np.flatnonzero(dist >= min_dist)] or list(palette)
+    pool = [palette[i] for i in np.flatnonzero(dist >= min_dist)] or [palette[int(dist.argmax())]]
     return pool[min(int(tone * len(pool)), len(pool) - 1)]
 
 
@@ -207,8 +218,9 @@ def sample_identity_attributes(rng: np.random.Generator) -> np.ndarray:
     female = rng.random() < 0.45
     age = _choice(rng, SYNTHETIC_GROUPS["age"], (0.16, 0.66, 0.18))
     child, old = age == "AgeLess18", age == "AgeOver60"
-    hat = rng.random() < (0.3 if old else 0.2)
-    long_hair = rng.random() < ((0.6 if child else 0.72) if female else 0.08)
+    hat = rng.random() < (0.4 if old else 0.3)
+    # long hair follows gender (4x as likely) but not so tightly that gender alone predicts it
+    long_hair = rng.random() < ((0.55 if child else 0.62) if female else 0.15)
     backpack = rng.random() < (0.5 if child else 0.12 if old else 0.3)
     handbag = rng.random() < ((0.05 if child else 0.45) if female else (0.02 if child else 0.1))
     short = rng.random() < (0.25 if old else 0.42)
@@ -381,11 +393,8 @@ class _Colours:
 def _colours(a: dict[str, bool], app: Appearance) -> _Colours:
     upper = _named_colour(next(n for n in SYNTHETIC_GROUPS["upper_colour"] if a[n]), app.upper_shade)
     lower = _named_colour(next(n for n in SYNTHETIC_GROUPS["lower_colour"] if a[n]), app.lower_shade)
-    if a["AgeOver60"]:
-        g = int(125 + 70 * app.hair_tone)  # grey, not white, so it still reads as hair against light skin
-        hair: BGR = (g, g, g + 4)
-    else:
-        hair = _pick_contrasting(_HAIR, app.hair_tone, [app.skin], 70)
+    # hair stands out from the face and from the top, so long hair falling down the back shows
+    hair = _pick_contrasting(_GREY_HAIR if a["AgeOver60"] else _HAIR, app.hair_tone, [app.skin, upper], 70)
     return _Colours(
         skin=app.skin,
         hair=hair,
@@ -393,7 +402,7 @@ def _colours(a: dict[str, bool], app: Appearance) -> _Colours:
         lower=lower,
         shoes=_SHOES[min(int(app.shoe_tone * len(_SHOES)), len(_SHOES) - 1)],
         hat=_pick_contrasting(_HAT, app.hat_tone, [hair, app.skin], 110),
-        backpack=_pick_contrasting(_BAG, app.backpack_tone, [upper], 120),
+        backpack=_pick_contrasting(_BAG, app.backpack_tone, [upper, hair], 120),
         handbag=_pick_contrasting(_BAG, app.handbag_tone, [upper, lower, app.skin], 90),
         mouth=(70, 70, 175) if a["Female"] and not a["AgeLess18"] else _scale(app.skin, 0.7),
     )
@@ -456,7 +465,7 @@ def _geometry(a: dict[str, bool], app: Appearance, pose: Pose, h: int, w: int, v
         body *= 0.97
     u = min(pose.scale * body * h, 0.97 * h)
     foot_y = min(max(pose.foot * h, u * 1.02 + 0.01 * h), h - 1.0)
-    head_ratio = (0.18 if child else 0.14) * app.head
+    head_ratio = (0.2 if child else 0.16) * app.head  # a little large: hat, hair, face and view live here
     leg = (0.46 if child else 0.5) * u
     stride = pose.stride * (0.7 if old else 1.0)
     g = _Geo(
@@ -469,12 +478,13 @@ def _geometry(a: dict[str, bool], app: Appearance, pose: Pose, h: int, w: int, v
         hy=0.0,
         ax=head_ratio * u * (0.46 if view == "Side" else 0.4),
         ay=head_ratio * u / 2,
-        sw=(0.105 if child else 0.1 if female else 0.132) * u * app.build,
-        hipw=(0.085 if child else 0.108 if female else 0.086) * u * app.build,
-        waist=(0.08 if child else 0.072 if female else 0.095) * u * app.build,
+        # gender shows in the build: narrow shoulders, a waist and wide hips against broad shoulders
+        sw=(0.105 if child else 0.095 if female else 0.138) * u * app.build,
+        hipw=(0.085 if child else 0.115 if female else 0.086) * u * app.build,
+        waist=(0.08 if child else 0.066 if female else 0.097) * u * app.build,
         depth=(0.066 if female else 0.072) * u * app.build,
         hipd=(0.085 if female and not child else 0.066) * u * app.build,
-        bust=0.025 * u if female and not child else 0.0,
+        bust=0.032 * u if female and not child else 0.0,
         thigh=leg / 2,
         calf=leg / 2,
         upper_arm=(0.16 if child else 0.175) * u,
@@ -521,7 +531,7 @@ def _draw_leg_parts(
 def _draw_skirt(layer: _Layer, g: _Geo, c: _Colours, app: Appearance, side_view: bool) -> None:
     u = g.u
     top = g.hip_y - 0.04 * u
-    hem = g.hip_y + (0.2 + 0.25 * app.skirt_length) * (g.thigh + g.calf)
+    hem = g.hip_y + (0.36 + 0.2 * app.skirt_length) * (g.thigh + g.calf)  # to the knee: longer than shorts
     flare = 0.045 * u + 0.02 * u * abs(math.sin(g.phase))
     if side_view:
         x0, x1 = g.cx - g.hipd, g.cx + g.hipd * 0.9
@@ -558,8 +568,16 @@ def _draw_arm(
     if a["ShortSleeve"]:
         layer.limb(joint, elbow, uw, ew, skin)
         layer.limb(elbow, hand, ew, ww, skin)
-        cuff = (joint[0] + 0.5 * (elbow[0] - joint[0]), joint[1] + 0.5 * (elbow[1] - joint[1]))
+        cuff = (joint[0] + 0.4 * (elbow[0] - joint[0]), joint[1] + 0.4 * (elbow[1] - joint[1]))
         layer.limb(joint, cuff, uw + 0.016 * u, uw + 0.014 * u, upper)
+        # a darker hem band where the sleeve ends: bare arms show even when the top is skin-coloured
+        d = np.subtract(elbow, joint)
+        n = float(np.hypot(*d))
+        if n > 1e-6:
+            along, half = d / n, np.array([-d[1], d[0]]) / n * (uw + 0.016 * u) / 2
+            end = np.asarray(cuff) + along * 0.012 * u
+            start = end - along * 0.03 * u
+            layer.poly([start + half, end + half, end - half, start - half], _scale(upper, 0.6))
     else:
         layer.limb(joint, elbow, uw + 0.008 * u, ew + 0.008 * u, upper)
         layer.limb(elbow, hand, ew + 0.008 * u, ww + 0.008 * u, upper)
@@ -592,30 +610,35 @@ def _draw_cane(layer: _Layer, g: _Geo, hand: Sequence[float], forward: float) ->
 
 
 def _draw_hat(layer: _Layer, g: _Geo, c: _Colours, app: Appearance, view: str) -> None:
+    """Every style rises well above the hairline and juts out past the head (visor, cuff or brim).
+
+    At 128x64 the head is ~16 px tall: a hat that only recolours the top of the skull reads as hair
+    once blurred and JPEG-compressed, so the silhouette changes as well as the colour.
+    """
     hx, hy, ax, ay = g.hx, g.hy, g.ax, g.ay
     band = _scale(c.hat, 0.6)
-    if app.hat_style == 0:  # cap
-        layer.ellipse((hx, hy - 0.22 * ay), (1.14 * ax, 1.08 * ay), c.hat, arc=(180, 360))
+    if app.hat_style == 0:  # cap: tall crown and a visor
+        layer.ellipse((hx, hy - 0.15 * ay), (1.2 * ax, 1.3 * ay), c.hat, arc=(180, 360))
         if view == "Side":
-            layer.ellipse((hx + 1.05 * ax, hy - 0.24 * ay), (0.75 * ax, 0.17 * ay), band)
+            layer.ellipse((hx + 1.15 * ax, hy - 0.2 * ay), (0.85 * ax, 0.22 * ay), band)
         elif view == "Front":
-            layer.ellipse((hx, hy - 0.2 * ay), (1.22 * ax, 0.26 * ay), band)
+            layer.ellipse((hx, hy - 0.15 * ay), (1.35 * ax, 0.32 * ay), band)
         else:
-            layer.ellipse((hx, hy - 0.22 * ay), (1.1 * ax, 0.12 * ay), band)
-    elif app.hat_style == 1:  # beanie
-        layer.ellipse((hx, hy - 0.12 * ay), (1.15 * ax, 1.25 * ay), c.hat, arc=(180, 360))
+            layer.ellipse((hx, hy - 0.17 * ay), (1.2 * ax, 0.18 * ay), band)
+    elif app.hat_style == 1:  # beanie: a high dome with a folded cuff
+        layer.ellipse((hx, hy - 0.1 * ay), (1.2 * ax, 1.55 * ay), c.hat, arc=(180, 360))
         layer.poly(
-            [(hx - 1.13 * ax, hy - 0.38 * ay), (hx + 1.13 * ax, hy - 0.38 * ay), (hx + 1.13 * ax, hy - 0.08 * ay)]
-            + [(hx - 1.13 * ax, hy - 0.08 * ay)],
+            [(hx - 1.24 * ax, hy - 0.45 * ay), (hx + 1.24 * ax, hy - 0.45 * ay), (hx + 1.24 * ax, hy - 0.02 * ay)]
+            + [(hx - 1.24 * ax, hy - 0.02 * ay)],
             band,
         )
-    else:  # brimmed hat
-        brim_x = 2.0 * ax if view != "Side" else 1.8 * ax
-        layer.ellipse((hx, hy - 0.35 * ay), (brim_x, 0.28 * ay), c.hat)
-        layer.ellipse((hx, hy - 0.4 * ay), (1.0 * ax, 1.0 * ay), c.hat, arc=(180, 360))
+    else:  # brimmed hat: crown on a wide brim
+        brim_x = 2.1 * ax if view != "Side" else 1.9 * ax
+        layer.ellipse((hx, hy - 0.35 * ay), (brim_x, 0.32 * ay), c.hat)
+        layer.ellipse((hx, hy - 0.4 * ay), (1.05 * ax, 1.25 * ay), c.hat, arc=(180, 360))
         layer.poly(
-            [(hx - 0.98 * ax, hy - 0.6 * ay), (hx + 0.98 * ax, hy - 0.6 * ay), (hx + 0.98 * ax, hy - 0.4 * ay)]
-            + [(hx - 0.98 * ax, hy - 0.4 * ay)],
+            [(hx - 1.03 * ax, hy - 0.68 * ay), (hx + 1.03 * ax, hy - 0.68 * ay), (hx + 1.03 * ax, hy - 0.42 * ay)]
+            + [(hx - 1.03 * ax, hy - 0.42 * ay)],
             band,
         )
 
@@ -631,9 +654,13 @@ def _draw_head_front_back(layer: _Layer, g: _Geo, a: dict[str, bool], c: _Colour
     layer.ellipse((hx, hy + 0.1 * ay), (0.92 * ax, 0.9 * ay), c.skin)
     if a["LongHair"]:
         layer.ellipse((hx - 0.25 * ax, hy - 0.45 * ay), (0.75 * ax, 0.35 * ay), c.hair, angle=15, arc=(180, 360))
-    r = max(0.7, 0.12 * ax)
+    elif a["Hat"]:  # short hair at the temples below the hat: its colour (grey for the elderly) still shows
+        for s in (-1, 1):
+            layer.ellipse((hx + s * 0.9 * ax, hy - 0.05 * ay), (0.3 * ax, 0.5 * ay), c.hair)
+    r = max(0.8, 0.16 * ax)  # eyes and brows: what tells a face from the back of a head at 16 px
     for s in (-1, 1):
         layer.circle((hx + s * 0.36 * ax, hy + 0.02 * ay), r, _EYE)
+        layer.ellipse((hx + s * 0.36 * ax, hy - 0.25 * ay), (0.22 * ax, 0.07 * ay), _scale(c.hair, 0.8))
     layer.ellipse((hx, hy + 0.3 * ay), (0.09 * ax, 0.14 * ay), _scale(c.skin, 0.85))
     layer.ellipse((hx, hy + 0.56 * ay), (0.28 * ax, 0.08 * ay), c.mouth)
 
@@ -683,21 +710,10 @@ def _draw_front_back(layer: _Layer, g: _Geo, a: dict[str, bool], c: _Colours, ap
     layer.poly(pts, c.upper)
     for s in (-1, 1):
         layer.circle((cx + s * (g.sw - 0.03 * u), sy + 0.035 * u), 0.035 * u, c.upper)
-    if not back:
-        layer.ellipse((cx, sy - 0.004 * u), (0.04 * u, 0.028 * u), c.skin, arc=(0, 180))
-    # backpack: box on the back, straps over the chest in front
-    if a["Backpack"]:
-        if back:
-            dark = _scale(c.backpack, 0.6)
-            box = (cx - 0.8 * g.sw, sy + 0.01 * u, cx + 0.8 * g.sw, sy + 0.3 * u)
-            layer.poly(_rounded_rect(box[0] - 1, box[1] - 1, box[2] + 1, box[3] + 1, 0.035 * u), dark)
-            layer.poly(_rounded_rect(*box, 0.035 * u), c.backpack)
-            layer.poly(_rounded_rect(cx - 0.45 * g.sw, sy + 0.16 * u, cx + 0.45 * g.sw, sy + 0.25 * u, 0.02 * u), dark)
-        else:
-            for s in (-1, 1):
-                layer.limb(
-                    (cx + s * 0.55 * g.sw, sy), (cx + s * 0.5 * g.sw, sy + 0.2 * u), 0.042 * u, 0.04 * u, c.backpack
-                )
+    if not back:  # the front: a skin V neckline and a placket (zip or buttons) down to the hem
+        placket = _scale(c.upper, 0.55) if max(c.upper) > 90 else tuple(min(255, v + 70) for v in c.upper)
+        layer.limb((cx, sy + 0.05 * u), (cx, g.hip_y), 0.016 * u, 0.016 * u, placket)
+        layer.poly([(cx - 0.05 * u, sy - 0.006 * u), (cx + 0.05 * u, sy - 0.006 * u), (cx, sy + 0.065 * u)], c.skin)
     # arms: swinging forward foreshortens the forearm
     hands = {}
     for side in (-1, 1):
@@ -709,11 +725,11 @@ def _draw_front_back(layer: _Layer, g: _Geo, a: dict[str, bool], c: _Colours, ap
         hands[side] = _draw_arm(layer, g, a, c, joint, elbow, hand, 1.0)
     # long hair: a curtain down the back, strands over the shoulders in front
     if a["LongHair"]:
-        length = sy + (0.08 + 0.14 * app.hair_length) * u
+        length = sy + (0.17 + 0.13 * app.hair_length) * u  # shoulder blades to mid-back: a large area
         hx, hy, ax = g.hx, g.hy, g.ax
         if back:
             layer.poly(
-                [(hx - 1.0 * ax, hy), (hx + 1.0 * ax, hy), (hx + 1.5 * ax, length), (hx - 1.5 * ax, length)], c.hair
+                [(hx - 1.05 * ax, hy), (hx + 1.05 * ax, hy), (hx + 1.3 * ax, length), (hx - 1.3 * ax, length)], c.hair
             )
         else:
             for s in (-1, 1):
@@ -721,12 +737,24 @@ def _draw_front_back(layer: _Layer, g: _Geo, a: dict[str, bool], c: _Colours, ap
                     [
                         (hx + s * 0.7 * ax, hy - 0.5 * g.ay),
                         (hx + s * 1.08 * ax, hy - 0.2 * g.ay),
-                        (hx + s * 1.6 * ax, length),
-                        (hx + s * 0.85 * ax, length - 0.01 * u),
+                        (hx + s * 1.75 * ax, length),
+                        (hx + s * 0.65 * ax, length - 0.01 * u),
                         (hx + s * 0.75 * ax, hy + 0.6 * g.ay),
                     ],
                     c.hair,
                 )
+    # backpack: a box over the back (long hair shows above it), two straps and a chest strap in front
+    if a["Backpack"] and back:
+        dark = _scale(c.backpack, 0.6)
+        # a daypack: narrower and shorter than the back, so the top's colour shows around it
+        box = (cx - 0.62 * g.sw, sy + 0.05 * u, cx + 0.62 * g.sw, sy + 0.25 * u)
+        layer.poly(_rounded_rect(box[0] - 1, box[1] - 1, box[2] + 1, box[3] + 1, 0.035 * u), dark)
+        layer.poly(_rounded_rect(*box, 0.035 * u), c.backpack)
+        layer.poly(_rounded_rect(cx - 0.38 * g.sw, sy + 0.15 * u, cx + 0.38 * g.sw, sy + 0.22 * u, 0.02 * u), dark)
+    elif a["Backpack"]:
+        for s in (-1, 1):
+            layer.limb((cx + s * 0.55 * g.sw, sy), (cx + s * 0.5 * g.sw, sy + 0.2 * u), 0.05 * u, 0.046 * u, c.backpack)
+        layer.limb((cx - 0.5 * g.sw, sy + 0.12 * u), (cx + 0.5 * g.sw, sy + 0.12 * u), 0.02 * u, 0.02 * u, c.backpack)
     _draw_head_front_back(layer, g, a, c, back)
     if a["Hat"]:
         _draw_hat(layer, g, c, app, "Back" if back else "Front")
@@ -795,20 +823,21 @@ def _draw_side(layer: _Layer, g: _Geo, a: dict[str, bool], c: _Colours, app: App
         layer.limb(strap[1], strap[2], 0.03 * u, 0.03 * u, c.backpack)
     if a["LongHair"]:
         hx, hy, ax, ay = g.hx, g.hy, g.ax, g.ay
-        length = (0.08 + 0.14 * app.hair_length) * u
+        length = (0.17 + 0.13 * app.hair_length) * u
         bx, by = g.t((cx - d, sy + length))
         layer.poly(
             [
                 (hx - 0.2 * ax, hy - 0.8 * ay),
                 (hx - 1.1 * ax, hy - 0.1 * ay),
-                (bx - 0.01 * u, by),
-                (bx + 0.055 * u, by - 0.01 * u),
+                (bx - 0.02 * u, by),
+                (bx + 0.08 * u, by - 0.01 * u),
                 (hx - 0.25 * ax, hy + 0.7 * ay),
             ],
             c.hair,
         )
     _draw_head_side(layer, g, c)
-    if a["Hat"]:
+    if a["Hat"]:  # hair at the nape below the hat: its colour (grey for the elderly) still shows
+        layer.ellipse((g.hx - 0.72 * g.ax, g.hy + 0.1 * g.ay), (0.45 * g.ax, 0.55 * g.ay), c.hair)
         _draw_hat(layer, g, c, app, "Side")
     hand = _draw_arm(layer, g, a, c, *arm(1.0), 1.0)
     if a["HandBag"]:
@@ -850,8 +879,8 @@ def render_person_layer(
 
 
 # -- backgrounds, compositing and camera degradations ------------------------------------
-def _muted(rng: np.random.Generator, max_sat: float = 70) -> BGR:
-    return _hsv_to_bgr(rng.uniform(0, 180), rng.uniform(0, max_sat), rng.uniform(40, 220))
+def _muted(rng: np.random.Generator, max_sat: float = 70, val: tuple[float, float] = (40, 220)) -> BGR:
+    return _hsv_to_bgr(rng.uniform(0, 180), rng.uniform(0, max_sat), rng.uniform(*val))
 
 
 def _gradient(h: int, w: int, top: Sequence[float], bottom: Sequence[float]) -> np.ndarray:
@@ -861,11 +890,17 @@ def _gradient(h: int, w: int, top: Sequence[float], bottom: Sequence[float]) -> 
 
 
 def _clutter(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """A crop background: wall/ground gradients with rectangles and lines, muted so clothes stay the salient colour."""
+    """A crop background: wall/ground gradients with rectangles and lines, muted, hazy and out of focus.
+
+    The camera is focused on the pedestrian, so the scene behind is softer and lower in contrast.
+    That matters for learning: sharp, full-contrast clutter mimics clothes (a dark rectangle behind
+    the legs reads as black trousers, a pale one as a white top), and with it clear-tiny reached val
+    mA 0.75 after 6.5k training images against 0.81 on plain backgrounds.
+    """
     horizon = int(h * rng.uniform(0.45, 0.85))
     img = np.empty((h, w, 3), np.uint8)
-    img[:horizon] = _gradient(horizon, w, _muted(rng), _muted(rng))
-    img[horizon:] = _gradient(h - horizon, w, _muted(rng, 40), _muted(rng, 40))
+    img[:horizon] = _gradient(horizon, w, _muted(rng, val=(60, 200)), _muted(rng, val=(60, 200)))
+    img[horizon:] = _gradient(h - horizon, w, _muted(rng, 40, (60, 200)), _muted(rng, 40, (60, 200)))
     for _ in range(int(rng.integers(2, 7))):
         x1, x2 = sorted(rng.uniform(-0.2, 1.2, 2) * w)
         y1, y2 = sorted(rng.uniform(-0.1, 1.0, 2) * h)
@@ -880,7 +915,11 @@ def _clutter(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
             p1, p2 = (-5.0, y), (w + 5.0, y + rng.uniform(-0.1, 0.1) * h)
         pt1, pt2 = (int(p1[0]), int(p1[1])), (int(p2[0]), int(p2[1]))
         cv2.line(img, pt1, pt2, _muted(rng), int(rng.integers(1, 5)), cv2.LINE_AA)
-    return img
+    haze, sigma = rng.uniform(0.3, 0.55), rng.uniform(0.8, 1.6) * h / 128
+    out = img.astype(np.float32)
+    mean = out.reshape(-1, 3).mean(axis=0)
+    out = cv2.GaussianBlur(mean + haze * (out - mean), (0, 0), sigma)
+    return np.clip(out, 0, 255).astype(np.uint8)
 
 
 def paste_person(
@@ -913,31 +952,34 @@ def paste_person(
 
 
 def _degrade(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, int]:
-    """Camera effects: low resolution, blur, gain / gamma / colour cast, sensor noise; returns (image, JPEG quality)."""
+    """Camera effects: low resolution, blur, gain / gamma / colour cast, sensor noise; returns (image, JPEG quality).
+
+    Mild on purpose: each effect hits a minority of crops and blur is scaled to the crop size, so the
+    16-pixel head (hat, hair, face: half the hard attributes) survives in most of them.
+    """
     u = rng.random(10)
     h, w = img.shape[:2]
-    if u[0] < 0.3:  # low-resolution camera: down and back up
-        f = 0.4 + 0.35 * u[1]
+    if u[0] < 0.15:  # low-resolution camera: down and back up
+        f = 0.55 + 0.3 * u[1]
         small = cv2.resize(img, (max(8, int(w * f)), max(8, int(h * f))), interpolation=cv2.INTER_AREA)
         img = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-    if u[2] < 0.5:
-        img = cv2.GaussianBlur(img, (0, 0), 0.3 + 0.9 * u[3])
-    elif u[2] < 0.62:  # horizontal motion blur
-        k = 3 + 2 * int(u[3] * 2)
-        img = cv2.blur(img, (k, 1))
-    gain = 0.8 + 0.4 * u[4]
-    gamma = 0.85 + 0.35 * u[5]
+    if u[2] < 0.35:
+        img = cv2.GaussianBlur(img, (0, 0), (0.3 + 0.5 * u[3]) * h / 128)
+    elif u[2] < 0.45:  # horizontal motion blur
+        img = cv2.blur(img, (3, 1))
+    gain = 0.85 + 0.3 * u[4]
+    gamma = 0.9 + 0.3 * u[5]
     cast = 0.94 + 0.12 * rng.random(3)
     x = np.arange(256, dtype=np.float64) / 255.0
     lut = np.stack([np.clip(255 * gain * cast[k] * x**gamma, 0, 255) for k in range(3)], axis=-1)
     img = cv2.LUT(img, lut.astype(np.uint8)[None])
-    sigma = 5.0 * u[6]
+    sigma = 4.0 * u[6]
     if sigma > 0.5:
         noisy = rng.standard_normal(img.shape, dtype=np.float32)
         noisy *= sigma
         noisy += img
         img = np.clip(noisy, 0, 255, out=noisy).astype(np.uint8)
-    quality = 30 + int(u[7] * 66)
+    quality = 55 + int(u[7] * 41)
     return img, min(quality, 95)
 
 
@@ -967,7 +1009,7 @@ def render_person(
     """A pedestrian crop (BGR uint8, ``size`` = (H, W)) as a camera would give it.
 
     Pose, placement, background clutter and camera degradations (blur, lighting, noise,
-    JPEG quality 30-95) come from ``rng``; the draws do not depend on ``attrs``, so the same
+    JPEG quality 55-95) come from ``rng``; the draws do not depend on ``attrs``, so the same
     seed with different attributes changes only the attribute's pixels.
     """
     data = _render_jpeg(attrs, appearance, _as_rng(rng), size)
