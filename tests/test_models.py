@@ -171,6 +171,24 @@ def test_weighted_bce_weights_rare_positives_more() -> None:
     assert bce_loss(logits, targets).item() == pytest.approx(math.log(2), rel=1e-6)
 
 
+def test_balanced_bce_gives_positives_and_negatives_equal_total_weight() -> None:
+    """balanced_bce weighs by 1/(2r) and 1/(2(1-r)): the class balance mA scores."""
+    logits, targets = torch.zeros(1, 2), torch.tensor([[1.0, 0.0]])
+    r = torch.tensor([0.2, 0.2])
+    expect = (0.5 / 0.2 * math.log(2) + 0.5 / 0.8 * math.log(2)) / 2
+    assert bce_loss(logits, targets, r, balanced=True).item() == pytest.approx(expect, rel=1e-6)
+    # over a training set with that ratio, both classes carry the same total weight
+    y = torch.tensor([[1.0]] * 2 + [[0.0]] * 8)
+    z = torch.full((10, 1), 0.3)
+    pos = bce_loss(z[:2], y[:2], torch.tensor([0.2]), balanced=True).item() * 2
+    neg = bce_loss(z[2:], y[2:], torch.tensor([0.2]), balanced=True).item() * 8
+    per_pos = torch.nn.functional.softplus(-z[0]).item()
+    per_neg = torch.nn.functional.softplus(z[0]).item()
+    assert pos / per_pos == pytest.approx(neg / per_neg, rel=1e-6)
+    # an attribute absent from train keeps a finite weight
+    assert math.isfinite(bce_loss(logits, targets, torch.tensor([0.0, 1.0]), balanced=True).item())
+
+
 def test_encode_image_and_query_shapes_and_norms() -> None:
     torch.manual_seed(0)
     model = _tiny("clear-tiny").eval()

@@ -44,7 +44,7 @@ class TrainConfig:
     clip_grad: float = 10.0
     ema: float = 0.0  # EMA decay of the weights; 0 disables
     time_budget_s: float = 0.0  # stop stage 1 after this many seconds of training (0: no budget)
-    loss: str = "weighted_bce"  # bce | weighted_bce
+    loss: str = "weighted_bce"  # bce | weighted_bce | balanced_bce
     pad: int = 10  # augmentation: pad then random crop back to the input size
     flip: bool = True  # augmentation: horizontal flip (no colour jitter: colours are attributes)
     # stage 2: retrieval
@@ -65,7 +65,7 @@ class TrainConfig:
             "stage": ("par", "retrieval", "both"),
             "optimizer": ("adamw", "adam"),
             "scheduler": ("cosine", "plateau"),
-            "loss": ("bce", "weighted_bce"),
+            "loss": ("bce", "weighted_bce", "balanced_bce"),
         }
         for key, allowed in checks.items():
             if getattr(self, key) not in allowed:

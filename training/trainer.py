@@ -160,7 +160,9 @@ def train_recognition(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]
         generator=torch.Generator().manual_seed(cfg.seed),
     )
     pos_ratio = (
-        torch.from_numpy(ds.positive_ratio("train")).float().to(env.device) if cfg.loss == "weighted_bce" else None
+        torch.from_numpy(ds.positive_ratio("train")).float().to(env.device)
+        if cfg.loss in ("weighted_bce", "balanced_bce")
+        else None
     )
 
     opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
@@ -217,7 +219,7 @@ def train_recognition(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]
             running = 0.0
             for i, (x, y, _) in enumerate(loader):
                 x, y = x.to(env.device, non_blocking=True), y.to(env.device, non_blocking=True)
-                loss = bce_loss(net(x), y, pos_ratio)
+                loss = bce_loss(net(x), y, pos_ratio, balanced=cfg.loss == "balanced_bce")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.clip_grad > 0:
