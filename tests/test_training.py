@@ -69,7 +69,7 @@ def test_config_merges_yaml_kwargs_and_overrides(tmp_path) -> None:
         load_config(None, ["scheduler=linear"])
     with pytest.raises(FileNotFoundError, match="synthetic_tiny"):
         load_config("nope.yaml")
-    assert load_config("synthetic_tiny").img_size == (128, 64)
+    assert load_config("synthetic_tiny").img_size == (112, 56)
 
 
 def test_training_pixels_equal_the_runtime_preprocessing(synthetic_root) -> None:
