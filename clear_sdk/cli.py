@@ -441,8 +441,11 @@ def demo(
     for k in ("mA", "accuracy", "precision", "recall", "f1"):
         table.add_row(f"recognition {k}", f"{rec[k]:.4f}")
     for k in ("R-1", "R-5", "R-10", "mAP"):
-        table.add_row(f"retrieval {k}", f"{ret[k]:.4f}")
-    table.add_row("queries", str(ret["num_queries"]))
+        table.add_row(f"retrieval {k} (CLEAR embedding)", f"{ret[k]:.4f}")
+    for scorer in ("recognition", "fused"):  # the searcher's other scorers, on the same queries
+        for k in ("R-1", "mAP"):
+            table.add_row(f"retrieval {k} ({scorer} scorer)", f"{ret['by_scorer'][scorer][k]:.4f}")
+    table.add_row("queries", f"{ret['num_queries']:.0f}")
     table.add_row("total time", f"{report['timings']['total_s']:.0f} s")
     console.print(table)
     console.print(f"bundle: [bold]{report['bundle']}[/]")

@@ -75,3 +75,32 @@ def test_demo_recipe_fits_its_dataset() -> None:
     # a test gallery of the size the retrieval numbers in the README were measured on
     test = sum(i.split == "test" for i in sample_identities(data)) * data.images_per_identity
     assert 300 <= test <= 500
+
+
+def test_demo_table_shows_every_scorer(monkeypatch) -> None:
+    """Without --json the demo prints recognition metrics and each scorer's retrieval metrics."""
+    import clear_sdk.demo as demo
+
+    scorer = {"R-1": 0.25, "R-5": 0.5, "R-10": 0.75, "mAP": 0.375, "num_queries": 12.0}
+    report = {
+        "recognition": {"mA": 0.9, "accuracy": 0.8, "precision": 0.85, "recall": 0.9, "f1": 0.87},
+        "retrieval": {
+            **scorer,
+            "by_scorer": {
+                "embedding": scorer,
+                "recognition": {**scorer, "R-1": 0.625},
+                "fused": {**scorer, "mAP": 0.8125},
+            },
+        },
+        "bundle": "b",
+        "retrieval_grid": "g.png",
+        "attribute_plot": "a.png",
+        "test_images": 7,
+        "timings": {"total_s": 12.0},
+    }
+    monkeypatch.setattr(demo, "run_demo", lambda *a, **k: report)
+    res = CliRunner().invoke(app, ["demo"], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    assert "0.9000" in res.output and "7 held-out" in res.output
+    assert "R-1 (recognition scorer)" in res.output and "0.6250" in res.output
+    assert "mAP (fused scorer)" in res.output and "0.8125" in res.output
