@@ -356,16 +356,19 @@ class _Layer:
         cv2.fillPoly(self.img, arr, colour, cv2.LINE_AA, _SHIFT)
         cv2.fillPoly(self.mask, arr, 255, cv2.LINE_AA, _SHIFT)
 
-    def limb(self, p1: Sequence[float], p2: Sequence[float], w1: float, w2: float, colour: BGR) -> None:
-        """A tapered segment with round ends (w1 wide at p1, w2 at p2)."""
+    def limb(
+        self, p1: Sequence[float], p2: Sequence[float], w1: float, w2: float, colour: BGR, round_ends: bool = True
+    ) -> None:
+        """A tapered segment (w1 wide at p1, w2 at p2), with round ends unless ``round_ends`` is False."""
         a, b = np.asarray(p1, np.float64), np.asarray(p2, np.float64)
         d = b - a
         n = float(np.hypot(*d))
         if n > 1e-6:
             perp = np.array([-d[1], d[0]]) / n
             self.poly([a + perp * w1 / 2, b + perp * w2 / 2, b - perp * w2 / 2, a - perp * w1 / 2], colour)
-        self.circle(a, w1 / 2, colour)
-        self.circle(b, w2 / 2, colour)
+        if round_ends:
+            self.circle(a, w1 / 2, colour)
+            self.circle(b, w2 / 2, colour)
 
 
 def _rounded_rect(x1: float, y1: float, x2: float, y2: float, r: float) -> np.ndarray:
@@ -574,10 +577,9 @@ def _draw_arm(
         d = np.subtract(elbow, joint)
         n = float(np.hypot(*d))
         if n > 1e-6:
-            along, half = d / n, np.array([-d[1], d[0]]) / n * (uw + 0.016 * u) / 2
-            end = np.asarray(cuff) + along * 0.012 * u
-            start = end - along * 0.03 * u
-            layer.poly([start + half, end + half, end - half, start - half], _scale(upper, 0.6))
+            end = np.asarray(cuff) + d / n * 0.012 * u
+            start = end - d / n * 0.03 * u
+            layer.limb(start, end, uw + 0.016 * u, uw + 0.016 * u, _scale(upper, 0.6), round_ends=False)
     else:
         layer.limb(joint, elbow, uw + 0.008 * u, ew + 0.008 * u, upper)
         layer.limb(elbow, hand, ew + 0.008 * u, ww + 0.008 * u, upper)
