@@ -53,6 +53,10 @@ def moderate(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return generate_synthetic(tmp_path_factory.mktemp("moderate"), cfg)
 
 
+def _pixels_near(img: np.ndarray, colour, tol: int = 40) -> int:
+    return int((np.abs(img.astype(int) - np.array(colour)).sum(axis=2) < tol).sum())
+
+
 def _base_attrs(**on: bool) -> dict[str, bool]:
     attrs = {"Age18-60": True, "Front": True, "Trousers": True, "UpperRed": True, "LowerBlack": True}
     attrs.update(on)
@@ -235,8 +239,7 @@ def test_short_sleeves_show_skin_on_the_arms() -> None:
     short_attrs = _base_attrs(UpperBlue=True, UpperRed=False, ShortSleeve=True)
     short_img, _ = render_person_layer(short_attrs, app, (256, 128), pose)
     skin = np.array(app.skin)
-    near_skin = lambda img: int((np.abs(img.astype(int) - skin).sum(axis=2) < 30).sum())  # noqa: E731
-    assert near_skin(short_img) > near_skin(long_img) + 300
+    assert _pixels_near(short_img, skin, 30) > _pixels_near(long_img, skin, 30) + 300
 
 
 @pytest.mark.parametrize(
@@ -321,10 +324,6 @@ def test_backpack_shows_from_behind_under_long_hair() -> None:
     a, _ = render_person_layer(base, app, (128, 64), Pose(phase=1.0))
     b, _ = render_person_layer({**base, "Backpack": True}, app, (128, 64), Pose(phase=1.0))
     assert int((np.abs(a.astype(int) - b.astype(int)).sum(axis=2) > 60).sum()) >= 300
-
-
-def _pixels_near(img: np.ndarray, colour, tol: int = 40) -> int:
-    return int((np.abs(img.astype(int) - np.array(colour)).sum(axis=2) < tol).sum())
 
 
 def test_top_colour_shows_from_behind_a_backpack_and_long_hair() -> None:
