@@ -40,11 +40,14 @@ RET = RetrievalConfig(embed_dim=16, hidden_dim=24, soft_dim=40)
 
 
 def _tiny(name: str, variant: str | None = None, retrieval: bool = True):
-    kw = dict(TINY) if name != "resnet50" else {"img_size": (112, 64), "num_attrs": 7}
+    kw = dict(TINY) if name.startswith("clear") else {"img_size": (112, 64), "num_attrs": 7}
     return create_model(name, variant=variant, retrieval=RET if retrieval else None, **kw)
 
 
-CASES = [(n, v) for n in list_models("clear*") for v in VARIANTS] + [("resnet50", None)]
+# every CLEAR config (clear-lite* on its CNN trunk included) in every Table 5 variant, and the baselines
+CASES = [(n, v) for n in list_models("clear*") for v in VARIANTS] + [
+    (n, None) for n in ["resnet50", *list_models("lite*")]
+]
 
 
 @pytest.mark.parametrize("name,variant", CASES)
@@ -69,7 +72,10 @@ def test_shapes_finite_and_every_parameter_gets_a_gradient(name: str, variant: s
 
 def test_registry_lists_and_rejects_unknown_names() -> None:
     assert {"clear-base", "clear-small", "clear-tiny", "resnet50"} <= set(list_models())
-    assert list_models("clear*") == ["clear-base", "clear-small", "clear-tiny"]
+    assert list_models("clear*") == [
+        "clear-base", "clear-lite0", "clear-lite1", "clear-lite2", "clear-small", "clear-tiny"
+    ]  # fmt: skip
+    assert list_models("lite*") == ["lite0", "lite1", "lite2"]
     with pytest.raises(KeyError, match="registered: clear-base"):
         create_model("clear-huge")
     with pytest.raises(ValueError, match="unknown variant"):

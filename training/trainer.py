@@ -109,14 +109,39 @@ def predict_probs(
 
 
 # -- stage 1 ---------------------------------------------------------------------------------
-def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+def _param_groups(model: torch.nn.Module, weight_decay: float, lr: float, trunk_lr: float | None = None):
+    """AdamW groups: no decay on norms/biases/listed params; ``trunk_lr`` for a pretrained CNN trunk."""
     skip = model.no_weight_decay() if hasattr(model, "no_weight_decay") else set()
-    decay, no_decay = [], []
+    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (no_decay if p.ndim <= 1 or name in skip else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        in_trunk = trunk_lr is not None and name.startswith("par.trunk.")
+        groups.setdefault((p.ndim <= 1 or name in skip, in_trunk), []).append(p)
+    return [
+        {"params": ps, "weight_decay": 0.0 if no_decay else weight_decay, "lr": trunk_lr if in_trunk else lr}
+        for (no_decay, in_trunk), ps in sorted(groups.items())
+    ]
+
+
+def freeze_trunk_stages(model: CLEAR, stages: int) -> list[torch.nn.Module]:
+    """Freeze a pretrained trunk's stem and first ``stages`` stages (weights and BatchNorm statistics).
+
+    The early, high-resolution stages cost most of a CNN's time on a CPU and carry generic edges and
+    textures; fine-tuning practice keeps them fixed. Returns the modules to hold in eval mode.
+    """
+    if stages <= 0:
+        return []
+    trunk = getattr(model.par, "trunk", None)
+    if trunk is None or not hasattr(trunk, "conv_stem"):
+        raise ValueError(
+            f"freeze_trunk_stages needs a model with a CNN trunk (clear-lite*, lite*), not {model.cfg.name}"
+        )
+    mods = [trunk.conv_stem, trunk.bn1, *list(trunk.blocks)[:stages]]
+    for m in mods:
+        m.requires_grad_(False)
+        m.eval()
+    return mods
 
 
 def _checkpoint_meta(cfg: TrainConfig, ds, stage: str, epoch: int, val: dict[str, float], **extra) -> dict:
@@ -166,7 +191,10 @@ def train_recognition(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]
     )
 
     opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    optimizer = opt_cls(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    frozen = freeze_trunk_stages(model, cfg.freeze_trunk_stages)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = opt_cls(_param_groups(model, cfg.weight_decay, cfg.lr, cfg.trunk_lr), lr=cfg.lr)
     steps_per_epoch = max(len(loader), 1)
     total, warm = cfg.epochs * steps_per_epoch, int(cfg.warmup_epochs * steps_per_epoch)
 
@@ -216,9 +244,13 @@ def train_recognition(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]
             if sampler is not None:
                 sampler.set_epoch(epoch)
             net.train()
+            for m in frozen:
+                m.eval()
             running = 0.0
             for i, (x, y, _) in enumerate(loader):
                 x, y = x.to(env.device, non_blocking=True), y.to(env.device, non_blocking=True)
+                if cfg.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
                 loss = bce_loss(net(x), y, pos_ratio, balanced=cfg.loss == "balanced_bce")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

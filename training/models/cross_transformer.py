@@ -36,13 +36,21 @@ def stage_grids(img_size: tuple[int, int], patch_size: int, num_stages: int) -> 
 class SwinBranch(nn.Module):
     """F_s: patch 4 embedding, four Swin stages (optional CASA), final norm, Flatten + FC -> z^s."""
 
-    def __init__(self, cfg: SwinConfig, img_size: tuple[int, int], casa: bool, drop_path_rate: float = 0.0) -> None:
+    def __init__(
+        self,
+        cfg: SwinConfig,
+        img_size: tuple[int, int],
+        casa: bool,
+        drop_path_rate: float = 0.0,
+        in_chans: int = 3,
+    ) -> None:
+        """``img_size``/``in_chans``: the image, or a trunk's feature map (then ``cfg.patch_size`` is 1)."""
         super().__init__()
         self.grids = stage_grids(img_size, cfg.patch_size, len(cfg.dims))
         self.patch_embed = PatchEmbed(
             img_size=img_size,
             patch_size=cfg.patch_size,
-            in_chans=3,
+            in_chans=in_chans,
             embed_dim=cfg.dims[0],
             norm_layer=nn.LayerNorm,
             output_fmt="NHWC",
@@ -82,12 +90,17 @@ class SwinBranch(nn.Module):
         return self.head_fc(tokens.flatten(1)), tokens
 
 
-def build_vit(cfg: ModelConfig) -> VisionTransformer:
-    """F_v: timm's ViT at the model's input size (patch 14 at 256x128 -> 18x9 tokens + CLS)."""
+def build_vit(cfg: ModelConfig, img_size: tuple[int, int] | None = None, in_chans: int = 3) -> VisionTransformer:
+    """F_v: timm's ViT at the model's input size (patch 14 at 256x128 -> 18x9 tokens + CLS).
+
+    On a trunk, ``img_size``/``in_chans`` are its stride-16 map and ``cfg.vit.patch_size`` is 1: every
+    cell of the map is one token (the hybrid ViT).
+    """
     v = cfg.vit
     return VisionTransformer(
-        img_size=cfg.img_size,
+        img_size=img_size or cfg.img_size,
         patch_size=v.patch_size,
+        in_chans=in_chans,
         embed_dim=v.dim,
         depth=v.depth,
         num_heads=v.num_heads,
@@ -108,9 +121,21 @@ class CrossTransformer(nn.Module):
         variant = cfg.variant
         self.use_vit = variant in ("vit", "concat", "cross")
         self.use_swin = variant in ("swin", "swin+casa", "concat", "cross")
-        self.vit = build_vit(cfg) if self.use_vit else None
+        # image-size inputs of each branch, or the trunk's maps (ViT: stride 16, Swin: stride 8)
+        vit_in, swin_in = (cfg.img_size, 3), (cfg.img_size, 3)
+        self.trunk = None
+        if cfg.trunk:
+            from .lite import LiteTrunk
+
+            strides = tuple(s for s, used in ((8, self.use_swin), (16, self.use_vit)) if used)
+            self.trunk = LiteTrunk(cfg.trunk, cfg.img_size, strides)
+            taps = {s: (g, c) for s, g, c in zip(self.trunk.strides, self.trunk.grids, self.trunk.channels)}
+            vit_in, swin_in = taps.get(16, vit_in), taps.get(8, swin_in)
+        self.vit = build_vit(cfg, *vit_in) if self.use_vit else None
         if self.use_swin:
-            self.swin = SwinBranch(cfg.swin, cfg.img_size, casa=variant != "swin", drop_path_rate=cfg.drop_path_rate)
+            self.swin = SwinBranch(
+                cfg.swin, swin_in[0], casa=variant != "swin", drop_path_rate=cfg.drop_path_rate, in_chans=swin_in[1]
+            )
         else:
             self.swin = None
         if variant == "cross":
@@ -122,11 +147,21 @@ class CrossTransformer(nn.Module):
         self.num_features = (self.swin.out_dim if self.use_swin else 0) + (cfg.vit.dim if self.use_vit else 0)
         self.head = nn.Linear(self.num_features, cfg.num_attrs)
         for name, m in self.named_children():
-            if name not in ("vit",):  # timm initialised the ViT; the rest follows timm's Linear/LN init
+            if name not in ("vit", "trunk"):  # timm initialised the ViT and trunk; the rest follows timm's init
                 m.apply(init_weights)
+
+    def load_imagenet(self, path=None) -> None:
+        """ImageNet weights for the trunk (``clear-lite*`` only)."""
+        if self.trunk is None:
+            raise ValueError(f"{self.cfg.name} has no CNN trunk; pretrained='imagenet' applies to clear-lite*/lite*")
+        self.trunk.load_imagenet(path)
 
     def token_grids(self) -> dict[str, object]:
         out: dict[str, object] = {}
+        if self.trunk is not None:
+            out["trunk"] = {
+                f"stride{s}": [*g, c] for s, g, c in zip(self.trunk.strides, self.trunk.grids, self.trunk.channels)
+            }
         if self.vit is not None:
             out["vit"] = list(self.vit.patch_embed.grid_size)
             out["vit_tokens"] = self.vit.patch_embed.num_patches + 1
@@ -137,10 +172,14 @@ class CrossTransformer(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         parts = []
+        x_swin = x_vit = x
+        if self.trunk is not None:
+            maps = dict(zip(self.trunk.strides, self.trunk(x)))
+            x_swin, x_vit = maps.get(8), maps.get(16)
         if self.swin is not None:
-            zs, s_tokens = self.swin(x)
+            zs, s_tokens = self.swin(x_swin)
         if self.vit is not None:
-            v_tokens = self.vit.forward_features(x)  # [B, 1 + N, D], normed
+            v_tokens = self.vit.forward_features(x_vit)  # [B, 1 + N, D], normed
             cls = v_tokens[:, 0]
         if self.cfg.variant == "cross":
             zs = self.svcf(zs, v_tokens[:, 1:])

