@@ -379,6 +379,8 @@ _PA100K = DescriptionTemplate(
     },
 )
 
+_PETA_COLOURS = ("Black", "Blue", "Brown", "Green", "Grey", "Orange", "Pink", "Purple", "Red", "White", "Yellow")
+
 _PETA = DescriptionTemplate(
     name="peta",
     phrases={
@@ -417,6 +419,9 @@ _PETA = DescriptionTemplate(
         "personalLess60": ("AGE", "middle-aged"),
         "personalLarger60": ("AGE", "old"),
         "personalMale": ("GENDER", "man"),
+        # the colour option of the peta loader (PETA's raw upper/lower-body colour labels)
+        **_colors("upperBody", "UPPER_COLOR", _PETA_COLOURS),
+        **_colors("lowerBody", "LOWER_COLOR", _PETA_COLOURS),
     },
     defaults={
         "GENDER": "woman",

@@ -145,6 +145,8 @@ def peta_root(tmp_path: Path, peta_raw: dict) -> Path:
     link_or_copy(PETA_MAT, tmp_path / "PETA.mat")
     firsts = {int(part[s][0]) for part in peta_raw["parts"] for s in ("train", "val", "test")}
     write_images(tmp_path / "images", [f"{i:05d}.png" for i in sorted(firsts)])
+    for i in set(range(1, 19001)) - firsts:  # the loader lists names; only the firsts are decoded
+        (tmp_path / "images" / f"{i:05d}.png").touch()
     return tmp_path
 
 
@@ -193,8 +195,39 @@ def test_peta_missing_files(tmp_path: Path, peta_root: Path) -> None:
     with pytest.raises(DatasetError, match=r"missing under .*PETA\.mat, images"):
         create_dataset("peta", tmp_path / "empty")
     (peta_root / "images" / "13183.png").unlink()
-    with pytest.raises(DatasetError, match="13183.png"):
-        create_dataset("peta", peta_root)
+    ds = create_dataset("peta", peta_root)  # only a split that needs the image fails
+    with pytest.raises(DatasetError, match=r"1 of 9500 images of split 'train' are missing .*13183\.png"):
+        ds.split("train")
+    assert len(ds.split("test")) == 7600
+
+
+def test_peta_reads_jpg_and_a_root_with_only_some_splits(tmp_path: Path, peta_raw: dict) -> None:
+    """The layout of ../shared/data/peta-trainval: train + val as NNNNN.jpg, no test images, PETA.mat elsewhere."""
+    images = tmp_path / "trainval" / "images"
+    images.mkdir(parents=True)
+    part = peta_raw["parts"][0]
+    for i in np.concatenate([part["train"], part["val"]]).astype(int):
+        (images / f"{i:05d}.jpg").touch()
+    ds = create_dataset("peta", tmp_path / "trainval", annotation=PETA_MAT)
+    assert ds.split("train")[0].path == str(images / "13183.jpg")
+    assert len(ds.split("val")) == 1900 and len(ds.split("trainval")) == 11400
+    with pytest.raises(DatasetError, match=r"7600 of 7600 images of split 'test' are missing"):
+        ds.split("test")
+    with pytest.raises(DatasetError, match="annotation file .* does not exist"):
+        create_dataset("peta", tmp_path / "trainval", annotation=tmp_path / "nope.mat")
+
+
+def test_peta_colours_option_appends_the_raw_colour_labels(peta_root: Path, peta_raw: dict) -> None:
+    ds = create_dataset("peta", peta_root, colours=True)
+    std = load_schema("peta").attributes
+    assert ds.attributes[:35] == std and len(ds.attributes) == 57
+    assert ds.groups["upper_colour"][0] == "upperBodyBlack" and len(ds.groups["upper_colour"]) == 11
+    assert ds.groups["lower_colour"][-1] == "lowerBodyYellow" and len(ds.groups["lower_colour"]) == 11
+    # raw columns 35..56 of peta.data[:, 4:] are upperBodyBlack..lowerBodyYellow (read from PETA.mat)
+    idx = peta_raw["parts"][0]["train"].astype(int) - 1
+    np.testing.assert_array_equal(ds.labels("train")[:, 35:], peta_raw["data"][:, 4:][idx][:, 35:57])
+    np.testing.assert_array_equal(ds.labels("train")[:, :35], create_dataset("peta", peta_root).labels("train"))
+    assert PARDataset.attributes is not ds.attributes and len(type(ds).attributes) == 35  # class schema untouched
 
 
 # --------------------------------------------------------------------------- Market-1501 (real .mat)

@@ -208,7 +208,14 @@ def test_templates_cover_the_packaged_schemas(schema: str) -> None:
     attrs = load_schema(schema).attributes
     tpl = template_for(attrs)
     assert tpl.name == schema
-    assert set(tpl.attribute_names) == set(attrs)
+    colours = [a for names in load_schema(schema).meta.get("colour_groups", {}).values() for a in names]
+    assert set(tpl.attribute_names) == set(attrs) | set(colours)  # PETA's colour option included
+
+
+def test_peta_colours_fill_the_colour_tags() -> None:
+    names = load_schema("peta").attributes + [a for v in load_schema("peta").meta["colour_groups"].values() for a in v]
+    text = describe(["personalMale", "upperBodyRed", "lowerBodyBlack", "lowerBodyTrousers"], names)
+    assert "red" in text and "black trousers" in text and template_for(names).name == "peta"
 
 
 def test_synthetic_template_matches_the_synthetic_dataset() -> None:
