@@ -7,6 +7,8 @@ beside every checkpoint.
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,9 @@ class TrainConfig:
     batch_size: int = 32
     optimizer: str = "adamw"  # adamw | adam
     lr: float = 1e-4
+    trunk_lr: float | None = None  # lr of a pretrained CNN trunk (clear-lite*, lite*); None: lr
+    freeze_trunk_stages: int = 0  # keep a pretrained trunk's stem and first N stages fixed (weights and BN)
+    channels_last: bool = False  # NHWC memory format: faster convolutions on CPU (oneDNN)
     weight_decay: float = 1e-4
     scheduler: str = "cosine"  # cosine | plateau
     warmup_epochs: float = 1.0
@@ -122,4 +127,83 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     unknown = set(data) - set(fields)
     if unknown:
         raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}; valid keys: {', '.join(fields)}")
-    return TrainConfig(**data)
+    hints = typing.get_type_hints(TrainConfig)
+    return TrainConfig(**{k: coerce(k, v, hints[k]) for k, v in data.items()})
+
+
+def coerce(name: str, value: Any, hint: Any) -> Any:
+    """``value`` (from YAML or ``--set``) as the field's type, or a ValueError naming field, value and type.
+
+    YAML 1.1 reads ``1e-4`` (no dot) as a string and ``1e3`` likewise, so numbers are parsed here.
+    """
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return coerce(name, value, arg)
+            except ValueError as e:
+                errors.append(str(e))
+        raise ValueError(errors[0] if errors else f"{name}: cannot be {value!r}")
+
+    def fail() -> ValueError:
+        shown = getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+        return ValueError(f"config {name}={value!r}: expected {shown}")
+
+    if hint is Any:
+        return value
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+            return value.strip().lower() in ("true", "yes", "on", "1")
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise fail()
+    if hint is int:
+        if isinstance(value, bool):
+            raise fail()
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                f = float(value)
+            except ValueError:
+                raise fail() from None
+            if f.is_integer():
+                return int(f)
+        raise fail()
+    if hint is float:
+        if isinstance(value, bool):
+            raise fail()
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                raise fail() from None
+        raise fail()
+    if hint is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise fail()
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [v for v in value.replace("x", ",").split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise fail()
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(coerce(name, v, args[0]) for v in value)
+        if len(value) != len(args):
+            raise fail()
+        return tuple(coerce(name, v, a) for v, a in zip(value, args))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise fail()
+        return value
+    return value
