@@ -132,7 +132,16 @@ class Bundle:
         if root.is_file() and root.name == MANIFEST_NAME:
             root = root.parent
         if not root.exists():
-            raise BundleError(f"bundle not found: {root}; pass the folder written by `clear-sdk export ... --out DIR`")
+            from clear_sdk.models import list_shipped, shipped_path
+
+            shipped = shipped_path(os.fspath(path))
+            if shipped is None:
+                names = ", ".join(list_shipped()) or "none in this install"
+                raise BundleError(
+                    f"bundle not found: {root}; pass the folder written by `clear-sdk export ... --out DIR` "
+                    f"or the name of a shipped model ({names})"
+                )
+            root = shipped
         if not root.is_dir():
             raise BundleError(f"{root} is a file, not a bundle folder; pass the folder that holds {MANIFEST_NAME}")
         mpath = root / MANIFEST_NAME

@@ -70,6 +70,7 @@ def info(
     table = Table(title=f"clear-sdk {report['version']}", show_header=False)
     for key, value in report["backends"].items():
         table.add_row(key, str(value))
+    table.add_row("shipped models", ", ".join(report["shipped_models"]) or "(none)")
     table.add_row("models", ", ".join(report["models"]) or "(install clear-sdk[train])")
     console.print(table)
     if "bundle" in report:
@@ -246,6 +247,9 @@ def export(
     batch_sizes: Annotated[
         str, typer.Option(help="TensorRT optimisation profile batch sizes, e.g. 1,8,32.")
     ] = "1,8,32",
+    with_checkpoint: Annotated[
+        bool, typer.Option(help="Copy the torch checkpoint into the bundle (the torch backend needs it).")
+    ] = True,
 ) -> None:
     """Export a checkpoint to a model bundle: recognizer.onnx, query.onnx, text.onnx, manifest.json (+ TensorRT)."""
     try:
@@ -278,6 +282,7 @@ def export(
             val_dataset=(dataset, root) if calibrate_thresholds else None,
             batch_sizes=sizes,
             cpu_int8=cpu_int8,
+            checkpoint_copy=with_checkpoint,
         )
     except TensorRTUnavailable as e:
         fail(str(e), code=2)
@@ -378,7 +383,9 @@ def search(
     index_dir: Annotated[str, typer.Option("--index", help="Index folder written by clear-sdk index.")],
     k: Annotated[int, typer.Option("-k", help="Number of results.")] = 10,
     bundle: Annotated[str | None, typer.Option(help="Bundle (default: the one the index was built with).")] = None,
-    scorer: Annotated[str, typer.Option(help="embedding (CLEAR), recognition or fused.")] = "embedding",
+    scorer: Annotated[
+        str, typer.Option(help="auto (embedding when the bundle has it), embedding (CLEAR), recognition or fused.")
+    ] = "auto",
     camera: Annotated[str | None, typer.Option(help="Only crops from this camera.")] = None,
     grid: Annotated[str | None, typer.Option(help="Write the top-k crops with scores to this PNG.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False,

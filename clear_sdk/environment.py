@@ -40,4 +40,6 @@ def describe_environment() -> dict[str, Any]:
             models = list_models()
         except ImportError:  # torch without timm: the [train] extra is not installed
             models = []
-    return {"version": __version__, "backends": backends, "models": models}
+    from clear_sdk.models import list_shipped
+
+    return {"version": __version__, "backends": backends, "models": models, "shipped_models": list_shipped()}

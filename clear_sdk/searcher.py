@@ -56,7 +56,8 @@ class AttributeSearcher:
 
     ``index_dir``: a folder to persist the gallery in (vectors file + SQLite metadata; atomic
     writes; reopening restores it), or ``None`` for an in-memory gallery. ``scorer``: the default
-    of :meth:`search`. ``index_kwargs`` go to :class:`~clear_sdk.index.VectorIndex` (e.g.
+    of :meth:`search`; ``"auto"`` is CLEAR's embedding when the bundle has the retrieval stage, else
+    the recognition scorer. ``index_kwargs`` go to :class:`~clear_sdk.index.VectorIndex` (e.g.
     ``faiss_type="hnsw"`` for approximate search at millions of items).
     """
 
@@ -66,7 +67,7 @@ class AttributeSearcher:
         index_dir: str | os.PathLike[str] | None = None,
         backend: str = "auto",
         device: str | None = None,
-        scorer: Scorer = "embedding",
+        scorer: Scorer | Literal["auto"] = "auto",
         fusion_weight: float = 0.1,
         batch_size: int = 32,
         **index_kwargs: Any,
@@ -76,8 +77,10 @@ class AttributeSearcher:
         self._names = self.recognizer.attribute_names
         self._groups = self.recognizer.groups
         self._has_embedding = self.bundle.has_retrieval
+        if scorer == "auto":  # CLEAR's embedding where the bundle has its retrieval stage
+            scorer = "embedding" if self._has_embedding else "recognition"
         if scorer not in SCORERS:
-            raise ValueError(f"scorer must be one of {', '.join(SCORERS)}, got {scorer!r}")
+            raise ValueError(f"scorer must be auto or one of {', '.join(SCORERS)}, got {scorer!r}")
         if scorer != "recognition" and not self._has_embedding:
             raise BundleError(
                 f"{self.bundle.path} has no retrieval stage: use scorer='recognition', or train stage 2 and re-export"

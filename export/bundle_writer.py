@@ -193,6 +193,7 @@ def export_bundle(
     simplify: bool = True,
     text: bool = True,
     cpu_int8: bool = False,
+    checkpoint_copy: bool = True,
 ) -> Path:
     """Export ``checkpoint`` into the bundle folder ``out_dir`` and return its path.
 
@@ -201,6 +202,8 @@ def export_bundle(
     ``calibrate_thresholds`` picks per-attribute thresholds on ``val_dataset``'s val split (see
     :func:`best_thresholds`); otherwise every threshold is 0.5. ``text=False`` skips ``text.onnx``.
     ``cpu_int8`` adds ``recognizer.int8.onnx`` (dynamic int8 for CPUs; backend ``onnxruntime-int8``).
+    ``checkpoint_copy=False`` leaves the torch checkpoint out (a smaller bundle, as the shipped models are;
+    the ``torch`` backend then cannot serve it).
     """
     from clear_sdk.training.models import load_checkpoint
 
@@ -262,11 +265,12 @@ def export_bundle(
                     "%s records no text encoder: the bundle has no text.onnx (queries need soft input)", ckpt
                 )
 
-        (tmp / "checkpoint").mkdir()
-        shutil.copy2(ckpt, tmp / "checkpoint" / "model.safetensors")
-        shutil.copy2(ckpt.with_suffix(".json"), tmp / "checkpoint" / "model.json")
-        models["checkpoint"] = "checkpoint/model.safetensors"
-        models["checkpoint_config"] = "checkpoint/model.json"
+        if checkpoint_copy:
+            (tmp / "checkpoint").mkdir()
+            shutil.copy2(ckpt, tmp / "checkpoint" / "model.safetensors")
+            shutil.copy2(ckpt.with_suffix(".json"), tmp / "checkpoint" / "model.json")
+            models["checkpoint"] = "checkpoint/model.safetensors"
+            models["checkpoint_config"] = "checkpoint/model.json"
 
         thresholds = {n: 0.5 for n in names}
         calibration = None
