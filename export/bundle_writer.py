@@ -24,7 +24,18 @@ from typing import Any
 import numpy as np
 
 from clear_sdk import __version__
-from clear_sdk.bundle import FORMAT_VERSION, MANIFEST_NAME, Bundle, sha256_file
+from clear_sdk.bundle import (
+    MANIFEST_NAME,
+    ONNX_META_ATTRIBUTES,
+    ONNX_META_INPUT_SIZE,
+    Bundle,
+    Dims,
+    EngineSpec,
+    FileEntry,
+    Manifest,
+    TextEncoderSpec,
+    sha256_file,
+)
 from clear_sdk.metrics import attribute_metrics
 from clear_sdk.preprocess import Preprocessing, preprocess_batch
 
@@ -153,6 +164,23 @@ def _groups(meta: dict[str, Any], names: list[str]) -> dict[str, list[str]]:
     return {g: [a for a in members if a in names] for g, members in groups.items() if any(a in names for a in members)}
 
 
+def stamp_graph(path: Path, names: Sequence[str], pp: Preprocessing) -> None:
+    """Record the attribute order and input size inside the graph (ONNX metadata, hashed with it).
+
+    The runtime compares them with the manifest when it opens the graph, so a hand-edited manifest
+    whose names are swapped or dropped is refused instead of mislabelling every prediction.
+    """
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False)
+    keep = [p for p in graph.metadata_props if p.key not in (ONNX_META_ATTRIBUTES, ONNX_META_INPUT_SIZE)]
+    del graph.metadata_props[:]
+    graph.metadata_props.extend(keep)
+    for key, value in ((ONNX_META_ATTRIBUTES, list(names)), (ONNX_META_INPUT_SIZE, list(pp.input_size))):
+        graph.metadata_props.append(onnx.StringStringEntryProto(key=key, value=json.dumps(value)))
+    onnx.save(graph, str(path))
+
+
 def _precisions(engine: str, fp16: bool, int8: bool) -> list[str]:
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
@@ -240,9 +268,11 @@ def export_bundle(
         parity: dict[str, Any] = {}
         rec = export_recognizer(model, tmp / "recognizer.onnx", opset=opset, simplify=simplify)
         parity["recognizer"] = rec["parity_max_abs"]
+        stamp_graph(tmp / "recognizer.onnx", names, pp)
         outputs = {"recognizer": rec["outputs"]}
         if cpu_int8:
             q8 = quantize_recognizer_int8(tmp / "recognizer.onnx", tmp / "recognizer.int8.onnx")
+            stamp_graph(tmp / "recognizer.int8.onnx", names, pp)
             models["recognizer_int8"] = "recognizer.int8.onnx"
             parity["recognizer_int8_vs_fp32"] = q8["parity_max_abs_vs_fp32"]
         retrieval = None
@@ -254,7 +284,9 @@ def export_bundle(
             models["query"] = "query.onnx"
             embed_dim, soft_dim = cfg.retrieval.embed_dim, cfg.retrieval.soft_dim
             retrieval = {"description_template": meta.get("description_template"), "text_encoder": None}
-            if text and meta.get("text_encoder"):
+            if cfg.retrieval.query_form != "hard+soft":  # older readers know only HA+SP: keep the key out then
+                retrieval["query_form"] = cfg.retrieval.query_form
+            if text and meta.get("text_encoder") and cfg.retrieval.uses_text:
                 info = _export_text(meta["text_encoder"], tmp, opset, soft_dim)
                 retrieval["text_encoder"] = info
                 models["text"], models["tokenizer"] = info["onnx"], info["tokenizer"]
@@ -300,49 +332,58 @@ def export_bundle(
                     )
                 )
 
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "model": {"name": cfg.name, "arch": cfg.arch, "variant": cfg.variant, "config": cfg.to_dict()},
-            "dataset": (meta.get("dataset") or {}).get("name"),
-            "attributes": names,
-            "groups": _groups(meta, names),
-            "thresholds": thresholds,
-            "threshold_calibration": calibration,
-            "preprocessing": pp.to_dict(),
-            "dims": {
-                "num_attrs": cfg.num_attrs,
-                "feature_dim": int(model.num_features),
-                "embed_dim": embed_dim,
-                "soft_dim": soft_dim,
-            },
-            "outputs": outputs,
-            "retrieval": retrieval,
-            "models": models,
-            "onnx": {
-                "opset": rec["opset"],
-                "exporter": rec["exporter"],
-                "simplified": rec["simplified"],
-                "dynamic_batch": True,
-                "parity_max_abs": parity,
-                "parity_inputs": "seeded random, batch 1 and 3 (query: 1 and 5)",
-            },
-            "engines": engines,
-            "source_checkpoint": {
-                "file": ckpt.name,
-                "stage": meta.get("stage"),
-                "epoch": meta.get("epoch"),
-                "val": meta.get("val"),
-            },
-            "producer": {
-                **_versions(("tensorrt",) if engines else ()),
-                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            },
-            "files": {},
-        }
+        files = {}
         for f in sorted(tmp.rglob("*")):
             if f.is_file() and f.name != MANIFEST_NAME:
-                rel = f.relative_to(tmp).as_posix()
-                manifest["files"][rel] = {"sha256": sha256_file(f), "size": f.stat().st_size}
+                files[f.relative_to(tmp).as_posix()] = FileEntry(sha256=sha256_file(f), size=f.stat().st_size)
+        text_spec = None
+        if retrieval is not None and retrieval["text_encoder"]:
+            info = dict(retrieval["text_encoder"])
+            # its files are named once, in models.text / models.tokenizer (and hashed in files)
+            info.pop("onnx", None), info.pop("tokenizer", None)
+            text_spec = TextEncoderSpec(
+                n_w=int(info.pop("n_w")), pad_id=info.pop("pad_id", None), pad_token=info.pop("pad_token", None),
+                info=info,
+            )  # fmt: skip
+        spec = Manifest(
+            attributes=names,
+            preprocessing=pp,
+            dims=Dims(
+                num_attrs=cfg.num_attrs, feature_dim=int(model.num_features), embed_dim=embed_dim, soft_dim=soft_dim
+            ),
+            models=models,
+            files=files,
+            groups=_groups(meta, names),
+            thresholds=thresholds,
+            outputs=outputs,
+            description_template=None if retrieval is None else retrieval["description_template"],
+            text_encoder=text_spec,
+            engines=[EngineSpec(**{k: e[k] for k in EngineSpec.__dataclass_fields__ if k in e}) for e in engines],
+            info={
+                "model": {"name": cfg.name, "arch": cfg.arch, "variant": cfg.variant, "config": cfg.to_dict()},
+                "dataset": (meta.get("dataset") or {}).get("name"),
+                "threshold_calibration": calibration,
+                "onnx": {
+                    "opset": rec["opset"],
+                    "exporter": rec["exporter"],
+                    "simplified": rec["simplified"],
+                    "dynamic_batch": True,
+                    "parity_max_abs": parity,
+                    "parity_inputs": "seeded random, batch 1 and 3 (query: 1 and 5)",
+                },
+                "source_checkpoint": {
+                    "file": ckpt.name,
+                    "stage": meta.get("stage"),
+                    "epoch": meta.get("epoch"),
+                    "val": meta.get("val"),
+                },
+                "producer": {
+                    **_versions(("tensorrt",) if engines else ()),
+                    "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                },
+            },
+        )
+        manifest = spec.to_dict()
         (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n")
         Bundle.open(tmp)  # what the runtime will check, before the bundle replaces anything
         _swap_into_place(tmp, out_dir)

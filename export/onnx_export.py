@@ -72,12 +72,41 @@ class RecognizerGraph(nn.Module):
 class QueryGraph(nn.Module):
     """(hard, soft) -> the normalised query embedding [E^h; E^s]."""
 
+    inputs = ("hard", "soft")
+
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
     def forward(self, hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
         return self.model.encode_query(hard, soft, normalize=True)
+
+
+class SingleQueryGraph(nn.Module):
+    """hard -> E^h, or soft -> E^s: the query graph of a single query form (Table 6's HA, SP or W).
+
+    A fixed one-tensor signature, since the dynamo exporter does not take variable arguments.
+    """
+
+    def __init__(self, model: nn.Module, which: str) -> None:
+        super().__init__()
+        self.model = model
+        self.inputs = (which,)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hard, soft = (x, None) if self.inputs[0] == "hard" else (None, x)
+        return self.model.encode_query(hard, soft, normalize=True)
+
+
+def query_graph(model: nn.Module) -> nn.Module:
+    names = query_inputs(model)
+    return QueryGraph(model) if len(names) == 2 else SingleQueryGraph(model, names[0])
+
+
+def query_inputs(model: nn.Module) -> list[str]:
+    """The query graph's inputs: ``hard`` and/or ``soft``, as the model's query form uses them."""
+    rc = model.cfg.retrieval
+    return [n for n, used in (("hard", rc.uses_hard), ("soft", rc.uses_text)) if used]
 
 
 @contextlib.contextmanager
@@ -300,33 +329,36 @@ def export_query(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     num_attrs, soft_dim = model.cfg.num_attrs, model.cfg.retrieval.soft_dim
-    graph = QueryGraph(model)
+    graph = query_graph(model)
     rng = np.random.default_rng(seed)
 
     def feed(q: int) -> dict[str, np.ndarray]:
-        return {
+        full = {
             "hard": (rng.random((q, num_attrs)) < 0.3).astype(np.float32),
             "soft": rng.standard_normal((q, soft_dim), dtype=np.float32),
         }
+        return {k: full[k] for k in graph.inputs}
 
     with _eval_mode(graph):
         ex = feed(2)
         exporter = _export(
             graph,
-            (torch.from_numpy(ex["hard"]).to(_device(model)), torch.from_numpy(ex["soft"]).to(_device(model))),
+            tuple(torch.from_numpy(v).to(_device(model)) for v in ex.values()),
             path,
-            ["hard", "soft"],
+            list(graph.inputs),
             ["query_embedding"],
             opset,
             dynamic_batch=True,
         )
         info = _check_and_compare(graph, path, [feed(1), feed(5)], ["query_embedding"], simplify)
+    sizes = {"hard": ["batch", num_attrs], "soft": ["batch", soft_dim]}
     info.update(
         path=str(path),
         opset=_opset_of(path),
         exporter=exporter,
-        inputs={"hard": ["batch", num_attrs], "soft": ["batch", soft_dim]},
+        inputs={k: sizes[k] for k in graph.inputs},
         outputs=["query_embedding"],
+        query_form=model.cfg.retrieval.query_form,
     )
     return info
 

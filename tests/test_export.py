@@ -416,3 +416,29 @@ def test_dynamo_exporter_is_the_fallback(tmp_path, monkeypatch):
     with torch.no_grad():
         want = model.encode_query(torch.from_numpy(hard), torch.from_numpy(soft)).numpy()
     np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("form", ["hard", "soft", "words"])
+def test_single_query_form_graphs_take_one_input_and_match_torch(tmp_path, form):
+    """Table 6's HA / SP / W adapters: query.onnx takes only the input the form uses (HA needs no text model)."""
+    torch.manual_seed(0)
+    rc = RetrievalConfig(embed_dim=16, hidden_dim=24, soft_dim=40, query_form=form, standardize=True)
+    model = create_model("clear-tiny", **(dict(TINY, num_attrs=len(NAMES), attribute_names=NAMES) | {"retrieval": rc}))
+    model.retrieval.set_statistics(torch.randn(50, model.num_features) + 3, torch.rand(30, len(NAMES)).round(), None)
+    model.eval()
+    info = export_query(model, tmp_path / "q.onnx")
+    name = "hard" if form == "hard" else "soft"
+    assert list(info["inputs"]) == [name] and info["query_form"] == form
+    rng = np.random.default_rng(1)
+    x = (
+        (rng.random((4, len(NAMES))) < 0.4).astype(np.float32)
+        if name == "hard"
+        else rng.standard_normal((4, 40), dtype=np.float32)
+    )
+    (got,) = ort_run(tmp_path / "q.onnx", {name: x})
+    with torch.no_grad():
+        want = model.encode_query(
+            *((torch.from_numpy(x), None) if name == "hard" else (None, torch.from_numpy(x)))
+        ).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)  # one unit vector, not two halves

@@ -164,3 +164,77 @@ def test_cli_train_eval_and_errors(synthetic_root, tmp_path) -> None:
     assert res.exit_code == 1 and "not found" in res.output
     res = runner.invoke(app, ["train", "--dataset", "peta", "--root", str(tmp_path), "--out", str(out)])
     assert res.exit_code == 1 and "PETA.mat" in res.output
+
+
+# --------------------------------------------------------------------------- stage 2 (retrieval issue)
+def test_all_class_margin_loss_matches_a_naive_loop_and_the_collapsed_level() -> None:
+    from clear_sdk.training.losses import collapsed_margin_loss, margin_loss
+
+    torch.manual_seed(0)
+    feats, proxies, y = (
+        torch.randn(6, 5, dtype=torch.float64),
+        torch.randn(9, 5, dtype=torch.float64),
+        torch.tensor([0, 3, 3, 8, 1, 5]),
+    )
+    s, m = 30.0, 0.2
+    naive = 0.0
+    for i in range(6):  # Eq. 8 with every other class as a negative, one sample at a time
+        f = feats[i] / feats[i].norm()
+        cos = [float(f @ (p / p.norm())) for p in proxies]
+        theta = np.arccos(np.clip(cos[y[i]], -1, 1))
+        pos = s * np.cos(theta + m)
+        den = np.exp(pos) + sum(np.exp(s * c) for j, c in enumerate(cos) if j != y[i])
+        naive += -(pos - np.log(den)) / 6
+    assert float(margin_loss(feats, proxies, y, s, m)) == pytest.approx(naive, rel=1e-9)
+    # all embeddings and proxies one direction: the loss is exactly ln(1 + (C-1) e^{s(1-cos m)})
+    same = torch.ones(4, 5, dtype=torch.float64)
+    assert float(margin_loss(same, torch.ones(128, 5, dtype=torch.float64), torch.tensor([0, 1, 2, 3]))) == (
+        pytest.approx(collapsed_margin_loss(128, 30.0, 0.2), rel=1e-5)  # sin clamped at 1e-6
+    )
+    assert collapsed_margin_loss(128, 30.0, 0.2) == pytest.approx(5.45, abs=0.01)  # the value DESIGN quotes
+
+
+def test_collapse_guard_fires_on_a_collapsed_embedding_and_stays_quiet_on_a_healthy_one() -> None:
+    from clear_sdk.training.trainer import collapse_report, mean_pairwise_cosine
+
+    torch.manual_seed(0)
+    healthy = torch.randn(50, 16)
+    collapsed = torch.ones(50, 16) + 0.01 * torch.randn(50, 16)
+    naive = np.mean(
+        [float(torch.cosine_similarity(healthy[i], healthy[j], 0)) for i in range(50) for j in range(50) if i != j]
+    )
+    assert mean_pairwise_cosine(healthy) == pytest.approx(naive, abs=1e-6)
+    assert mean_pairwise_cosine(collapsed) > 0.99
+    quiet = collapse_report({"max_mean_cosine": mean_pairwise_cosine(healthy)}, {"hard": 1.2}, {"hard": 5.45})
+    assert quiet == {"collapsed": 0, "reasons": []}
+    loud = collapse_report({"max_mean_cosine": mean_pairwise_cosine(collapsed)}, {"soft": 5.2}, {"soft": 5.45})
+    assert loud["collapsed"] == 1 and len(loud["reasons"]) == 2 and "L_soft 5.200" in loud["reasons"][1]
+
+
+@pytest.mark.parametrize("form", ["hard", "hard+soft"])
+def test_stage2_query_forms_log_branches_and_flag_collapse(synthetic_root, tmp_path, form) -> None:
+    from clear_sdk.training.losses import collapsed_margin_loss
+
+    out = tmp_path / form
+    train(_cfg(synthetic_root, out, stage="par", epochs=1), progress=False)
+    kw = dict(stage="retrieval", retrieval_epochs=2, query_form=form, max_classes_per_step=8)
+    train(_cfg(synthetic_root, out, **kw), progress=False)
+    history = json.loads((out / "history_retrieval.json").read_text())
+    n_classes = len(np.unique(create_dataset("synthetic", synthetic_root).labels("train"), axis=0))
+    branches = ["hard"] if form == "hard" else ["hard", "soft"]
+    for h in history:
+        assert all(f"loss_{b}" in h for b in branches) and ("loss_soft" in h) == (form != "hard")
+        # the hard branch scores every class; its collapsed level is ln(1 + (C-1) e^{s(1-cos m)}) for that C
+        assert h["collapsed_loss_hard"] == pytest.approx(collapsed_margin_loss(n_classes, 30.0, 0.2))
+        assert ("hard_mAP" in h) == (form == "hard+soft") and 0 <= h["max_mean_cosine"] <= 1
+        assert h["collapsed"] == int(bool(h["reasons"]))
+    model, meta = load_checkpoint(out / "best.safetensors")
+    assert model.retrieval.cfg.query_form == form and (model.retrieval.f_text is None) == (form == "hard")
+    assert ("text_encoder" in meta) == (form != "hard") and "collapse" in meta
+    assert torch.allclose(model.retrieval.vis_mean, torch.zeros_like(model.retrieval.vis_mean)) is False
+    result = evaluate(out, "synthetic", synthetic_root, split="test")
+    assert result["collapse"]["collapsed"] == int(result["collapse"]["max_mean_cosine"] > 0.95)
+    # a rate that sends every embedding one way: the epochs are flagged, and the history says why
+    train(_cfg(synthetic_root, out, **{**kw, "retrieval_lr": 3.0}), progress=False)
+    flagged = json.loads((out / "history_retrieval.json").read_text())
+    assert all(h["collapsed"] and h["reasons"] for h in flagged)

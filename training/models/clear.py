@@ -18,12 +18,49 @@ class RetrievalHeads(nn.Module):
         super().__init__()
         if cfg.embed_dim % 2:
             raise ValueError(f"retrieval embed_dim must be even (D = 2 * D/2), got {cfg.embed_dim}")
-        half = cfg.embed_dim // 2
+        # HA+SP: E^v's halves face E^h and E^s; a single query form faces all of E^v
+        out = cfg.embed_dim // 2 if cfg.query_form == "hard+soft" else cfg.embed_dim
         self.cfg = cfg
         self.f_vis = Adapter(feature_dim, cfg.hidden_dim, cfg.embed_dim)
-        self.f_attr = Adapter(num_attrs, cfg.hidden_dim, half)
-        self.f_text = Adapter(cfg.soft_dim, cfg.hidden_dim, half)
+        self.f_attr = Adapter(num_attrs, cfg.hidden_dim, out) if cfg.uses_hard else None
+        self.f_text = Adapter(cfg.soft_dim, cfg.hidden_dim, out) if cfg.uses_text else None
         self.apply(init_weights)
+        if cfg.standardize:
+            self.register_buffer("vis_mean", torch.zeros(feature_dim))
+            self.register_buffer("vis_std", torch.ones(feature_dim))
+            if cfg.uses_hard:
+                self.register_buffer("hard_mean", torch.zeros(num_attrs))
+                self.register_buffer("hard_std", torch.ones(num_attrs))
+            if cfg.uses_text:
+                self.register_buffer("soft_mean", torch.zeros(cfg.soft_dim))
+                self.register_buffer("soft_std", torch.ones(cfg.soft_dim))
+
+    def set_statistics(self, features: torch.Tensor, hard: torch.Tensor | None, soft: torch.Tensor | None) -> None:
+        """Training-set mean and std of the adapters' inputs (``standardize``); std floored at 1e-3 of its mean."""
+        for name, x in (("vis", features), ("hard", hard), ("soft", soft)):
+            if x is None or not hasattr(self, f"{name}_mean"):
+                continue
+            std = x.std(0)
+            getattr(self, f"{name}_mean").copy_(x.mean(0))
+            getattr(self, f"{name}_std").copy_(std.clamp_min(1e-3 * float(std.mean()) + 1e-12))
+
+    def vis(self, features: torch.Tensor) -> torch.Tensor:
+        if self.cfg.standardize:
+            features = (features - self.vis_mean) / self.vis_std
+        return self.f_vis(features)
+
+    def attr(self, hard: torch.Tensor) -> torch.Tensor:
+        if self.cfg.standardize:
+            hard = (hard - self.hard_mean) / self.hard_std
+        return self.f_attr(hard)
+
+    def text(self, soft: torch.Tensor) -> torch.Tensor:
+        if self.cfg.standardize:
+            soft = (soft - self.soft_mean) / self.soft_std
+        return self.f_text(soft)
+
+    def normalize(self, e: torch.Tensor) -> torch.Tensor:
+        return _halves_normalized(e) if self.cfg.query_form == "hard+soft" else F.normalize(e, dim=-1)
 
 
 def _halves_normalized(e: torch.Tensor) -> torch.Tensor:
@@ -91,18 +128,20 @@ class CLEAR(nn.Module):
         return self.retrieval
 
     def image_embedding(self, features: torch.Tensor, normalize: bool = True) -> torch.Tensor:
-        e = self._heads().f_vis(features)
-        return _halves_normalized(e) if normalize else e
+        h = self._heads()
+        e = h.vis(features)
+        return h.normalize(e) if normalize else e
 
     def encode_image(self, x: torch.Tensor, normalize: bool = True) -> torch.Tensor:
         """E^v = f_vis(f_par(x)) [B, D]."""
         return self.image_embedding(self.forward_features(x), normalize)
 
-    def encode_query(self, hard: torch.Tensor, soft: torch.Tensor, normalize: bool = True) -> torch.Tensor:
-        """[E^h; E^s] = [f_attr(hard); f_text(soft)] [Q, D]."""
+    def encode_query(self, hard: torch.Tensor, soft: torch.Tensor | None, normalize: bool = True) -> torch.Tensor:
+        """[E^h; E^s] = [f_attr(hard); f_text(soft)] [Q, D] (one of them for a single query form)."""
         h = self._heads()
-        e = torch.cat([h.f_attr(hard), h.f_text(soft)], dim=-1)
-        return _halves_normalized(e) if normalize else e
+        parts = ([h.attr(hard)] if h.f_attr is not None else []) + ([h.text(soft)] if h.f_text is not None else [])
+        e = torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]
+        return h.normalize(e) if normalize else e
 
     def token_grids(self) -> dict[str, object]:
         return self.par.token_grids()

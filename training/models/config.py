@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 VARIANTS = ("vit", "swin", "swin+casa", "concat", "cross")
+QUERY_FORMS = ("hard+soft", "hard", "soft", "words")
 
 
 @dataclasses.dataclass
@@ -40,6 +41,25 @@ class RetrievalConfig:
     margin: float = 0.2  # gamma of L_MA
     hard_weight: float = 0.3  # beta_1
     soft_weight: float = 0.7  # beta_2
+    #: Table 6's query forms: "hard+soft" (HA+SP, the paper's), "hard" (HA: the binary attribute vector),
+    #: "soft" (SP: the pseudo-description) or "words" (W: the attribute words alone, no template)
+    query_form: str = "hard+soft"
+    #: centre and scale the adapters' inputs (f_par features, hard vectors, the 24,576-d soft query) by
+    #: their training-set mean and std: each shares a large common component that sends every embedding
+    #: one way at the start of stage 2 (stored as buffers, exported as constants)
+    standardize: bool = False
+
+    def __post_init__(self) -> None:
+        if self.query_form not in QUERY_FORMS:
+            raise ValueError(f"unknown query_form {self.query_form!r}; choose one of {', '.join(QUERY_FORMS)}")
+
+    @property
+    def uses_hard(self) -> bool:
+        return self.query_form in ("hard", "hard+soft")
+
+    @property
+    def uses_text(self) -> bool:
+        return self.query_form != "hard"
 
 
 @dataclasses.dataclass
