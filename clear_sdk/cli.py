@@ -529,6 +529,12 @@ def bench(
         console.print(line)
 
 
+# clear_sdk.video owns `watch` (its imports stay inside the command)
+from clear_sdk.video.cli import watch  # noqa: E402
+
+app.command()(watch)
+
+
 def main() -> None:
     app()
 

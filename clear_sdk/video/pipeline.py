@@ -1,0 +1,342 @@
+"""Several cameras in one process: capture -> detect + track -> recognise (one model, batched) -> index.
+
+::
+
+    capture thread per source --(DropOldestQueue: a slow model drops the oldest frame)--+
+    capture thread per source --(DropOldestQueue)---------------------------------------+--> detect + track
+        thread (one detector and one ByteTrack per source) --(bounded, blocking)--> the caller's thread:
+        crops of every source batched into one Recognizer call, aggregated per track, tracks indexed
+
+The detection and the recognition stage run in different threads (onnxruntime releases the GIL),
+so two cores are both used; back-pressure from recognition reaches the capture queues, where
+frames are dropped, never memory. Ctrl-C (KeyboardInterrupt) stops cleanly: the open tracks are
+finalised and indexed, and the summary says ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from clear_sdk.video.aggregate import TrackAttributes, crop_quality
+from clear_sdk.video.detectors import Detector, create_detector
+from clear_sdk.video.indexer import TrackIndexer
+from clear_sdk.video.queues import DropOldestQueue, Empty
+from clear_sdk.video.sources import VideoSource
+from clear_sdk.video.tracking import ByteTracker, TrackBook
+from clear_sdk.video.types import Frame, TrackedBox
+
+logger = logging.getLogger(__name__)
+
+FrameCallback = Callable[[Frame, list[TrackedBox], dict[int, TrackAttributes]], None]
+
+
+@dataclasses.dataclass
+class PipelineConfig:
+    """How often to recognise and index; all counts are per source."""
+
+    queue_size: int = 4  # frames buffered per source; when full the oldest is dropped
+    recognize_every: int = 3  # frames between two recognised crops of the same track
+    max_batch: int = 32  # crops per Recognizer call, across all sources
+    min_box_height: int = 32  # people smaller than this are tracked but not recognised
+    min_track_crops: int = 1  # a track with fewer recognised crops is not indexed
+    reindex_every_s: float = 30.0  # a long track is re-indexed this often (0: only when it ends)
+    max_lost: int | None = None  # frames unseen before a track ends (default: the tracker's buffer)
+
+
+@dataclasses.dataclass
+class SourceStats:
+    name: str
+    frames_read: int = 0
+    frames_dropped: int = 0
+    frames_processed: int = 0
+    detections: int = 0
+    tracks: int = 0
+    crops: int = 0
+    tracks_indexed: int = 0
+    start: float | None = None
+    end: float | None = None
+    stop_reason: str = ""
+    latencies: deque[float] = dataclasses.field(default_factory=lambda: deque(maxlen=2000), repr=False)
+
+    def to_dict(self, source: VideoSource | None = None) -> dict[str, Any]:
+        span = (self.end - self.start) if self.start is not None and self.end is not None else 0.0
+        lat = np.asarray(self.latencies, np.float64) * 1000.0
+        out = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("latencies", "start", "end")}
+        out["fps"] = self.frames_processed / span if span > 0 else 0.0
+        out["latency_ms"] = {
+            "mean": float(lat.mean()) if lat.size else None,
+            "p95": float(np.percentile(lat, 95)) if lat.size else None,
+            "max": float(lat.max()) if lat.size else None,
+        }
+        if source is not None:
+            out.update(source=str(source.source), live=source.live, reconnects=source.reconnects)
+        return out
+
+
+@dataclasses.dataclass
+class _Packet:
+    frame: Frame
+    boxes: list[TrackedBox]
+    ended: list[int]
+
+
+_END = object()
+
+
+class Pipeline:
+    """Run ``sources`` through detection, tracking, attribute recognition and (optionally) indexing.
+
+    ``recognizer``: a :class:`~clear_sdk.Recognizer` shared by all sources (with ``searcher``, pass
+    ``searcher.recognizer`` so that one model is in memory). ``detector``: a name for
+    :func:`~clear_sdk.video.detectors.create_detector` (one detector per source, with
+    ``detector_options``), or a zero-argument factory. ``tracker``: a factory ``f(frame_rate)``
+    (default: :class:`~clear_sdk.video.tracking.ByteTracker`). ``on_frame(frame, boxes, tracks)``
+    is called in the caller's thread after each frame is recognised (draw, write video, show).
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[VideoSource],
+        recognizer: Any,
+        detector: str | Callable[[], Detector] = "ssdlite",
+        *,
+        detector_options: dict[str, Any] | None = None,
+        tracker: Callable[[float], Any] | None = None,
+        searcher: Any = None,
+        config: PipelineConfig | None = None,
+        on_frame: FrameCallback | None = None,
+        run: str | None = None,
+    ) -> None:
+        names = [s.name for s in sources]
+        if not sources or len(set(names)) != len(names):
+            raise ValueError(f"give at least one source, each with its own name (got {names})")
+        self.sources = list(sources)
+        self.recognizer = recognizer
+        self.config = config or PipelineConfig()
+        if isinstance(detector, str):
+            kind, opts = detector, dict(detector_options or {})
+            self.detectors = {s.name: create_detector(kind, **opts) for s in self.sources}
+        else:
+            self.detectors = {s.name: detector() for s in self.sources}
+        self._tracker_factory = tracker or (lambda fps: ByteTracker(frame_rate=fps or 10.0))
+        self.indexer = TrackIndexer(searcher, run=run) if searcher is not None else None
+        self.searcher = searcher
+        self.on_frame = on_frame
+        self.names = list(recognizer.attribute_names)
+        self.thresholds = [recognizer.thresholds[n] for n in self.names]
+        self.embed_dim = int(getattr(searcher, "embedding_dim", 0) or 0) if searcher is not None else 0
+        self.stats = {s.name: SourceStats(s.name) for s in self.sources}
+        self.tracks: dict[str, dict[int, TrackAttributes]] = {s.name: {} for s in self.sources}
+        self.finished: deque[dict[str, Any]] = deque(maxlen=100)  # the latest finished tracks, for the summary
+        self.stop_event = threading.Event()
+        self._queues = {s.name: DropOldestQueue[Frame](self.config.queue_size) for s in self.sources}
+        self._done: set[str] = set()
+        self._packets: queue.Queue = queue.Queue(maxsize=2 * len(self.sources))
+        self._errors: list[BaseException] = []
+        self._lock = threading.Lock()
+
+    @property
+    def detector_name(self) -> str:
+        return next(iter(self.detectors.values())).name
+
+    # ------------------------------------------------------------------------------------ threads
+    def _capture(self, source: VideoSource) -> None:
+        st, q = self.stats[source.name], self._queues[source.name]
+        drop = source.live or source.realtime  # a file read at full speed waits for the pipeline instead
+        try:
+            for frame in source.frames(self.stop_event):
+                st.frames_read += 1
+                if not drop:
+                    if not q.put_wait(frame, self.stop_event):
+                        break
+                elif q.put(frame) is not None:
+                    st.frames_dropped += 1
+        except Exception as e:  # a source that cannot be opened ends alone; the others go on
+            logger.error("%s: %s", source.name, e)
+            source.stop_reason = f"error: {e}"
+        finally:
+            st.stop_reason = source.stop_reason
+            with self._lock:
+                self._done.add(source.name)
+
+    def _detect(self) -> None:
+        trackers: dict[str, Any] = {}
+        books: dict[str, TrackBook] = {}
+        try:
+            while not self.stop_event.is_set():
+                got = False
+                for s in self.sources:
+                    try:
+                        frame = self._queues[s.name].get_nowait()
+                    except Empty:
+                        continue
+                    got = True
+                    if s.name not in books:  # the frame rate is known once the source is open
+                        tracker = trackers[s.name] = self._tracker_factory(s.fps or 10.0)
+                        books[s.name] = TrackBook(self.config.max_lost or getattr(tracker, "max_lost", 30))
+                    dets = self.detectors[s.name].detect(frame.image)
+                    boxes = trackers[s.name].update(dets)
+                    self.stats[s.name].detections += len(dets)
+                    ended = books[s.name].update(frame.index, [b.track_id for b in boxes])
+                    self._put(_Packet(frame, boxes, ended))
+                if not got:
+                    with self._lock:
+                        finished = len(self._done) == len(self.sources)
+                    if finished and not any(len(q) for q in self._queues.values()):
+                        break
+                    time.sleep(0.002)
+            for name, book in books.items():  # every track still open ends with its stream
+                self._put(_Packet(Frame(name, -1, 0.0, np.zeros((0, 0, 3), np.uint8), 0.0), [], book.close()))
+        except BaseException as e:
+            self._errors.append(e)
+            self.stop_event.set()
+        finally:
+            self._put(_END, force=True)
+
+    def _put(self, item: Any, force: bool = False) -> None:
+        while True:
+            try:
+                self._packets.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                if self.stop_event.is_set() and not force:
+                    return
+                if force:  # make room for the end marker: the consumer is gone or stopping
+                    try:
+                        self._packets.get_nowait()
+                    except queue.Empty:
+                        pass
+
+    # ------------------------------------------------------------------------- recognition stage
+    def _recognize(self, jobs: list[tuple[TrackAttributes, np.ndarray, float, Frame, TrackedBox]]) -> None:
+        step = self.config.max_batch
+        for start in range(0, len(jobs), step):
+            chunk = jobs[start : start + step]
+            batch, ok, _ = self.recognizer.preprocess([j[1] for j in chunk], errors="skip")
+            if not ok:
+                continue
+            probs, emb = self.recognizer.backend.run_images(batch)
+            for row, i in enumerate(ok):
+                ta, crop, weight, frame, box = chunk[i]
+                ta.add(probs[row], weight, crop, box.box, frame.timestamp, None if emb is None else emb[row])
+                self.stats[ta.source].crops += 1
+
+    def _finish(self, source: str, track_ids: Sequence[int]) -> None:
+        for tid in track_ids:
+            ta = self.tracks[source].pop(tid, None)
+            if ta is None:
+                continue
+            self.finished.append(ta.summary(self.names, self.thresholds) | {"indexed": False})
+            if self.indexer is not None and ta.crops >= self.config.min_track_crops:
+                if self.indexer.index(ta, finished=True):
+                    self.finished[-1]["indexed"] = True
+                    self.stats[source].tracks_indexed += 1
+
+    def _handle(self, packets: list[_Packet]) -> None:
+        cfg = self.config
+        jobs = []
+        for p in packets:
+            f, book = p.frame, self.tracks[p.frame.source]
+            for b in p.boxes:
+                ta = book.get(b.track_id)
+                if ta is None:
+                    ta = book[b.track_id] = TrackAttributes(f.source, b.track_id, len(self.names), self.embed_dim)
+                    self.stats[f.source].tracks += 1
+                ta.seen(f.timestamp)
+                x1, y1, x2, y2 = b.box
+                if y2 - y1 < cfg.min_box_height or x2 - x1 < 4 or f.index - ta.last_crop_frame < cfg.recognize_every:
+                    continue
+                ta.last_crop_frame = f.index
+                crop = f.image[y1:y2, x1:x2]
+                jobs.append((ta, crop, b.score * crop_quality(b.box, f.image.shape, crop), f, b))
+        if jobs:
+            self._recognize(jobs)
+        now = time.perf_counter()
+        for p in packets:
+            f, st = p.frame, self.stats[p.frame.source]
+            if f.index >= 0:
+                st.frames_processed += 1
+                st.latencies.append(now - f.captured)
+                st.start = f.captured if st.start is None else st.start
+                st.end = now
+                if self.on_frame is not None:
+                    self.on_frame(f, p.boxes, self.tracks[f.source])
+            self._finish(f.source, p.ended)
+            if self.indexer is not None and cfg.reindex_every_s > 0:
+                for b in p.boxes:
+                    ta = self.tracks[f.source].get(b.track_id)
+                    if ta is None or not ta.crops or ta.last_ts is None:
+                        continue
+                    since = ta.last_indexed_ts if ta.last_indexed_ts is not None else ta.first_ts
+                    if ta.last_ts - since >= cfg.reindex_every_s:
+                        self.indexer.index(ta, finished=False)
+
+    # ---------------------------------------------------------------------------------------- run
+    def run(self) -> dict[str, Any]:
+        """Process until every source ends (or :meth:`stop`, or Ctrl-C); returns the summary."""
+        t0 = time.perf_counter()
+        threads = [threading.Thread(target=self._capture, args=(s,), name=f"capture-{s.name}", daemon=True)
+                   for s in self.sources]  # fmt: skip
+        threads.append(threading.Thread(target=self._detect, name="detect", daemon=True))
+        for t in threads:
+            t.start()
+        interrupted = False
+        try:
+            while True:
+                try:
+                    first = self._packets.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                packets = [first]
+                while len(packets) < 4 * len(self.sources):  # whatever else is ready: one batch for all cameras
+                    try:
+                        packets.append(self._packets.get_nowait())
+                    except queue.Empty:
+                        break
+                end = any(p is _END for p in packets)
+                self._handle([p for p in packets if p is not _END])
+                if end:
+                    break
+        except KeyboardInterrupt:
+            interrupted = True
+            logger.info("interrupted: finishing the open tracks")
+        finally:
+            self.stop_event.set()
+            for t in threads:
+                t.join(timeout=5.0)
+        if self._errors:
+            raise self._errors[0]
+        for name in list(self.tracks):  # Ctrl-C, or the detect thread ended first: close what is open
+            self._finish(name, list(self.tracks[name]))
+        return self.summary(time.perf_counter() - t0, interrupted)
+
+    def stop(self) -> None:
+        """Ask the run to end (from another thread); open tracks are still finalised and indexed."""
+        self.stop_event.set()
+
+    def summary(self, wall_s: float, interrupted: bool = False) -> dict[str, Any]:
+        per_source = [self.stats[s.name].to_dict(s) for s in self.sources]
+        return {
+            "detector": self.detector_name,
+            "backend": getattr(self.recognizer, "backend_name", None),
+            "run": self.indexer.run if self.indexer else None,
+            "wall_s": wall_s,
+            "interrupted": interrupted,
+            "sources": per_source,
+            "frames_processed": sum(d["frames_processed"] for d in per_source),
+            "frames_dropped": sum(d["frames_dropped"] for d in per_source),
+            "tracks": sum(d["tracks"] for d in per_source),
+            "tracks_indexed": sum(d["tracks_indexed"] for d in per_source),
+            "crops": sum(d["crops"] for d in per_source),
+            "index_size": len(self.searcher) if self.searcher is not None else None,
+            "recent_tracks": list(self.finished),
+        }
