@@ -25,17 +25,19 @@ on CPU. Importing this module imports neither torch nor tensorrt.
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from clear_sdk.bundle import Bundle, EngineInfo
-from clear_sdk.errors import ClearSDKError
+from clear_sdk.bundle import MANIFEST_NAME, ONNX_META_ATTRIBUTES, ONNX_META_INPUT_SIZE, Bundle, EngineInfo
+from clear_sdk.errors import BundleError, ClearSDKError
 
 __all__ = [
     "BACKENDS",
@@ -214,6 +216,83 @@ def _ort_cache_dir(bundle: Bundle) -> Path:
     return base / "ort-tensorrt" / digest
 
 
+def _ort_session(ort: Any, path: Path, opts: Any, providers: list[Any]) -> Any:
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    except Exception as e:  # onnxruntime's own exception types (InvalidProtobuf, Fail, ...)
+        reason = " ".join(str(e).split())[:200]
+        raise BundleError(f"{path}: onnxruntime cannot load this graph ({reason}); re-export the bundle") from e
+
+
+def _width(shape: Sequence[Any]) -> int | None:
+    """The static last dimension of a [N, W] tensor, or None where it is symbolic."""
+    return shape[-1] if len(shape) == 2 and isinstance(shape[-1], int) else None
+
+
+def check_recognizer_graph(session: Any, bundle: Bundle, path: Path) -> None:
+    """The recognizer graph takes the manifest's input size and predicts its attributes, in its order.
+
+    Shapes come from the graph's declared inputs and outputs; the attribute names from the ONNX
+    metadata that export records in the graph (hashed with it), where present.
+    """
+    mp = bundle.path / MANIFEST_NAME
+    h, w = bundle.preprocessing.input_size
+    inputs = session.get_inputs()
+    if len(inputs) != 1:
+        raise BundleError(f"{path} has {len(inputs)} inputs; a recognizer graph takes one image batch. Re-export")
+    shape = list(inputs[0].shape)
+    if len(shape) != 4 or any(isinstance(v, int) and v != want for v, want in zip(shape[1:], (3, h, w))):
+        raise BundleError(
+            f"{path} takes images of shape {shape} but {mp} says [N, 3, {h}, {w}] (preprocessing.input_size); "
+            "the manifest was edited or belongs to another graph: re-export the bundle"
+        )
+    outputs = {o.name: list(o.shape) for o in session.get_outputs()}
+    first = next(iter(outputs))
+    width = _width(outputs[first])
+    if width is not None and width != bundle.num_attrs:
+        raise BundleError(
+            f"{path} predicts {width} attributes but {mp} names {bundle.num_attrs}; "
+            "the manifest was edited or belongs to another graph: re-export the bundle"
+        )
+    if bundle.embed_dim is not None:
+        emb = list(outputs.values())[1] if len(outputs) > 1 else None
+        if emb is None or (_width(emb) is not None and _width(emb) != bundle.embed_dim):
+            got = "no embedding output" if emb is None else f"embeddings of shape {emb}"
+            raise BundleError(f"{path} has {got} but {mp} says dims.embed_dim={bundle.embed_dim}; re-export the bundle")
+    meta = session.get_modelmeta().custom_metadata_map
+    for key, want, what in (
+        (ONNX_META_ATTRIBUTES, bundle.attribute_names, "attributes"),
+        (ONNX_META_INPUT_SIZE, [h, w], "preprocessing.input_size"),
+    ):
+        if key not in meta:
+            continue  # graphs exported before the metadata was recorded: the shape checks above still ran
+        try:
+            recorded = json.loads(meta[key])
+        except (ValueError, RecursionError) as e:
+            raise BundleError(f"{path}: its metadata {key} is not JSON; re-export the bundle") from e
+        if recorded != want:
+            raise BundleError(
+                f"{mp}: '{what}' differ from those recorded in {path.name} ({recorded}); the manifest was edited "
+                "and predictions would be mislabelled: re-export the bundle"
+            )
+
+
+def check_query_graph(session: Any, bundle: Bundle, path: Path) -> None:
+    """query.onnx takes hard [Q, A] and soft [Q, soft_dim] and gives [Q, embed_dim], as the manifest says."""
+    mp = bundle.path / MANIFEST_NAME
+    inputs = {i.name: list(i.shape) for i in session.get_inputs()}
+    want = {"hard": bundle.num_attrs, "soft": bundle.soft_dim}
+    if not inputs or not set(inputs) <= set(want):  # hard and soft, or one of them (single-branch query forms)
+        raise BundleError(f"{path} has inputs {sorted(inputs)}, not 'hard' and/or 'soft'; re-export the bundle")
+    for name in inputs:
+        got, width = _width(inputs[name]), want[name]
+        if got is not None and width is not None and got != width:
+            raise BundleError(f"{path}: input {name!r} is [Q, {got}] but {mp} implies [Q, {width}]; re-export")
+    out = _width(list(session.get_outputs()[0].shape))
+    if out is not None and out != bundle.embed_dim:
+        raise BundleError(f"{path} gives [Q, {out}] embeddings but {mp} says embed_dim={bundle.embed_dim}; re-export")
+
+
 class OnnxRuntimeBackend(Backend):
     """onnxruntime sessions for the bundle's graphs, on CPU or (with onnxruntime-gpu) CUDA / TensorRT EPs.
 
@@ -276,13 +355,15 @@ class OnnxRuntimeBackend(Backend):
                 raise ValueError(f"threads must be >= 1, got {threads}")
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(str(graph), sess_options=opts, providers=providers)
+        self._session = _ort_session(ort, graph, opts, providers)
         self._outputs = [o.name for o in self._session.get_outputs()]
         self._input = self._session.get_inputs()[0].name
+        check_recognizer_graph(self._session, bundle, graph)
         self._query = None
         if bundle.query_path is not None:
             q_providers = [p for p in providers if (p if isinstance(p, str) else p[0]) != "TensorrtExecutionProvider"]
-            self._query = ort.InferenceSession(str(bundle.query_path), sess_options=opts, providers=q_providers)
+            self._query = _ort_session(ort, bundle.query_path, opts, q_providers)
+            check_query_graph(self._query, bundle, bundle.query_path)
         used = self._session.get_providers()
         self.providers: list[str] = list(used)
         self.device = "cpu" if used[0] == "CPUExecutionProvider" else f"cuda:{index or 0}"
@@ -440,7 +521,7 @@ class TorchBackend(Backend):
         try:
             import torch
 
-            from clear_sdk.training.models import load_checkpoint
+            from clear_sdk.training.models import CheckpointError, load_checkpoint
         except ImportError as e:
             raise BackendUnavailable(
                 f"the torch backend needs the training extra ({e.name} is missing): pip install 'clear-sdk[train]'"
@@ -452,7 +533,11 @@ class TorchBackend(Backend):
             torch.set_num_threads(threads)
         self._torch = torch
         self.device = device or "cpu"
-        model, _ = load_checkpoint(ckpt, map_location=self.device)
+        try:
+            model, _ = load_checkpoint(ckpt, map_location=self.device)
+        except (CheckpointError, ValueError, KeyError, OSError) as e:
+            reason = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+            raise BackendUnavailable(f"the torch backend cannot load {ckpt}: {reason}") from e
         if model.cfg.attribute_names and list(model.cfg.attribute_names) != bundle.attribute_names:
             raise BackendUnavailable(f"{ckpt} predicts other attributes than {bundle.path}'s manifest; re-export")
         self._model = model.eval()

@@ -26,6 +26,11 @@ __all__ = ["OnnxTextEncoder"]
 INPUT_NAMES = ("input_ids", "attention_mask")
 
 
+def _one_line(e: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(e).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class OnnxTextEncoder:
     """Sentences -> soft queries [Q, N_w * d_w] float32, with onnxruntime and ``tokenizers``.
 
@@ -57,15 +62,23 @@ class OnnxTextEncoder:
             raise ValueError(f"n_w must be at least 2, got {n_w}")
         self.n_w = int(n_w)
         self.batch_size = int(batch_size)
-        self.tokenizer = Tokenizer.from_file(str(tokenizer_json))
+        try:
+            self.tokenizer = Tokenizer.from_file(str(tokenizer_json))
+        except Exception as e:  # tokenizers raises a bare Exception for any unreadable file
+            raise BundleError(
+                f"{tokenizer_json} is not a tokenizers JSON file ({_one_line(e)}); re-export the bundle"
+            ) from e
         pad_id, pad_token = self._pad(pad_id, pad_token)
         self.pad_id, self.pad_token = pad_id, pad_token
         self.tokenizer.enable_truncation(max_length=self.n_w)
         self.tokenizer.enable_padding(direction="right", pad_id=pad_id, pad_token=pad_token, length=self.n_w)
 
-        self.session = ort.InferenceSession(
-            str(onnx_path), sess_options=session_options, providers=list(providers or ["CPUExecutionProvider"])
-        )
+        try:
+            self.session = ort.InferenceSession(
+                str(onnx_path), sess_options=session_options, providers=list(providers or ["CPUExecutionProvider"])
+            )
+        except Exception as e:  # onnxruntime raises its own exception types for a graph it cannot load
+            raise BundleError(f"{onnx_path} is not a usable ONNX graph ({_one_line(e)}); re-export the bundle") from e
         inputs = {i.name: i for i in self.session.get_inputs()}
         if set(inputs) != set(INPUT_NAMES):
             raise BundleError(f"{onnx_path} has inputs {sorted(inputs)}, expected {list(INPUT_NAMES)}")

@@ -358,6 +358,7 @@ def export_bundle(
             outputs=outputs,
             description_template=None if retrieval is None else retrieval["description_template"],
             text_encoder=text_spec,
+            query_form=None if retrieval is None else retrieval.get("query_form"),
             engines=[EngineSpec(**{k: e[k] for k in EngineSpec.__dataclass_fields__ if k in e}) for e in engines],
             info={
                 "model": {"name": cfg.name, "arch": cfg.arch, "variant": cfg.variant, "config": cfg.to_dict()},
