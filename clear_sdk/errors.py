@@ -7,7 +7,7 @@ code written against plain Python conventions keeps working.
 
 from __future__ import annotations
 
-__all__ = ["BundleError", "ClearSDKError", "InputError", "QueryError"]
+__all__ = ["BundleError", "ClearSDKError", "IndexBusyError", "InputError", "QueryError"]
 
 
 class ClearSDKError(Exception):
@@ -32,3 +32,10 @@ class BundleError(ClearSDKError):
 
 class QueryError(ClearSDKError, ValueError):
     """An attribute query or a search filter that cannot be understood; the message lists the valid choices."""
+
+
+class IndexBusyError(ClearSDKError, TimeoutError):
+    """An on-disk index whose write lock another process held for longer than the index's ``busy_timeout``.
+
+    Nothing is wrong with the index: retry later, or open it with a longer ``busy_timeout``.
+    """

@@ -36,13 +36,14 @@ import re
 import sqlite3
 import threading
 import uuid
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from clear_sdk.errors import BundleError, ClearSDKError, QueryError
+from clear_sdk.errors import BundleError, ClearSDKError, IndexBusyError, QueryError
 
 __all__ = ["FORMAT_VERSION", "METADATA_FIELDS", "VectorIndex", "faiss_available", "topk_inner_product"]
 
@@ -77,6 +78,13 @@ CREATE TABLE IF NOT EXISTS items (
 CREATE INDEX IF NOT EXISTS items_camera ON items(camera);
 CREATE INDEX IF NOT EXISTS items_timestamp ON items(timestamp);
 """
+# crc32 of the vector bytes of each add (rows [first_row, first_row + rows)); indexes made before it
+# have rows no batch covers, which verify() checks for NaN / infinity only
+_BATCHES = (
+    "CREATE TABLE IF NOT EXISTS batches (first_row INTEGER PRIMARY KEY, rows INTEGER NOT NULL, crc32 INTEGER NOT NULL)"
+)
+#: Indexes whose vector file is at most this large are verified (checksums) every time they are opened.
+VERIFY_ON_OPEN_MAX_BYTES = 256 << 20
 
 
 def faiss_available() -> bool:
@@ -104,6 +112,8 @@ def _import_faiss() -> Any:
 def _block_topk(scores: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-row top-k of a score block, ties broken by ascending row: ([Q, k'], [Q, k']), k' = min(k, B)."""
     q, b = scores.shape
+    if np.isnan(scores).any():  # a corrupted stored row: rank it last instead of breaking the selection
+        scores = np.where(np.isnan(scores), np.float32(-np.inf), scores)
     if b <= k:
         order = np.lexsort((np.broadcast_to(rows, scores.shape), -scores), axis=1)
         return np.take_along_axis(scores, order, axis=1), rows[order]
@@ -215,6 +225,19 @@ def _merge(a_s: np.ndarray, a_r: np.ndarray, b_s: np.ndarray, b_r: np.ndarray, k
 # ------------------------------------------------------------------------------------------- metadata
 
 
+def _utf8(text: str, where: str) -> str:
+    """``text`` if SQLite can store it; a str holding undecodable file-name bytes (surrogates) is refused."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = text.encode("utf-8", "backslashreplace").decode("ascii", "replace")
+        raise ValueError(
+            f"{where} {shown!r} is not valid UTF-8 (a file name with undecodable bytes?); "
+            "rename the file, or pass an id / source that is UTF-8 text"
+        ) from None
+    return text
+
+
 def _metadata_row(md: Mapping[str, Any] | None, where: str) -> tuple[Any, ...]:
     """(camera, timestamp, track, bbox_json, source, extra_json) from a user metadata dict."""
     if md is None:
@@ -225,7 +248,7 @@ def _metadata_row(md: Mapping[str, Any] | None, where: str) -> tuple[Any, ...]:
     if camera is not None:
         if isinstance(camera, bool) or not isinstance(camera, (str, int)):
             raise ValueError(f"{where}: camera must be a str or int, got {type(camera).__name__}")
-        camera = str(camera)
+        camera = _utf8(str(camera), f"{where}: camera")
     ts = md.get("timestamp")
     if ts is not None:
         if isinstance(ts, _dt.datetime):
@@ -253,7 +276,7 @@ def _metadata_row(md: Mapping[str, Any] | None, where: str) -> tuple[Any, ...]:
     if source is not None:
         if not isinstance(source, (str, os.PathLike)):
             raise ValueError(f"{where}: source must be a str or path, got {type(source).__name__}")
-        source = os.fsdecode(source)
+        source = _utf8(os.fsdecode(source), f"{where}: source")
     extra = {k: v for k, v in md.items() if k not in METADATA_FIELDS}
     if "id" in extra:
         raise ValueError(f"{where}: 'id' is not a metadata key; pass ids in the ids argument")
@@ -314,6 +337,8 @@ def _where_sql(where: Mapping[str, Any]) -> tuple[str, list[Any]]:
                 if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
                     raise QueryError(f"filter {key!r}: expected a number, got {v!r}")
                 return float(v) if key == "timestamp" else v
+            if v is not None and not isinstance(v, (str, int, float)):
+                raise QueryError(f"filter {key!r}: expected a str, number or bool, got {type(v).__name__} {v!r}")
             return v
 
         if value is None:
@@ -371,6 +396,8 @@ class VectorIndex:
         hnsw_m: int = 32,
         ef_search: int = 128,
         block_rows: int = 65536,
+        busy_timeout: float = 30.0,
+        verify: bool | None = None,
     ) -> None:
         if backend not in ("auto", "numpy", "faiss"):
             raise ValueError(f"backend must be 'auto', 'numpy' or 'faiss', got {backend!r}")
@@ -385,6 +412,11 @@ class VectorIndex:
             raise ValueError(f"dim must be a positive int, got {dim!r}")
         if block_rows < 1:
             raise ValueError(f"block_rows must be >= 1, got {block_rows}")
+        if not busy_timeout >= 0:
+            raise ValueError(f"busy_timeout must be >= 0 seconds, got {busy_timeout}")
+        self.busy_timeout = float(busy_timeout)
+        self._corrupt = np.zeros(0, dtype=bool)  # rows that failed verification: never returned by search
+        self._verified_rows = 0
         self.backend = "faiss" if self._use_faiss else "numpy"
         self.faiss_type = faiss_type
         self.nlist, self.nprobe, self.hnsw_m, self.ef_search = nlist, nprobe, hnsw_m, ef_search
@@ -407,14 +439,19 @@ class VectorIndex:
         else:
             self._open_dir(dim)
         self._load_alive()
+        if self.path is not None:
+            size = self._count * self.dim * 4
+            if verify or (verify is None and size <= VERIFY_ON_OPEN_MAX_BYTES):
+                self.verify()
 
     # ------------------------------------------------------------------------------------- opening
 
     def _init_db(self, dim: int) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
+        self._begin_write()
         try:
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 self._db.execute(statement)
+            self._db.execute(_BATCHES)
             self._db.executemany(
                 "INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)",
                 [("dim", str(dim)), ("format_version", str(FORMAT_VERSION)), ("count", "0")],
@@ -424,6 +461,29 @@ class VectorIndex:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             raise
+
+    # SQLite's locks. The database is in WAL mode, so readers never wait for a writer (nor it for them);
+    # writers queue on SQLite's write lock for up to ``busy_timeout`` seconds, then IndexBusyError says so.
+    def _busy(self, exc: sqlite3.OperationalError, doing: str) -> ClearSDKError:
+        where = self.path / DB_FILE if self.path is not None else "the in-memory index"
+        if "locked" in str(exc) or "busy" in str(exc):
+            return IndexBusyError(
+                f"{where} is busy: another process held its write lock for more than {self.busy_timeout:g} s "
+                f"while this one was {doing}; the index is intact: try again when that process is done, "
+                "or wait longer with busy_timeout="
+            )
+        return BundleError(f"{where}: SQLite failed while {doing} ({exc}); check the disk, or rebuild the index")
+
+    def _begin_write(self) -> None:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise self._busy(exc, "waiting to write") from exc
+
+    def _connect(self, db_path: Path) -> sqlite3.Connection:
+        db = sqlite3.connect(str(db_path), timeout=self.busy_timeout, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA synchronous=FULL")
+        return db
 
     def _open_dir(self, dim: int | None) -> None:
         assert self.path is not None
@@ -439,17 +499,31 @@ class VectorIndex:
                     f"{vec_path} exists without {DB_FILE}: not an index this version can open; move it away"
                 )
             self.path.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(db_path), check_same_thread=False, isolation_level=None)
         try:
-            self._db.execute("PRAGMA synchronous=FULL")
-            if dim is not None:
-                self._init_db(int(dim))  # idempotent: keeps an existing index's meta
-            meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall()) if self._has_meta() else {}
+            self._db = self._connect(db_path)
+        except sqlite3.DatabaseError as exc:
+            raise BundleError(f"{db_path} is not a readable SQLite database ({exc}); move it away") from exc
+        try:
+            self._use_wal()
+            if not self._has_meta():
+                if dim is None:
+                    raise BundleError(f"{db_path} is not a clear-sdk index (no meta table); pass dim to create one")
+                self._init_db(int(dim))
+            meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.OperationalError as exc:
+            self._db.close()
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise self._busy(exc, "opening the index") from exc
+            raise BundleError(f"{db_path} is not a readable SQLite database ({exc}); move it away") from exc
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise BundleError(f"{db_path} is not a readable SQLite database ({exc}); move it away") from exc
-        if not meta:
-            raise BundleError(f"{db_path} is not a clear-sdk index (no meta table); pass dim to create one")
+        except BaseException:
+            self._db.close()
+            raise
+        if "dim" not in meta or "count" not in meta:
+            self._db.close()
+            raise BundleError(f"{db_path} is not a clear-sdk index (its meta table lacks dim/count); move it away")
         version = int(meta.get("format_version", "0"))
         if version > FORMAT_VERSION:
             raise BundleError(
@@ -458,30 +532,62 @@ class VectorIndex:
             )
         stored_dim = int(meta["dim"])
         if dim is not None and int(dim) != stored_dim:
-            raise BundleError(f"index {self.path} holds {stored_dim}-d vectors, not {dim}-d; pass dim={stored_dim}")
+            self._db.close()
+            raise BundleError(
+                f"index {self.path} holds {stored_dim}-d vectors, not {dim}-d: it was built with another model. "
+                "Open it with the model (bundle) that built it, or index into a new folder"
+            )
         self.dim = stored_dim
         if not vec_path.exists():
             vec_path.touch()
             _fsync_dir(self.path)
         self._reconcile_vectors()
 
+    def _use_wal(self) -> None:
+        """Switch the database to WAL (persistent; a no-op once done): readers then never wait for writers."""
+        try:
+            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        except sqlite3.OperationalError as exc:  # another process is writing: switch on a later open
+            logger.info("index %s: journal mode not switched to WAL now (%s)", self.path, exc)
+            return
+        if str(mode).lower() != "wal":
+            logger.warning("index %s: SQLite keeps journal mode %s (WAL unsupported here?)", self.path, mode)
+
     def _has_meta(self) -> bool:
         return self._db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone() is not None
 
     def _reconcile_vectors(self) -> None:
-        """Under the write lock: drop vector bytes past the committed count (an interrupted add)."""
+        """Learn the committed count; drop vector bytes past it (an interrupted add) when no one is writing.
+
+        Readers take no lock: bytes past the count may be an add in progress in another process, so they
+        are only truncated when the write lock is free at once (a writer truncates them anyway).
+        """
         assert self.path is not None
         vec_path = self.path / VECTORS_FILE
-        self._db.execute("BEGIN IMMEDIATE")
+        count = self._stored_count()
+        expected = count * self.dim * 4
+        size = vec_path.stat().st_size
+        if size < expected:
+            raise BundleError(
+                f"{vec_path} holds {size // (self.dim * 4)} vectors but the index committed {count}: "
+                "the vector file was truncated or replaced; restore it from a backup or rebuild the index"
+            )
+        if size > expected:
+            self._truncate_uncommitted(vec_path)
+        self._count = count
+        self._mmap = None
+
+    def _truncate_uncommitted(self, vec_path: Path) -> None:
+        self._db.execute("PRAGMA busy_timeout=0")
         try:
-            count = self._stored_count()
-            expected = count * self.dim * 4
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:  # a writer is busy: its bytes are not ours to drop
+            return
+        finally:
+            self._db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+        try:
+            expected = self._stored_count() * self.dim * 4
             size = vec_path.stat().st_size
-            if size < expected:
-                raise BundleError(
-                    f"{vec_path} holds {size // (self.dim * 4)} vectors but the index committed {count}: "
-                    "the vector file was truncated or replaced; restore it from a backup or rebuild the index"
-                )
             if size > expected:
                 logger.warning(
                     "index %s: discarding %d bytes of vectors from an interrupted add", self.path, size - expected
@@ -495,19 +601,20 @@ class VectorIndex:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             raise
-        self._count = count
-        self._mmap = None
 
     def _stored_count(self) -> int:
-        return int(self._db.execute("SELECT value FROM meta WHERE key='count'").fetchone()[0])
+        try:
+            return int(self._db.execute("SELECT value FROM meta WHERE key='count'").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            raise self._busy(exc, "reading the item count") from exc
 
     def _load_alive(self) -> None:
-        n_items = self._db.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+        n_items = self._db.execute("SELECT COUNT(*) FROM items WHERE row < ?", (self._count,)).fetchone()[0]
         if n_items == self._count:
             self._alive: np.ndarray | None = None
             return
         alive = np.zeros(self._count, dtype=bool)
-        alive[self._fetch_rows("SELECT row FROM items", [])] = True
+        alive[self._fetch_rows("SELECT row FROM items WHERE row < ?", [self._count])] = True
         self._alive = alive
 
     def refresh(self) -> None:
@@ -517,6 +624,90 @@ class VectorIndex:
             if self.path is not None:
                 self._reconcile_vectors()
                 self._load_alive()
+                if self._verified_rows and self._count > self._verified_rows:
+                    self.verify(start=self._verified_rows)
+
+    # ------------------------------------------------------------------------------------ integrity
+
+    def verify(self, start: int = 0) -> list[str]:
+        """Check the stored vectors against the crc32 recorded with each add; returns the ids that fail.
+
+        Rows that fail (changed on disk: a zeroed block, a bit flip, a NaN) are left out of every search
+        from now on, with a warning, and the rest keep answering. Rows of indexes written before
+        checksums existed are checked for NaN / infinity only. Reads the whole vector file once.
+        """
+        with self._lock:
+            self._check_open()
+            count = self._count
+            vectors = self._vectors()
+            if len(self._corrupt) < count:
+                self._corrupt = np.concatenate((self._corrupt, np.zeros(count - len(self._corrupt), dtype=bool)))
+            covered = np.zeros(count, dtype=bool)
+            batches = []
+            if self._db.execute("SELECT 1 FROM sqlite_master WHERE name='batches'").fetchone():
+                batches = self._db.execute(
+                    "SELECT first_row, rows, crc32 FROM batches WHERE first_row + rows > ? AND first_row < ? "
+                    "ORDER BY first_row",
+                    (start, count),
+                ).fetchall()
+            bad = np.zeros(count, dtype=bool)
+            for first, n, crc in batches:
+                last = min(first + n, count)
+                covered[first:last] = True
+                if first + n > count or zlib.crc32(memoryview(np.ascontiguousarray(vectors[first:last]))) != crc:
+                    bad[first:last] = True
+            for r0 in range(start, count, self.block_rows):
+                r1 = min(count, r0 + self.block_rows)
+                todo = ~covered[r0:r1]
+                if todo.any():
+                    bad[r0:r1] |= todo & ~np.isfinite(vectors[r0:r1]).all(axis=1)
+            self._verified_rows = count
+            new = bad & ~self._corrupt
+            self._corrupt |= bad
+            if not bad.any():
+                return []
+            rows = np.flatnonzero(bad).tolist()
+            ids = [item_id for item_id, _ in self._metadata_by_row(rows).values()]
+            if new.any():
+                logger.warning(
+                    "index %s: %d stored vectors (%s) fail their checksum: the vector file was changed on disk. "
+                    "They are left out of search; re-add those items, or rebuild the index from the crops",
+                    self.path,
+                    int(new.sum()),
+                    ", ".join(ids[:5]) + (" ..." if len(ids) > 5 else ""),
+                )
+            return ids
+
+    @property
+    def corrupt_ids(self) -> list[str]:
+        """Ids whose vectors failed :meth:`verify` (left out of search)."""
+        with self._lock:
+            rows = np.flatnonzero(self._corrupt).tolist()
+            return [item_id for item_id, _ in self._metadata_by_row(rows).values()]
+
+    # ------------------------------------------------------------------------------------ metadata store
+
+    def get_meta(self, key: str) -> str | None:
+        """A value of the index's own key-value table (``meta``), or None."""
+        with self._lock:
+            self._check_open()
+            row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+            return None if row is None else row[0]
+
+    def set_meta_default(self, key: str, value: str) -> str:
+        """Store ``value`` under ``key`` unless a value is there already; returns the stored value."""
+        with self._lock:
+            self._check_open()
+            self._begin_write()
+            try:
+                self._db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)", (key, value))
+                stored = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()[0]
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+            return stored
 
     # -------------------------------------------------------------------------------------- basics
 
@@ -577,6 +768,18 @@ class VectorIndex:
         with self._lock:
             rows = self._rows_of(ids)
             return np.array(self._vectors()[rows], dtype=np.float32)
+
+    def select(self, where: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        """(id, metadata) of every item that matches a ``where`` filter (as in :meth:`search`), in add order."""
+        cond, params = _where_sql(where)
+        with self._lock:
+            self._check_open()
+            try:
+                rows = self._fetch_rows(f"SELECT row FROM items WHERE {cond} ORDER BY row", params).tolist()
+                md = self._metadata_by_row(rows)
+            except sqlite3.OperationalError as exc:
+                raise self._busy(exc, "reading metadata") from exc
+        return [md[r] for r in rows]
 
     def get_metadata(self, ids: Sequence[str]) -> list[dict[str, Any]]:
         """Metadata dicts of ``ids`` (unknown ids are a KeyError naming them)."""
@@ -648,6 +851,7 @@ class VectorIndex:
             for i, item_id in enumerate(ids):
                 if not isinstance(item_id, str) or not item_id:
                     raise ValueError(f"ids[{i}] must be a non-empty str, got {item_id!r}")
+                _utf8(item_id, f"ids[{i}]")
             if len(set(ids)) != n:
                 seen: set[str] = set()
                 dup = next(i for i in ids if i in seen or seen.add(i))
@@ -668,14 +872,14 @@ class VectorIndex:
 
     def _add_locked(self, emb: np.ndarray, ids: list[str], rows_md: list[tuple[Any, ...]]) -> None:
         db = self._db
-        db.execute("BEGIN IMMEDIATE")  # SQLite's write lock: one writer (thread or process) at a time
+        self._begin_write()  # SQLite's write lock: one writer (thread or process) at a time
         written = False
         try:
             count = self._stored_count()
             if count != self._count:  # another process added since we last looked
                 db.execute("ROLLBACK")
                 self.refresh()
-                db.execute("BEGIN IMMEDIATE")
+                self._begin_write()
                 count = self._stored_count()
             dup = self._first_existing(ids)
             if dup is not None:
@@ -683,6 +887,11 @@ class VectorIndex:
             self._write_vectors(count, emb)
             written = True
             self._insert_rows(count, ids, rows_md)
+            db.execute(_BATCHES)  # indexes made before checksums get the table at their next add
+            db.execute(
+                "INSERT OR REPLACE INTO batches(first_row, rows, crc32) VALUES (?, ?, ?)",
+                (count, len(ids), zlib.crc32(memoryview(emb))),
+            )
             db.execute("UPDATE meta SET value=? WHERE key='count'", (str(count + len(ids)),))
             db.execute("COMMIT")  # the commit point
         except BaseException:
@@ -692,6 +901,8 @@ class VectorIndex:
                 self._discard_vectors(count)
             raise
         self._count = count + len(ids)
+        if self._verified_rows == count:  # rows we just wrote need no re-check
+            self._verified_rows = self._count
         if self._alive is not None:
             self._alive = np.concatenate((self._alive, np.ones(len(ids), dtype=bool)))
 
@@ -748,7 +959,7 @@ class VectorIndex:
             rows = self._rows_of(ids)
             if rows.size == 0:
                 return
-            self._db.execute("BEGIN IMMEDIATE")
+            self._begin_write()
             try:
                 for i in range(0, rows.size, _SQL_CHUNK):
                     chunk = rows[i : i + _SQL_CHUNK].tolist()
@@ -789,11 +1000,17 @@ class VectorIndex:
             raise ValueError("queries contain NaN or infinity")
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be a positive int, got {k!r}")
+        if where is not None:
+            _where_sql(where)  # a bad filter is an error whether or not anything is stored yet
         with self._lock:
             self._check_open()
-            scores, rows = self._search_rows(q, int(k), where, exclude)
-            flat = [int(r) for r in rows.ravel() if r >= 0]
-            md = self._metadata_by_row(flat)
+            try:
+                scores, rows = self._search_rows(q, int(k), where, exclude)
+                rows = np.where(np.isfinite(scores), rows, -1)  # -inf / NaN: a corrupted row, not a hit
+                flat = [int(r) for r in rows.ravel() if r >= 0]
+                md = self._metadata_by_row(flat)
+            except sqlite3.OperationalError as exc:
+                raise self._busy(exc, "searching") from exc
         results: list[list[tuple[str, float, dict[str, Any]]]] = []
         for qs, qr in zip(scores, rows, strict=True):
             results.append([(md[int(r)][0], float(s), dict(md[int(r)][1])) for s, r in zip(qs, qr) if r >= 0])
@@ -813,6 +1030,8 @@ class VectorIndex:
             excluded = np.unique(np.concatenate(found)) if found else excluded
         if self._alive is not None:
             excluded = np.union1d(excluded, np.flatnonzero(~self._alive))
+        if self._corrupt.any():
+            excluded = np.union1d(excluded, np.flatnonzero(self._corrupt))
         vectors = self._vectors()
         if where:
             cond, params = _where_sql(where)
