@@ -30,7 +30,7 @@ import numpy as np
 from clear_sdk.bundle import Bundle
 from clear_sdk.description import DescriptionTemplate, template_for
 from clear_sdk.errors import BundleError, InputError, QueryError
-from clear_sdk.index import VectorIndex
+from clear_sdk.index import DB_FILE, VectorIndex
 from clear_sdk.query import parse_query, query_to_vectors
 from clear_sdk.recognizer import Recognizer
 
@@ -40,6 +40,37 @@ Scorer = Literal["embedding", "recognition", "fused"]
 SCORERS = ("embedding", "recognition", "fused")
 _LOG_FLOOR = float(np.log(1e-6))  # log-probabilities are clipped here so one confident miss is not -inf
 _SEARCHER_FILE = "searcher.json"
+_IDENTITY_KEY = "model_identity"
+
+
+def read_searcher_file(index_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``searcher.json`` of an index folder (which bundle built it); a BundleError naming the file if bad."""
+    path = Path(index_dir) / _SEARCHER_FILE
+    try:
+        if path.stat().st_size > 1 << 20:
+            raise BundleError(f"{path} is larger than any searcher.json; move it away and pass --bundle")
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise BundleError(
+            f"{path} is missing: {Path(index_dir)} is not an index written by AttributeSearcher "
+            "(clear-sdk index writes one), or pass the bundle explicitly (--bundle)"
+        ) from e
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else type(e).__name__
+        raise BundleError(
+            f"{path} is not readable JSON ({reason}); move it away and pass the bundle explicitly (--bundle)"
+        ) from e
+    if not isinstance(data, dict):
+        raise BundleError(f"{path} does not hold a JSON object; move it away and pass the bundle explicitly (--bundle)")
+    return data
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,9 +123,19 @@ class AttributeSearcher:
         if self._has_embedding:
             from clear_sdk.text import OnnxTextEncoder
 
-            if not self.bundle.text_encoder:
+            spec = self.bundle.text_encoder_spec
+            if spec is None:
                 raise BundleError(f"{self.bundle.path}: the manifest has no text encoder entry; re-export the bundle")
-            self._text = OnnxTextEncoder.from_info(self.bundle.path, self.bundle.text_encoder)
+            # the two files come from models.text / models.tokenizer, which Bundle.open checked (inside, sha256)
+            self._text = OnnxTextEncoder(
+                self.bundle.text_model_path, self.bundle.tokenizer_path, spec.n_w, pad_id=spec.pad_id,
+                pad_token=spec.pad_token,
+            )  # fmt: skip
+            if self.bundle.soft_dim is not None and self._text.soft_dim != self.bundle.soft_dim:
+                raise BundleError(
+                    f"{self.bundle.text_model_path} gives soft queries of {self._text.soft_dim} values but the "
+                    f"manifest's dims.soft_dim is {self.bundle.soft_dim}; re-export the bundle"
+                )
             tpl = self.bundle.description_template
             self._template = DescriptionTemplate.from_dict(tpl) if tpl else template_for(self._names)
         self._d = int(self.bundle.embed_dim or 0)
@@ -122,20 +163,46 @@ class AttributeSearcher:
         return {"recognizer_sha256": sha, "attributes": self._names, "embed_dim": self._d}
 
     def _check_or_write_identity(self, index_dir: Path) -> None:
-        """An index holds one model's vectors: refuse to mix a gallery with another bundle's."""
-        path = index_dir / _SEARCHER_FILE
+        """An index holds one model's vectors: refuse to mix a gallery with another bundle's.
+
+        The identity lives in the index database itself (``meta.model_identity``), so it cannot be lost
+        apart from the vectors; ``searcher.json`` beside it only tells ``clear-sdk search`` which bundle
+        to reopen the index with. An index written before the identity moved into the database takes
+        it from its ``searcher.json`` once.
+        """
         mine = self._identity()
-        if path.is_file():
-            stored = json.loads(path.read_text())
-            if {k: stored.get(k) for k in mine} != mine:
-                raise BundleError(
-                    f"{index_dir} was indexed with another model (recognizer sha256 {stored.get('recognizer_sha256')}"
-                    f" vs {mine['recognizer_sha256']}); re-index the gallery into a new folder with this bundle"
+        stored_text = self.index.get_meta(_IDENTITY_KEY)
+        if stored_text is None:
+            legacy = read_searcher_file(index_dir) if (index_dir / _SEARCHER_FILE).exists() else None
+            if legacy is not None:
+                self._compare_identity({k: legacy.get(k) for k in mine}, mine, index_dir)
+            elif len(self.index):
+                logger.warning(
+                    "index %s holds %d items but no record of the model that made them; adopting %s",
+                    index_dir,
+                    len(self.index),
+                    self.bundle.path,
                 )
-            return
-        tmp = path.with_name(path.name + ".tmp")  # the bundle path lets `clear-sdk search` reopen the index alone
-        tmp.write_text(json.dumps({**mine, "bundle": str(Path(self.bundle.path).resolve())}, indent=2))
-        os.replace(tmp, path)
+            stored_text = self.index.set_meta_default(_IDENTITY_KEY, json.dumps(mine, sort_keys=True))
+        try:
+            stored = json.loads(stored_text)
+        except (ValueError, RecursionError) as e:
+            raise BundleError(f"{index_dir}: the model identity in {DB_FILE} is not JSON; rebuild the index") from e
+        self._compare_identity(stored, mine, index_dir)
+        path = index_dir / _SEARCHER_FILE
+        if not path.is_file():  # the bundle path lets `clear-sdk search` reopen the index alone
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({**mine, "bundle": str(Path(self.bundle.path).resolve())}, indent=2))
+            os.replace(tmp, path)
+
+    @staticmethod
+    def _compare_identity(stored: Mapping[str, Any], mine: dict[str, Any], index_dir: Path) -> None:
+        if {k: stored.get(k) for k in mine} != mine:
+            raise BundleError(
+                f"{index_dir} was indexed with another model (recognizer sha256 {stored.get('recognizer_sha256')}"
+                f" vs {mine['recognizer_sha256']}); search it with the bundle that built it, or index the "
+                "gallery into a new folder with this bundle"
+            )
 
     # ----------------------------------------------------------------------------------- adding
     def _vectors(self, probs: np.ndarray, emb: np.ndarray | None) -> np.ndarray:
@@ -166,23 +233,41 @@ class AttributeSearcher:
             raise ValueError(f"{len(ids)} ids for {len(items)} images")
         if metadata is not None and len(metadata) != len(items):
             raise ValueError(f"{len(metadata)} metadata entries for {len(items)} images")
+        if errors not in ("raise", "skip"):
+            raise ValueError(f"errors must be 'raise' or 'skip', got {errors!r}")
+        md_all: list[dict[str, Any]] = []
+        todo: list[int] = []  # inputs whose id and metadata can be stored; the others fail alone
+        for i, item in enumerate(items):
+            entry = dict(metadata[i] or {}) if metadata is not None else {}
+            if "source" not in entry and isinstance(item, (str, os.PathLike)):
+                entry["source"] = os.fsdecode(item)
+            md_all.append(entry)
+            texts = [("source", entry.get("source")), ("id", ids[i] if ids is not None else None)]
+            bad = next((k for k, v in texts if isinstance(v, str) and not _is_utf8(v)), None)
+            if bad is None:
+                todo.append(i)
+                continue
+            shown = str(texts[0][1] if bad == "source" else texts[1][1]).encode("utf-8", "backslashreplace").decode()
+            err = InputError(
+                f"{shown}: the {bad} is not valid UTF-8 (a file name with undecodable bytes), so the index cannot "
+                "store it; rename the file (e.g. convmv), or pass ids and metadata source as UTF-8 text",
+                source=shown,
+            )
+            if errors == "raise":
+                raise err
+            logger.warning("not indexed: %s", err)
         vecs, keep = [], []
         for start, _chunk, ok, failures, probs, emb in self.recognizer._run(
-            items, color, errors, want_embedding=self._has_embedding
+            [items[i] for i in todo], color, errors, want_embedding=self._has_embedding
         ):
             for _, err in failures:
                 logger.warning("not indexed: %s", err)
             if ok:
                 vecs.append(self._vectors(probs, emb))
-                keep.extend(start + i for i in ok)
+                keep.extend(todo[start + i] for i in ok)
         if not keep:
             return [None] * len(items)
-        md = []
-        for i in keep:
-            entry = dict(metadata[i] or {}) if metadata is not None else {}
-            if "source" not in entry and isinstance(items[i], (str, os.PathLike)):
-                entry["source"] = str(items[i])
-            md.append(entry)
+        md = [md_all[i] for i in keep]
         added = self.index.add(np.concatenate(vecs), [ids[i] for i in keep] if ids is not None else None, md)
         out: list[str | None] = [None] * len(items)
         for i, item_id in zip(keep, added):
@@ -264,8 +349,7 @@ class AttributeSearcher:
         self, queries: Sequence[Any], k: int = 10, where: Mapping[str, Any] | None = None, scorer: Scorer | None = None
     ) -> list[list[Hit]]:
         """:meth:`search` for several queries in one blocked pass over the gallery."""
-        if not len(self.index):
-            return [[] for _ in queries]
+        # the queries, k and the filter are checked the same way whether or not the gallery is empty
         qv = self.query_vectors(list(queries), scorer)
         results = self.index.search(qv, k=k, where=where)
         return [[Hit(i, s, m) for i, s, m in row] for row in results]

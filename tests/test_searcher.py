@@ -149,9 +149,14 @@ def test_persistence_errors_and_precomputed_embeddings(env, tmp_path) -> None:
             s.add_embeddings(np.zeros((1, 3), np.float32), ["x"])
     manifest = json.loads((env["bundle"] / "manifest.json").read_text())
     sha = manifest["files"]["recognizer.onnx"]["sha256"]
-    ident = json.loads((idx / "searcher.json").read_text())
-    ident["recognizer_sha256"] = "0" * len(sha)
-    (idx / "searcher.json").write_text(json.dumps(ident))
+    # the model identity lives in the index database (searcher.json only names the bundle for the CLI)
+    import sqlite3
+
+    with sqlite3.connect(idx / "index.sqlite") as db:
+        ident = json.loads(db.execute("SELECT value FROM meta WHERE key='model_identity'").fetchone()[0])
+        ident["recognizer_sha256"] = "0" * len(sha)
+        db.execute("UPDATE meta SET value=? WHERE key='model_identity'", (json.dumps(ident),))
+    db.close()
     with pytest.raises(BundleError, match="another model"):
         AttributeSearcher(env["bundle"], index_dir=idx)
 
