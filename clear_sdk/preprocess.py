@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
+import struct
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -60,6 +62,12 @@ INTERPOLATIONS: dict[str, int] = {
 # ours and tested), drops alpha, and, unlike IMREAD_UNCHANGED, applies EXIF orientation as imread does.
 _DECODE_FLAGS = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH
 _MIN_SIDE = 2
+#: Largest image decoded from a file or bytes: a 7680x4320 (8K) frame with room to spare. A header that
+#: declares more is refused before decoding (a small PNG can declare 20000x20000 and take 2.5 GB).
+MAX_IMAGE_PIXELS = 50_000_000
+#: Largest image file read.
+MAX_FILE_BYTES = 256 << 20
+_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -158,6 +166,18 @@ def load_image(image: Any, color: Literal["bgr", "rgb"] = "bgr", source: str | N
     )
 
 
+_FILE_KINDS = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _not_regular(mode: int) -> str:
+    return next((what for test, what in _FILE_KINDS if test(mode)), "not a regular file")
+
+
 def _load_path(path: str | os.PathLike, src: str) -> np.ndarray:
     p = Path(os.fsdecode(path))
     if str(path).startswith(("http://", "https://")):
@@ -167,22 +187,52 @@ def _load_path(path: str | os.PathLike, src: str) -> np.ndarray:
     if p.is_dir():
         raise InputError(f"{src}: is a directory, not an image file; pass the image files inside it", source=src)
     try:
-        # np.fromfile + imdecode instead of cv2.imread: imread cannot open non-ASCII paths on Windows
-        data = np.fromfile(p, dtype=np.uint8)
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then refuses anything but a regular
+        # file (a FIFO never ends, /dev/zero is endless zeros). Read with os.read, not cv2.imread, which
+        # cannot open non-ASCII paths on Windows.
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise InputError(f"{src}: cannot open the file ({exc.strerror or exc})", source=src) from exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            target = f" (the link leads to {os.path.realpath(p)})" if p.is_symlink() else ""
+            raise InputError(
+                f"{src}: is {_not_regular(st.st_mode)}{target}, not an image file; pass a regular image file",
+                source=src,
+            )
+        if st.st_size > MAX_FILE_BYTES:
+            raise InputError(
+                f"{src}: {st.st_size / 2**20:.0f} MiB is larger than any person crop or frame this reads "
+                f"(limit {MAX_FILE_BYTES >> 20} MiB); resize or re-encode it",
+                source=src,
+            )
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise InputError(f"{src}: cannot read the file ({exc.strerror or exc})", source=src) from exc
-    return _decode(data.tobytes(), src)
+    finally:
+        os.close(fd)
+    return _decode(data, src)
 
 
 def _decode(data: bytes, src: str) -> np.ndarray:
     if len(data) == 0:
         raise InputError(f"{src}: empty file or buffer (0 bytes); it holds no image", source=src)
     _check_complete(data, src)
+    _check_pixels(data, src)
     try:
         img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), _DECODE_FLAGS)
     except cv2.error as exc:
         raise InputError(f"{src}: OpenCV could not decode the image ({str(exc).strip()})", source=src) from exc
     if img is None:
+        if _looks_like_file_name(data):
+            name = data.decode("utf-8", "backslashreplace")
+            raise InputError(
+                f"{src}: these bytes are a file name ({name!r}), not encoded image data; pass the path as a str "
+                "(os.fsdecode(name)) or a pathlib.Path",
+                source=src,
+            )
         if _looks_like_text(data):
             raise InputError(f"{src}: is a text file, not an image; pass the image file itself", source=src)
         raise InputError(
@@ -197,6 +247,85 @@ def _decode(data: bytes, src: str) -> np.ndarray:
             source=src,
         )
     return _from_array(img, "bgr", src)
+
+
+def _looks_like_file_name(data: bytes) -> bool:
+    if len(data) > 4096 or b"\0" in data or b"\n" in data:
+        return False
+    name = os.fsdecode(data)
+    return Path(name).suffix.lower() in _IMAGE_SUFFIXES or os.path.isfile(name)
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from the header of PNG, JPEG, BMP, GIF, WebP or TIFF data, without decoding; else None."""
+    try:
+        if data.startswith(_PNG_MAGIC) and data[12:16] == b"IHDR":
+            return struct.unpack(">II", data[16:24])
+        if data.startswith(_JPEG_MAGIC):
+            return _jpeg_size(data)
+        if data.startswith(b"BM") and len(data) >= 26:
+            w, h = struct.unpack("<ii", data[18:26])
+            return abs(w), abs(h)
+        if data[:6] in (b"GIF87a", b"GIF89a"):
+            return struct.unpack("<HH", data[6:10])
+        if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+            kind = data[12:16]
+            if kind == b"VP8X":
+                return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
+            if kind == b"VP8L":
+                bits = int.from_bytes(data[21:25], "little")
+                return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+            if kind == b"VP8 ":
+                w, h = struct.unpack("<HH", data[26:30])
+                return w & 0x3FFF, h & 0x3FFF
+        if data[:4] in (b"II*\0", b"MM\0*"):
+            return _tiff_size(data)
+    except struct.error:
+        return None
+    return None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    i, n = 2, len(data)
+    while i + 9 <= n and data[i] == 0xFF:
+        marker = data[i + 1]
+        if marker == 0xFF:
+            i += 1
+            continue
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            i += 2
+            continue
+        seg_len = (data[i + 2] << 8) | data[i + 3]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # start of frame
+            h, w = struct.unpack(">HH", data[i + 5 : i + 9])
+            return w, h
+        i += 2 + seg_len
+    return None
+
+
+def _tiff_size(data: bytes) -> tuple[int, int] | None:
+    e = "<" if data[:2] == b"II" else ">"
+    (ifd,) = struct.unpack(e + "I", data[4:8])
+    (count,) = struct.unpack(e + "H", data[ifd : ifd + 2])
+    found: dict[int, int] = {}
+    for k in range(min(count, 512)):
+        tag, typ, _, value = struct.unpack(e + "HHI4s", data[ifd + 2 + 12 * k : ifd + 14 + 12 * k])
+        if tag in (256, 257):
+            found[tag] = struct.unpack(e + ("H" if typ == 3 else "I"), value[: 2 if typ == 3 else 4])[0]
+    return (found[256], found[257]) if len(found) == 2 else None
+
+
+def _check_pixels(data: bytes, src: str) -> None:
+    """Refuse, before decoding, an image whose header declares more than MAX_IMAGE_PIXELS pixels."""
+    size = image_size(data)
+    if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
+        w, h = size
+        raise InputError(
+            f"{src}: {w}x{h} pixels ({w * h / 1e6:.0f} MP) is more than the {MAX_IMAGE_PIXELS / 1e6:.0f} MP limit "
+            "for person crops and camera frames; crop or downscale it first "
+            "(or raise clear_sdk.preprocess.MAX_IMAGE_PIXELS)",
+            source=src,
+        )
 
 
 def _check_complete(data: bytes, src: str) -> None:

@@ -331,10 +331,20 @@ def _suggest(text: str, schema: _Schema, unknown: Sequence[str] = ()) -> list[st
     return out[:8]
 
 
+#: Longest text query read: a query names a few attributes, and every error message quotes it.
+MAX_QUERY_CHARS = 1000
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    """A quoted piece of user text, cut to ``limit`` characters so that an error stays one short line."""
+    text = str(text)
+    return text if len(text) <= limit else f"{text[: limit - 25]}... ({len(text)} characters)"
+
+
 def _unknown_error(what: str, text: str, schema: _Schema, unknown: Sequence[str] = ()) -> QueryError:
     suggestions = _suggest(text, schema, unknown)
     closest = f"closest: {', '.join(suggestions)}" if suggestions else "no close attribute name"
-    return QueryError(f"{what} in query {text!r}; {closest}. {_LIST_HINT}")
+    return QueryError(f"{what} in query {_clip(text)!r}; {closest}. {_LIST_HINT}")
 
 
 def _match_phrase(tokens: list[str], text: str, schema: _Schema) -> list[tuple[int, bool]]:
@@ -362,10 +372,11 @@ def _match_phrase(tokens: list[str], text: str, schema: _Schema) -> list[tuple[i
             unknown.append(t)
         resolved.extend(x for x in new if x not in resolved)
     if unknown:
-        raise _unknown_error(f"no attribute matches {' '.join(unknown)!r}", text, schema, unknown)
+        raise _unknown_error(f"no attribute matches {_clip(' '.join(unknown))!r}", text, schema, unknown)
     tokens = resolved
     said = set(tokens)
-    implied = {_PART[t] for t in tokens if t in _PART}
+    # garment words and the body-part words themselves place the phrase: "lower red" is not UpperRed
+    implied = {_PART[t] for t in tokens if t in _PART} | (set(tokens) & _BODY_PARTS)
     locators = [t for t in tokens if t in _PART and t not in schema.vocab]  # may stay unexplained
     remaining = set(tokens) - set(locators)
     chosen: list[_Form] = []
@@ -382,7 +393,12 @@ def _match_phrase(tokens: list[str], text: str, schema: _Schema) -> list[tuple[i
             if penalty <= 1.0:
                 candidates.append((penalty, -len(cov), f, cov))
         if not candidates:
-            raise _unknown_error(f"no attribute matches {' '.join(sorted(remaining))!r}", text, schema)
+            raise _unknown_error(f"no attribute matches {_clip(' '.join(sorted(remaining)))!r}", text, schema)
+        uncovered = remaining - set().union(*(c[3] for c in candidates))
+        if uncovered:  # "lower red" where only upper red exists: say so, rather than "'lower' is ambiguous"
+            what, rest = " ".join(sorted(uncovered)), " ".join(t for t in tokens if t not in uncovered)
+            where = f" together with {_clip(rest)!r}" if rest else ""
+            raise _unknown_error(f"no attribute matches {_clip(what)!r}{where}", text, schema, sorted(uncovered))
         best = min(c[:2] for c in candidates)
         tied = [c for c in candidates if c[:2] == best]
         first = tied[0]
@@ -391,7 +407,7 @@ def _match_phrase(tokens: list[str], text: str, schema: _Schema) -> list[tuple[i
         if same and best[0] > 0:
             names = ", ".join(schema.names[a] for a in sorted(same_attrs))
             raise QueryError(
-                f"{' '.join(sorted(first[3]))!r} in query {text!r} is ambiguous: it could be {names}; "
+                f"{' '.join(sorted(first[3]))!r} in query {_clip(text)!r} is ambiguous: it could be {names}; "
                 f"name one of them (e.g. {schema.names[first[2].attr]!r})"
             )
         chosen.append(first[2])
@@ -421,7 +437,7 @@ def _phrases(text: str) -> list[tuple[str, bool]]:
             if w in _SEPARATORS or w in _OR:
                 if w in _OR and not negated:
                     raise QueryError(
-                        f"'or' in query {text!r}: a query asks for all of its attributes together; "
+                        f"'or' in query {_clip(text)!r}: a query asks for all of its attributes together; "
                         "run one search per alternative"
                     )
                 if current:
@@ -439,7 +455,7 @@ def _phrases(text: str) -> list[tuple[str, bool]]:
         if current:
             out.append((" ".join(current), negated))
         elif negated and not carry_negation:
-            raise QueryError(f"negation without an attribute in query {text!r}; write e.g. 'no backpack'")
+            raise QueryError(f"negation without an attribute in query {_clip(text)!r}; write e.g. 'no backpack'")
     return out
 
 
@@ -453,7 +469,7 @@ def _phrase_to_attrs(phrase: str, schema: _Schema, negated: bool) -> list[tuple[
 
 def _add(result: dict[str, bool], name: str, value: bool, text: str) -> None:
     if name in result and result[name] != value:
-        raise QueryError(f"query {text!r} asks for {name!r} to be both present and absent")
+        raise QueryError(f"query {_clip(text)!r} asks for {name!r} to be both present and absent")
     result[name] = value
 
 
@@ -472,6 +488,11 @@ def parse_query(
     schema = _get_schema(attribute_names, groups)
     result: dict[str, bool] = {}
     if isinstance(query, str):
+        if len(query) > MAX_QUERY_CHARS:
+            raise QueryError(
+                f"query is {len(query)} characters long; a query names a few attributes "
+                f"(at most {MAX_QUERY_CHARS} characters), e.g. {', '.join(schema.names[:3])}"
+            )
         if not query.strip():
             raise QueryError(f"empty query; name attributes, e.g. {', '.join(schema.names[:3])}")
         for phrase, negated in _phrases(query):
@@ -492,11 +513,11 @@ def parse_query(
         raise QueryError("empty query; name at least one attribute")
     for item, value in items:
         if not isinstance(item, str):
-            raise QueryError(f"query items must be attribute names (str), got {item!r}")
+            raise QueryError(f"query items must be attribute names (str), got {_clip(repr(item))}")
         if isinstance(value, (bool, np.bool_)) or value in (0, 1):
             want = bool(value)
         else:
-            raise QueryError(f"query value for {item!r} must be True or False, got {value!r}")
+            raise QueryError(f"query value for {_clip(item)!r} must be True or False, got {_clip(repr(value))}")
         if _key(item) in schema.exact:
             _add(result, schema.names[schema.exact[_key(item)]], want, str(item))
             continue
@@ -530,7 +551,7 @@ def query_to_vectors(
     schema = _get_schema(names, groups)
     for name, value in parsed.items():
         if name not in index:
-            raise _unknown_error(f"unknown attribute {name!r}", name, schema)
+            raise _unknown_error(f"unknown attribute {_clip(name)!r}", name, schema)
         mask[index[name]] = True
         hard[index[name]] = 1.0 if value else 0.0
     for group, members in (groups or {}).items():
