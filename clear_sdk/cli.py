@@ -7,12 +7,15 @@ commands never import torch.
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 app = typer.Typer(
     add_completion=False,
@@ -20,12 +23,30 @@ app = typer.Typer(
     help="clear-sdk: pedestrian attribute recognition and attribute-based person retrieval (CLEAR).",
 )
 console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: a one-line reason stays one line when stderr is a file or a pipe (rich would wrap it at 80)
+err_console = Console(stderr=True, soft_wrap=True)
+
+
+def plain(text: object) -> str:
+    """User-supplied text made printable: file-name bytes that are not UTF-8 shown as \\x escapes."""
+    text = str(text)
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # lone surrogates that are not escaped bytes
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def say(text: object, *, err: bool = False, style: str | None = None) -> None:
+    """Print untrusted text (paths, messages, queries) literally: no rich markup, no highlighting."""
+    (err_console if err else console).print(Text(plain(text), style=style or ""), highlight=False, soft_wrap=True)
 
 
 def fail(message: str, code: int = 1) -> None:
-    """Stop with a one-line reason on stderr and a non-zero exit code (never a traceback)."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    """Stop with a one-line reason on stderr and a non-zero exit code (never a traceback).
+
+    The message is printed literally: ``pip install 'clear-sdk[trt]'`` keeps its brackets.
+    """
+    err_console.print(Text.assemble(("error: ", "bold red"), plain(message)), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -309,30 +330,54 @@ def predict(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per image, in a list.")] = False,
 ) -> None:
     """Recognise attributes of images; a bad image gets an error entry, the others are still answered (exit 1)."""
+    from clear_sdk.errors import ClearSDKError
+
     rec = _open_recognizer(bundle, backend)
-    preds = rec.predict(images, errors="skip")
+    try:
+        preds = rec.predict(images, errors="skip")
+    except (ClearSDKError, RuntimeError, ValueError) as e:  # the backend itself failed, not one image
+        fail(str(e))
     rows = []
     for path, p in zip(images, preds):
         if p.error:
-            rows.append({"image": path, "error": p.error})
+            rows.append({"image": plain(path), "error": plain(p.error)})
         else:
-            rows.append({"image": path, "probabilities": p.probabilities, "attributes": p.attributes})
+            rows.append({"image": plain(path), "probabilities": p.probabilities, "attributes": p.attributes})
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
     else:
         for r in rows:
-            if "error" in r:
-                err_console.print(f"[red]{r['image']}: {r['error']}[/]")
+            if "error" in r:  # the reason names the image already
+                say(r["error"], err=True, style="red")
             else:
-                console.print(
-                    f"[bold]{r['image']}[/]: {', '.join(r['attributes']) or '(no attribute above threshold)'}"
-                )
+                found = ", ".join(r["attributes"]) or "(no attribute above threshold)"
+                console.print(Text.assemble((r["image"], "bold"), f": {found}"), highlight=False, soft_wrap=True)
     if any("error" in r for r in rows):
         raise typer.Exit(1)
 
 
 def _image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+ID_SCHEMES = ("camera-path", "path", "absolute")
+
+
+def _crop_id(scheme: str, root: Path, f: Path, camera: str | None) -> str:
+    rel = f.relative_to(root).as_posix()
+    if scheme == "absolute":
+        return f.resolve().as_posix()
+    if scheme == "camera-path" and camera:
+        return f"{camera}/{rel}"
+    return rel
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @app.command()
@@ -343,38 +388,103 @@ def index(
     camera: Annotated[str | None, typer.Option(help="Camera id stored with every crop.")] = None,
     backend: Annotated[str, typer.Option(help="auto, onnxruntime, tensorrt or torch.")] = "auto",
     batch: Annotated[int, typer.Option(help="Images per add (each add is committed atomically).")] = 256,
+    id_scheme: Annotated[
+        str,
+        typer.Option(
+            help="What a crop's id is: camera-path = CAMERA/PATH (PATH relative to FOLDER; just PATH without "
+            "--camera), path = PATH, absolute = the crop's absolute path."
+        ),
+    ] = "camera-path",
 ) -> None:
-    """Index a folder of crops for attribute search (ids are paths relative to the folder)."""
+    """Index a folder of crops for attribute search.
+
+    A crop already in the index (the same file, by its absolute path) is counted as already there; a crop
+    whose id is taken by another file is not indexed, and is listed (exit 1): give each folder its --camera,
+    or use --id-scheme absolute.
+    """
     from clear_sdk.errors import ClearSDKError
     from clear_sdk.searcher import AttributeSearcher
 
+    if batch < 1:
+        fail(f"--batch {batch}: pass a positive number of images per add (e.g. 256)")
+    if id_scheme not in ID_SCHEMES:
+        fail(f"--id-scheme {id_scheme!r}: choose one of {', '.join(ID_SCHEMES)}")
     root = Path(folder)
     if not root.is_dir():
         fail(f"{folder} is not a folder")
     files = _image_files(root)
     if not files:
         fail(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {folder}")
+    unreadable = []
+    named = []  # (file, id, source) of the crops whose names SQLite can store
+    for f in files:
+        item_id, source = _crop_id(id_scheme, root, f, camera), os.fsdecode(f.resolve())
+        if _is_utf8(item_id) and _is_utf8(source):
+            named.append((f, item_id, source))
+        else:
+            unreadable.append(f"{plain(f)}: the file name is not valid UTF-8, so the index cannot store it; rename it")
     try:
         searcher = AttributeSearcher(bundle, index_dir=index_dir, backend=backend)
     except (ClearSDKError, FileNotFoundError, ValueError) as e:
         fail(str(e))
-    existing = set(searcher.index.ids)
-    todo = [f for f in files if str(f.relative_to(root)) not in existing]
-    added = failed = 0
+    for line in unreadable:
+        say(f"not indexed: {line}", err=True)
+    added = already = 0
+    failed = len(unreadable)
+    clashes: list[str] = []
     from rich.progress import Progress
 
-    with Progress(console=err_console) as bar:
-        task = bar.add_task("indexing", total=len(todo))
-        for s in range(0, len(todo), batch):
-            chunk = todo[s : s + batch]
-            ids = [str(f.relative_to(root)) for f in chunk]
-            md = [{"camera": camera, "source": str(f.resolve())} for f in chunk]
-            out = searcher.add([str(f) for f in chunk], ids=ids, metadata=md, errors="skip")
-            added += sum(o is not None for o in out)
-            failed += sum(o is None for o in out)
-            bar.update(task, advance=len(chunk))
-    console.print(f"indexed {added} new crops ({failed} unreadable, {len(existing)} already there) in {index_dir}")
-    searcher.close()
+    try:
+        with searcher, Progress(console=err_console, transient=True) as bar:
+            task = bar.add_task("indexing", total=len(named))
+            for s in range(0, len(named), batch):
+                chunk = named[s : s + batch]
+                for attempt in range(2):  # a second `index` run on the same folder may add the same crops first
+                    todo, seen, taken = _new_crops(searcher, chunk)
+                    ids = [i for _, i, _ in todo]
+                    md = [{"camera": camera, "source": src} for _, _, src in todo]
+                    try:
+                        out = searcher.add([str(f) for f, _, _ in todo], ids=ids, metadata=md, errors="skip")
+                    except ValueError as e:
+                        if attempt == 0 and "already in the index" in str(e):
+                            continue
+                        raise
+                    break
+                already += seen
+                clashes.extend(taken)
+                added += sum(o is not None for o in out)
+                failed += sum(o is None for o in out)
+                bar.update(task, advance=len(chunk))
+    except (ClearSDKError, ValueError) as e:
+        fail(f"{e} ({added} crops of this run were indexed and kept)")
+    for line in clashes[:20]:
+        say(f"not indexed: {line}", err=True)
+    say(
+        f"indexed {added} new crops ({failed} unreadable, {already} already there, {len(clashes)} with an id "
+        f"another file has) in {index_dir}"
+    )
+    if clashes:
+        fail(
+            f"{len(clashes)} crops were not indexed because their ids are taken by other files; give each folder "
+            "its --camera (ids are CAMERA/PATH) or pass --id-scheme absolute"
+        )
+
+
+def _new_crops(searcher, chunk: list[tuple[Path, str, str]]) -> tuple[list[tuple[Path, str, str]], int, list[str]]:
+    """(crops to add, how many are already indexed, lines for crops whose id another file holds)."""
+    index = searcher.index
+    index.refresh()
+    sources = {md.get("source") for _, md in index.select({"source": [src for _, _, src in chunk]})}
+    owners = {item_id: md.get("source") for item_id, md in index.select({"id": [i for _, i, _ in chunk]})}
+    todo, taken, seen = [], [], 0
+    for f, item_id, src in chunk:
+        if src in sources:
+            seen += 1
+        elif item_id in owners:
+            taken.append(f"{plain(f)}: id {plain(item_id)!r} is already used by {plain(owners[item_id])}")
+        else:
+            todo.append((f, item_id, src))
+    return todo, seen, taken
 
 
 @app.command()
@@ -392,35 +502,42 @@ def search(
 ) -> None:
     """Find people by attributes in an index."""
     from clear_sdk.errors import ClearSDKError
-    from clear_sdk.searcher import AttributeSearcher
+    from clear_sdk.searcher import AttributeSearcher, read_searcher_file
 
     idx = Path(index_dir)
-    if bundle is None:
-        try:
-            bundle = json.loads((idx / "searcher.json").read_text())["bundle"]
-        except (OSError, KeyError, json.JSONDecodeError):
-            fail(f"{index_dir} is not an AttributeSearcher index (clear-sdk index writes one), or pass --bundle")
+    if not idx.is_dir():
+        fail(f"{index_dir} is not a folder; pass the --index folder that `clear-sdk index` wrote")
     try:
+        if bundle is None:
+            bundle = read_searcher_file(idx).get("bundle")
+            if not isinstance(bundle, str):
+                fail(f"{idx / 'searcher.json'} names no bundle; pass --bundle")
         with AttributeSearcher(bundle, index_dir=idx, scorer=scorer) as searcher:
             hits = searcher.search(query, k=k, where={"camera": camera} if camera else None)
             parsed = searcher.parse(query)
+            corrupt = len(searcher.index.corrupt_ids)
     except (ClearSDKError, FileNotFoundError, ValueError) as e:
         fail(str(e))
+    if corrupt:
+        say(f"warning: {corrupt} items of {index_dir} failed their checksum and were left out; re-index them", err=True)
     if grid:
         from clear_sdk.visualize import retrieval_grid
 
-        retrieval_grid([(query, [(h.metadata.get("source"), h.score) for h in hits])], grid)
+        try:
+            retrieval_grid([(query, [(h.metadata.get("source"), h.score) for h in hits])], grid)
+        except (ImportError, OSError, ValueError) as e:
+            fail(f"cannot write the grid {grid}: {e}")
     if as_json:
         typer.echo(json.dumps({"query": query, "parsed": parsed, "hits": [h.__dict__ for h in hits]}, indent=2))
         return
-    table = Table(title=f"{query}  →  {', '.join(('' if v else 'no ') + n for n, v in parsed.items())}")
+    table = Table(title=Text(f"{plain(query)}  →  {', '.join(('' if v else 'no ') + n for n, v in parsed.items())}"))
     for col in ("rank", "id", "score", "camera"):
         table.add_column(col)
     for i, h in enumerate(hits, 1):
-        table.add_row(str(i), h.id, f"{h.score:.4f}", str(h.metadata.get("camera") or ""))
+        table.add_row(str(i), Text(plain(h.id)), f"{h.score:.4f}", Text(plain(h.metadata.get("camera") or "")))
     console.print(table)
     if grid:
-        console.print(f"grid: {grid}")
+        say(f"grid: {grid}")
 
 
 @app.command()
@@ -482,10 +599,16 @@ def bench(
     from clear_sdk.errors import ClearSDKError
 
     names = [b.strip() for b in backends.split(",") if b.strip()]
+    if not names:
+        fail(f"--backends {backends!r}: name at least one of torch, onnxruntime, onnxruntime-int8, tensorrt")
     try:
         sizes = [int(b) for b in batch_sizes.split(",")]
     except ValueError:
         fail(f"--batch-sizes {batch_sizes!r}: write comma-separated integers")
+    if any(n < 1 for n in sizes):
+        fail(f"--batch-sizes {batch_sizes!r}: every batch size must be a positive integer, e.g. 1,8,32")
+    if threads is not None and threads < 1:
+        fail(f"--threads {threads}: pass a positive number of threads")
     if dataset and not root:
         fail("--dataset needs --root")
     try:
@@ -498,8 +621,14 @@ def bench(
                 report["accuracy"].append(bench_accuracy(bundle, name, dataset, root, split))
     except (ClearSDKError, FileNotFoundError, ValueError) as e:
         fail(str(e))
+    if not report["results"]:
+        reasons = "; ".join(f"{name}: {why}" for name, why in report["skipped"].items())
+        fail(f"no backend could run, nothing was measured ({reasons})", code=2)
     if plot:
-        throughput_plot(report, plot)
+        try:
+            throughput_plot(report, plot)
+        except (ImportError, OSError, ValueError) as e:
+            fail(f"cannot write the plot {plot}: {e}")
     if as_json:
         typer.echo(json.dumps(report, indent=2))
         return
@@ -521,7 +650,7 @@ def bench(
         )
     console.print(t)
     for name, why in report["skipped"].items():
-        err_console.print(f"skipped {name}: {why}")
+        say(f"skipped {name}: {why}", err=True)
     for acc in report.get("accuracy", []):
         line = f"{acc['backend']}: mA {acc['recognition']['mA']:.4f} F1 {acc['recognition']['f1']:.4f}"
         for scorer, m in acc["retrieval"].items():
@@ -536,7 +665,26 @@ app.command()(watch)
 
 
 def main() -> None:
-    app()
+    """The ``clear-sdk`` entry point: any error a command did not foresee is still one line, not a traceback."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        err_console.print(Text("interrupted"), highlight=False)
+        sys.exit(130)
+    except Exception as e:  # the last resort: set CLEAR_SDK_DEBUG=1 to see the traceback
+        if os.environ.get("CLEAR_SDK_DEBUG"):
+            raise
+        reason = " ".join(plain(e).split())[:300]
+        err_console.print(
+            Text.assemble(
+                ("error: ", "bold red"),
+                f"unexpected {type(e).__name__}: {reason} (run with CLEAR_SDK_DEBUG=1 for the traceback, "
+                "and please report it)",
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(1)
 
 
 if __name__ == "__main__":
