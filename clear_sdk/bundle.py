@@ -4,12 +4,17 @@ A bundle is ``manifest.json`` plus the model files it lists. The manifest is the
 export and the runtime: attribute names and groups, per-attribute thresholds, preprocessing, sizes,
 the description template and text encoder of the retrieval stage, the sha256 and size of every file,
 the TensorRT engines built for it, and the versions that produced it. The runtime needs nothing else.
+:class:`Manifest` is its typed form: export builds one and writes :meth:`Manifest.to_dict`, the
+runtime reads it back with :meth:`Manifest.from_dict`. A file is named once (``models`` by role,
+``engines``), and every name, under any key, must also be a ``files`` entry.
 
 :meth:`Bundle.open` refuses, with a :class:`~clear_sdk.errors.BundleError` that names the file and
 the fix, a bundle whose manifest is missing or unreadable, whose ``format_version`` is newer than this
-code reads, whose files fail their size or sha256, or whose entries name a path outside the bundle
-(absolute, ``..``, or a symlink leading out). ``manifest.json`` itself is not hashed, so thresholds may be
-tuned by editing it. No torch: numpy, OpenCV (through preprocessing) and the standard library only.
+code reads, whose files fail their size or sha256, whose entries name a path outside the bundle
+(absolute, ``..``, or a symlink leading out), or whose attributes or input size differ from those of
+the hashed checkpoint config. ``manifest.json`` itself is not hashed, so thresholds may be tuned by
+editing it; the backends also compare it with the graphs (names in the ONNX metadata, shapes).
+No torch: numpy, OpenCV (through preprocessing) and the standard library only.
 """
 
 from __future__ import annotations

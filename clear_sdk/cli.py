@@ -498,6 +498,9 @@ def search(
     ] = "auto",
     camera: Annotated[str | None, typer.Option(help="Only crops from this camera.")] = None,
     grid: Annotated[str | None, typer.Option(help="Write the top-k crops with scores to this PNG.")] = None,
+    verify: Annotated[
+        bool, typer.Option(help="Check every stored vector's checksum first (automatic up to 256 MiB of vectors).")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False,
 ) -> None:
     """Find people by attributes in an index."""
@@ -512,7 +515,7 @@ def search(
             bundle = read_searcher_file(idx).get("bundle")
             if not isinstance(bundle, str):
                 fail(f"{idx / 'searcher.json'} names no bundle; pass --bundle")
-        with AttributeSearcher(bundle, index_dir=idx, scorer=scorer) as searcher:
+        with AttributeSearcher(bundle, index_dir=idx, scorer=scorer, verify=True if verify else None) as searcher:
             hits = searcher.search(query, k=k, where={"camera": camera} if camera else None)
             parsed = searcher.parse(query)
             corrupt = len(searcher.index.corrupt_ids)

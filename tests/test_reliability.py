@@ -358,6 +358,23 @@ def test_06_nan_rows_do_not_break_search_even_unverified(tmp_path):
     assert index.verify()[:1] == ["r0"]
 
 
+def test_06_cli_search_warns_and_answers_from_the_intact_rows(env, tmp_path):
+    folder = _gallery(env, tmp_path / "crops", ["a.jpg", "b.jpg", "c.jpg"], env["images"][:3])
+    idx = tmp_path / "idx"
+    assert _cli("index", env["bundle"], folder, "--index", idx, "--batch", "1").exit_code == 0
+    with VectorIndex(None, idx) as index:
+        row = index.ids.index("b.jpg")
+        dim = index.dim
+    with open(idx / VECTORS_FILE, "r+b") as f:
+        f.seek(row * dim * 4)
+        f.write(np.zeros(dim, "<f4").tobytes())
+    for flags in ([], ["--verify"]):
+        res = _cli("search", "female", "--index", idx, "--json", *flags)
+        assert res.exit_code == 0, res.output
+        assert "failed their checksum" in res.output
+        assert sorted(h["id"] for h in json.loads(res.stdout)["hits"]) == ["a.jpg", "c.jpg"]
+
+
 # --------------------------------------------------------------- 7. manifest checked against graphs
 
 
