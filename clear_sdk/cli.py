@@ -216,12 +216,18 @@ def evaluate(
         str | None, typer.Option(help="JSON/CSV train/val/test split, e.g. zero-shot (disjoint identities).")
     ] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Dataset option, e.g. --set annotation=PETA.mat (default: the checkpoint's)."),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help='One JSON object {"recognition": ..., "retrieval": ...}.')
     ] = False,
 ) -> None:
     """Recognition metrics (mA, accuracy, precision, recall, F1) and, with stage 2, retrieval metrics."""
     _need_training()
+    import yaml
+
     from clear_sdk.training.data import DatasetError
     from clear_sdk.training.models import CheckpointError
     from clear_sdk.training.trainer import evaluate as run_eval
@@ -229,12 +235,18 @@ def evaluate(
     kwargs: dict[str, object] = {"partition": partition} if partition is not None else {}
     if split_file is not None:
         kwargs["split_file"] = split_file
+    for item in set_ or []:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            fail(f"--set {item!r}: write key=value, e.g. --set colours=true")
+        kwargs[key.strip().removeprefix("dataset_kwargs.")] = yaml.safe_load(text)
     try:
         result = run_eval(checkpoint, dataset, root, split=split, dataset_kwargs=kwargs, device=device)
     except (ValueError, KeyError, FileNotFoundError, DatasetError, CheckpointError) as e:
         fail(str(e.args[0] if isinstance(e, KeyError) else e))
     if as_json:
-        typer.echo(json.dumps({k: result[k] for k in ("recognition", "retrieval") if k in result}, indent=2))
+        keys = ("recognition", "recognition_standard", "mA_by_group", "retrieval", "collapse", "per_attribute_mA")
+        typer.echo(json.dumps({k: result[k] for k in keys if k in result}, indent=2))
         return
     table = Table(title=f"{Path(result['checkpoint']).name} on {dataset}/{split} ({result['num_images']} images)")
     table.add_column("task")
@@ -271,6 +283,9 @@ def export(
     with_checkpoint: Annotated[
         bool, typer.Option(help="Copy the torch checkpoint into the bundle (the torch backend needs it).")
     ] = True,
+    calibration_split: Annotated[
+        str, typer.Option(help="Split whose predictions pick the thresholds (train keeps val unseen).")
+    ] = "val",
 ) -> None:
     """Export a checkpoint to a model bundle: recognizer.onnx, query.onnx, text.onnx, manifest.json (+ TensorRT)."""
     try:
@@ -304,6 +319,7 @@ def export(
             batch_sizes=sizes,
             cpu_int8=cpu_int8,
             checkpoint_copy=with_checkpoint,
+            calibration_split=calibration_split,
         )
     except TensorRTUnavailable as e:
         fail(str(e), code=2)

@@ -105,6 +105,14 @@ def best_thresholds(probs: np.ndarray, labels: np.ndarray, default: float = 0.5)
     return out
 
 
+def _with_checkpoint_kwargs(val_dataset: Any, meta: Mapping[str, Any]) -> Any:
+    """``(name, root)`` completed with the checkpoint's dataset options (PETA colours, annotation path)."""
+    trained = meta.get("training") or {}
+    if isinstance(val_dataset, (list, tuple)) and len(val_dataset) == 2 and trained.get("dataset") == val_dataset[0]:
+        return (*val_dataset, dict(trained.get("dataset_kwargs") or {}))
+    return val_dataset
+
+
 def val_probabilities(
     recognizer_onnx: str | Path,
     preprocessing: Preprocessing,
@@ -222,13 +230,14 @@ def export_bundle(
     text: bool = True,
     cpu_int8: bool = False,
     checkpoint_copy: bool = True,
+    calibration_split: str = "val",
 ) -> Path:
     """Export ``checkpoint`` into the bundle folder ``out_dir`` and return its path.
 
     ``engine="trt"`` also builds TensorRT engines (fp32, or those of ``fp16`` / ``int8``); without
     TensorRT or a GPU it raises :class:`~clear_sdk.backends.TensorRTUnavailable` before any work.
-    ``calibrate_thresholds`` picks per-attribute thresholds on ``val_dataset``'s val split (see
-    :func:`best_thresholds`); otherwise every threshold is 0.5. ``text=False`` skips ``text.onnx``.
+    ``calibrate_thresholds`` picks per-attribute thresholds on ``val_dataset``'s ``calibration_split``
+    (see :func:`best_thresholds`; "train" keeps val unseen for reporting); otherwise every threshold is 0.5. ``text=False`` skips ``text.onnx``.
     ``cpu_int8`` adds ``recognizer.int8.onnx`` (dynamic int8 for CPUs; backend ``onnxruntime-int8``).
     ``checkpoint_copy=False`` leaves the torch checkpoint out (a smaller bundle, as the shipped models are;
     the ``torch`` backend then cannot serve it).
@@ -307,7 +316,10 @@ def export_bundle(
         thresholds = {n: 0.5 for n in names}
         calibration = None
         if calibrate_thresholds:
-            probs, labels, source = val_probabilities(tmp / "recognizer.onnx", pp, names, val_dataset)
+            val_dataset = _with_checkpoint_kwargs(val_dataset, meta)
+            probs, labels, source = val_probabilities(
+                tmp / "recognizer.onnx", pp, names, val_dataset, split=calibration_split
+            )
             thr = best_thresholds(probs, labels)
             thresholds = {n: float(t) for n, t in zip(names, thr)}
             calibration = {

@@ -655,7 +655,10 @@ def evaluate(
     """Recognition metrics and, for a checkpoint with retrieval adapters, retrieval metrics on ``split``."""
     path = resolve_checkpoint(checkpoint)
     model, meta = load_checkpoint(path, map_location=device)
-    ds = create_dataset(dataset, root, **(dataset_kwargs or {}))
+    trained = meta.get("training", {})
+    kwargs = dict(trained.get("dataset_kwargs") or {}) if trained.get("dataset") == dataset else {}
+    kwargs.update(dataset_kwargs or {})  # the checkpoint's options (e.g. PETA colours), then the caller's
+    ds = create_dataset(dataset, root, **kwargs)
     if model.cfg.attribute_names and list(ds.attributes) != list(model.cfg.attribute_names):
         raise ValueError(
             f"{path.name} predicts other attributes than {dataset} has; evaluate on the dataset it was trained for"
@@ -673,6 +676,14 @@ def evaluate(
     metrics = attribute_metrics(probs, labels)
     result["recognition"] = _scalars(metrics)
     result["per_attribute_mA"] = dict(zip(ds.attributes, metrics["per_attribute_mA"].tolist()))
+    standard = len(type(ds).attributes)
+    if 0 < standard < len(ds.attributes):  # e.g. PETA + colours: the standard protocol is the first 35
+        result["recognition_standard"] = _scalars(attribute_metrics(probs[:, :standard], labels[:, :standard]))
+        result["recognition_standard"]["num_attributes"] = standard
+    per = metrics["per_attribute_mA"]
+    result["mA_by_group"] = {
+        g: float(np.mean([per[ds.attributes.index(a)] for a in names])) for g, names in ds.groups.items()
+    }
     if want_features:
         form = model.retrieval.cfg.query_form
         soft = None
