@@ -451,7 +451,7 @@ def index(
     from rich.progress import Progress
 
     try:
-        with searcher, Progress(console=err_console, transient=True) as bar:
+        with searcher, Progress(console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
             task = bar.add_task("indexing", total=len(named))
             for s in range(0, len(named), batch):
                 chunk = named[s : s + batch]
