@@ -108,6 +108,17 @@ class AttributeSearcher:
         self._names = self.recognizer.attribute_names
         self._groups = self.recognizer.groups
         self._has_embedding = self.bundle.has_retrieval
+        form = self.bundle.query_form
+        if self._has_embedding and form != "hard+soft":
+            # query forms other than CLEAR's HA+SP (training's Table 6 ablations) are not served here yet:
+            # say so, instead of feeding their query graph inputs it does not have
+            if scorer in ("embedding", "fused"):
+                raise BundleError(
+                    f"{self.bundle.path} was exported with query_form={form!r}; this searcher encodes only "
+                    "'hard+soft' queries: use scorer='recognition', or export a hard+soft checkpoint"
+                )
+            logger.warning("%s: query_form=%r is not served here; using the recognition scorer", bundle, form)
+            self._has_embedding = False
         if scorer == "auto":  # CLEAR's embedding where the bundle has its retrieval stage
             scorer = "embedding" if self._has_embedding else "recognition"
         if scorer not in SCORERS:
