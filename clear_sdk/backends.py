@@ -172,19 +172,32 @@ class Backend(ABC):
         probs, emb = self._run_images(batch)
         return np.asarray(probs, dtype=np.float32), (None if emb is None else np.asarray(emb, dtype=np.float32))
 
-    def run_query(self, hard: np.ndarray, soft: np.ndarray) -> np.ndarray:
-        """hard [Q, A] (0/1) and soft [Q, soft_dim] -> normalised query embeddings float32 [Q, D]."""
+    def _query_feed(self, hard: np.ndarray, soft: np.ndarray | None) -> dict[str, np.ndarray]:
+        """The query graph's inputs for the bundle's query form (HA: hard; SP/W: soft; HA+SP: both)."""
+        form = self.bundle.query_form
+        feed = {"hard": hard} if form in ("hard", "hard+soft") else {}
+        if form != "hard":
+            feed["soft"] = soft
+        return feed
+
+    def run_query(self, hard: np.ndarray, soft: np.ndarray | None) -> np.ndarray:
+        """hard [Q, A] (0/1) and soft [Q, soft_dim] (None for a hard-only bundle) -> query embeddings [Q, D]."""
         b = self.bundle
         if not b.has_retrieval:
             raise BackendUnavailable(
                 f"{b.path} has no retrieval stage (no query.onnx): export a checkpoint trained with stage 2"
             )
         hard = np.ascontiguousarray(hard, dtype=np.float32)
-        soft = np.ascontiguousarray(soft, dtype=np.float32)
         if hard.ndim != 2 or hard.shape[1] != b.num_attrs:
             raise ValueError(f"hard must be [Q, {b.num_attrs}], got shape {hard.shape}")
-        if soft.ndim != 2 or soft.shape[1] != b.soft_dim or soft.shape[0] != hard.shape[0]:
-            raise ValueError(f"soft must be [{hard.shape[0]}, {b.soft_dim}], got shape {soft.shape}")
+        if b.query_form == "hard":  # HA: the query graph reads the attribute vector alone
+            soft = None
+        else:
+            if soft is None:
+                raise ValueError(f"{b.path} encodes {b.query_form} queries: pass soft [Q, {b.soft_dim}]")
+            soft = np.ascontiguousarray(soft, dtype=np.float32)
+            if soft.ndim != 2 or soft.shape[1] != b.soft_dim or soft.shape[0] != hard.shape[0]:
+                raise ValueError(f"soft must be [{hard.shape[0]}, {b.soft_dim}], got shape {soft.shape}")
         if hard.shape[0] == 0:
             return np.zeros((0, b.embed_dim), np.float32)
         return np.asarray(self._run_query(hard, soft), dtype=np.float32)
@@ -375,7 +388,7 @@ class OnnxRuntimeBackend(Backend):
         return out[0], (out[1] if len(out) > 1 else None)
 
     def _run_query(self, hard: np.ndarray, soft: np.ndarray) -> np.ndarray:
-        return self._query.run(None, {"hard": hard, "soft": soft})[0]
+        return self._query.run(None, self._query_feed(hard, soft))[0]
 
 
 # ------------------------------------------------------------------------------------------- TensorRT
@@ -484,7 +497,7 @@ class TensorRTBackend(Backend):
         return merged[0], (merged[1] if len(merged) > 1 else None)
 
     def _run_query(self, hard: np.ndarray, soft: np.ndarray) -> np.ndarray:
-        return self._query.run(None, {"hard": hard, "soft": soft})[0]
+        return self._query.run(None, self._query_feed(hard, soft))[0]
 
     def close(self) -> None:
         rt = getattr(self, "_rt", None)
@@ -553,7 +566,8 @@ class TorchBackend(Backend):
     def _run_query(self, hard: np.ndarray, soft: np.ndarray) -> np.ndarray:
         torch = self._torch
         with torch.inference_mode():
-            q = self._model.encode_query(torch.from_numpy(hard).to(self.device), torch.from_numpy(soft).to(self.device))
+            soft_t = None if soft is None else torch.from_numpy(soft).to(self.device)
+            q = self._model.encode_query(torch.from_numpy(hard).to(self.device), soft_t)
         return q.cpu().numpy()
 
 

@@ -245,6 +245,18 @@ class DescriptionTemplate:
                 filled[tag] = [self.defaults[tag]]
         return _render_eq7(present, filled)
 
+    def words(self, attributes: Any, attribute_names: Sequence[str]) -> str:
+        """Table 6's W query: the positive attributes' phrases alone ("man, a backpack, red"), no sentence."""
+        names = list(attribute_names)
+        positives = _positives(attributes, names)
+        out: list[str] = []
+        for a in names:
+            found = self.lookup(a) if a in positives else None
+            phrase = found[1] if found else (_words_of(a) if a in positives else "")
+            if phrase and phrase not in out:
+                out.append(phrase)
+        return ", ".join(out) or "a person"
+
 
 def _positives(attributes: Any, names: list[str]) -> set[str]:
     """Normalise a dict / list of positive names / binary vector to the set of positive names."""

@@ -108,17 +108,10 @@ class AttributeSearcher:
         self._names = self.recognizer.attribute_names
         self._groups = self.recognizer.groups
         self._has_embedding = self.bundle.has_retrieval
-        form = self.bundle.query_form
-        if self._has_embedding and form != "hard+soft":
-            # query forms other than CLEAR's HA+SP (training's Table 6 ablations) are not served here yet:
-            # say so, instead of feeding their query graph inputs it does not have
-            if scorer in ("embedding", "fused"):
-                raise BundleError(
-                    f"{self.bundle.path} was exported with query_form={form!r}; this searcher encodes only "
-                    "'hard+soft' queries: use scorer='recognition', or export a hard+soft checkpoint"
-                )
-            logger.warning("%s: query_form=%r is not served here; using the recognition scorer", bundle, form)
-            self._has_embedding = False
+        # Table 6's query forms: HA+SP (the paper's) and SP/W read text through the bundle's language
+        # model; HA needs none (its query graph takes the attribute vector alone)
+        self._form = self.bundle.query_form
+        self._uses_text = self._form != "hard"
         if scorer == "auto":  # CLEAR's embedding where the bundle has its retrieval stage
             scorer = "embedding" if self._has_embedding else "recognition"
         if scorer not in SCORERS:
@@ -131,7 +124,7 @@ class AttributeSearcher:
         self.fusion_weight = float(fusion_weight)
         self._text = None
         self._template: DescriptionTemplate | None = None
-        if self._has_embedding:
+        if self._has_embedding and self._uses_text:
             from clear_sdk.text import OnnxTextEncoder
 
             spec = self.bundle.text_encoder_spec
@@ -324,8 +317,12 @@ class AttributeSearcher:
             parsed = self.parse(q)
             h, _ = query_to_vectors(parsed, self._names, self._groups)
             hard.append(h)
-            sentences.append(self._template.describe({n: bool(v) for n, v in zip(self._names, h)}, self._names))
-        soft = self._text.encode(sentences)
+            if self._uses_text:  # W: the attribute words alone; HA+SP and SP: the pseudo-description
+                present = {n: bool(v) for n, v in zip(self._names, h)}
+                words = self._form == "words"
+                render = self._template.words if words else self._template.describe
+                sentences.append(render(present, self._names))
+        soft = self._text.encode(sentences) if self._uses_text else None
         return self.recognizer.backend.run_query(np.stack(hard).astype(np.float32), soft)
 
     def query_vectors(self, queries: Sequence[Any], scorer: Scorer | None = None) -> np.ndarray:

@@ -291,7 +291,8 @@ def export_bundle(
             parity["query"] = q["parity_max_abs"]
             outputs["query"] = q["outputs"]
             models["query"] = "query.onnx"
-            embed_dim, soft_dim = cfg.retrieval.embed_dim, cfg.retrieval.soft_dim
+            embed_dim = cfg.retrieval.embed_dim
+            soft_dim = cfg.retrieval.soft_dim if cfg.retrieval.uses_text else None  # HA: no soft input
             retrieval = {"description_template": meta.get("description_template"), "text_encoder": None}
             if cfg.retrieval.query_form != "hard+soft":  # older readers know only HA+SP: keep the key out then
                 retrieval["query_form"] = cfg.retrieval.query_form

@@ -345,16 +345,8 @@ class SoftQueries:
         from clear_sdk.description import describe
 
         if self.form == "words":
-            return [self._words(c) for c in combos]
+            return [self.template.words(c, self.names) for c in combos]
         return [describe(c, self.names, self.template) for c in combos]
-
-    def _words(self, combo: np.ndarray) -> str:
-        words = []
-        for name, bit in zip(self.names, combo):
-            found = self.template.lookup(name) if bit else None
-            if found and found[1]:
-                words.append(found[1])
-        return ", ".join(words) or "a person"
 
     def __call__(self, combos: np.ndarray) -> torch.Tensor:
         combos = np.asarray(combos, dtype=np.uint8)
