@@ -191,6 +191,10 @@ def bench_accuracy(
     thr = np.array(searcher.bundle.threshold_vector())
     rec = {k: float(v) for k, v in attribute_metrics(probs, labels, thr).items() if np.isscalar(v)}
     out: dict[str, Any] = {"backend": backend, "recognition": rec, "retrieval": {}}
+    standard = len(type(ds).attributes)
+    if 0 < standard < a:  # e.g. PETA with colours: the standard protocol scores its first 35 attributes
+        std = attribute_metrics(probs[:, :standard], labels[:, :standard], thr[:standard])
+        out["recognition_standard"] = {k: float(v) for k, v in std.items() if np.isscalar(v)}
     queries = retrieval_queries(labels)
     qdicts = [{n: bool(v) for n, v in zip(searcher.attribute_names, q)} for q in queries]
     for scorer in SCORERS:

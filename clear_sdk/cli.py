@@ -205,6 +205,19 @@ def train(
                 console.print(f"{stage_name}: best val {best}")
 
 
+def _dataset_options(items: list[str] | None) -> dict[str, object]:
+    """``--set key=value`` dataset options (values read as YAML: true, 3, [a, b])."""
+    import yaml
+
+    out: dict[str, object] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            fail(f"--set {item!r}: write key=value, e.g. --set colours=true")
+        out[key.strip().removeprefix("dataset_kwargs.")] = yaml.safe_load(text)
+    return out
+
+
 @app.command("eval")
 def evaluate(
     checkpoint: Annotated[str, typer.Argument(help="A checkpoint .safetensors, or a train --out folder (its best).")],
@@ -226,8 +239,6 @@ def evaluate(
 ) -> None:
     """Recognition metrics (mA, accuracy, precision, recall, F1) and, with stage 2, retrieval metrics."""
     _need_training()
-    import yaml
-
     from clear_sdk.training.data import DatasetError
     from clear_sdk.training.models import CheckpointError
     from clear_sdk.training.trainer import evaluate as run_eval
@@ -235,11 +246,7 @@ def evaluate(
     kwargs: dict[str, object] = {"partition": partition} if partition is not None else {}
     if split_file is not None:
         kwargs["split_file"] = split_file
-    for item in set_ or []:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            fail(f"--set {item!r}: write key=value, e.g. --set colours=true")
-        kwargs[key.strip().removeprefix("dataset_kwargs.")] = yaml.safe_load(text)
+    kwargs.update(_dataset_options(set_))
     try:
         result = run_eval(checkpoint, dataset, root, split=split, dataset_kwargs=kwargs, device=device)
     except (ValueError, KeyError, FileNotFoundError, DatasetError, CheckpointError) as e:
@@ -610,6 +617,9 @@ def bench(
     dataset: Annotated[str | None, typer.Option(help="Also measure accuracy per backend on this dataset.")] = None,
     root: Annotated[str | None, typer.Option(help="Dataset folder.")] = None,
     split: Annotated[str, typer.Option(help="Dataset split for accuracy.")] = "test",
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Dataset option for --dataset, e.g. --set colours=true.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help='{"results": [{"backend", "batch_size", ...}], ...}')] = False,
     plot: Annotated[str | None, typer.Option(help="Write images/s vs batch size to this PNG.")] = None,
 ) -> None:
@@ -637,7 +647,7 @@ def bench(
             for name in names:
                 if name in report["skipped"]:
                     continue
-                report["accuracy"].append(bench_accuracy(bundle, name, dataset, root, split))
+                report["accuracy"].append(bench_accuracy(bundle, name, dataset, root, split, _dataset_options(set_)))
     except (ClearSDKError, FileNotFoundError, ValueError) as e:
         fail(str(e))
     if not report["results"]:

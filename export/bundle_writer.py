@@ -302,7 +302,7 @@ def export_bundle(
                 models["text"], models["tokenizer"] = info["onnx"], info["tokenizer"]
                 if "max_abs_diff" in info:
                     parity["text"] = {"soft_query": info["max_abs_diff"]}
-            elif text:
+            elif text and cfg.retrieval.uses_text:
                 logger.warning(
                     "%s records no text encoder: the bundle has no text.onnx (queries need soft input)", ckpt
                 )
