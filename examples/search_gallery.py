@@ -5,10 +5,9 @@
 
 The gallery is searched recursively for images (jpg, png, bmp, webp, tif). With ``--index DIR`` the
 index persists and a second run only adds the images it has not seen; without it the index lives in
-memory. ``--synthetic N`` first renders N synthetic pedestrians (numpy + OpenCV only) and searches
-those; a gallery with a ``labels.csv`` (image, ..., one 0/1 column per attribute, as the synthetic
-renderer writes) also gets each hit checked against the query: green / red frames in the grid and
-precision@k in the summary.
+memory. A gallery with a ``labels.csv`` (image, then one 0/1 column per attribute) also gets each hit
+checked against the query: green / red frames in the grid and precision@k in the summary.
+An index written by ``clear-sdk watch`` is searched the same way: ``clear-sdk search ... --index DIR``.
 
 ``main(argv)`` returns the summary (also printed) so that other code and tests can call it.
 """
@@ -20,7 +19,6 @@ import csv
 import json
 import logging
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,33 +30,12 @@ LABELS_FILE = "labels.csv"
 
 
 class GalleryError(RuntimeError):
-    """A problem the user can fix: an empty or missing gallery, a missing optional package."""
+    """A problem the user can fix: an empty or missing gallery."""
 
 
 def find_images(root: Path) -> list[Path]:
     """Every image under ``root`` (recursive), in a stable order."""
     return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-
-
-def render_synthetic_gallery(out: Path, count: int, seed: int = 0) -> Path:
-    """``count`` synthetic pedestrian crops (one per identity) with their labels.csv; returns the folder."""
-    try:
-        from clear_sdk.training.data.synthetic import SyntheticConfig, generate_synthetic
-    except ImportError as e:
-        raise GalleryError(
-            f"--synthetic needs clear_sdk.training.data.synthetic, which could not be imported ({e}); "
-            "install clear-sdk with its training package (pip install 'clear-sdk[train]') or pass --gallery"
-        ) from e
-    cfg = SyntheticConfig(
-        num_identities=count,
-        images_per_identity=1,
-        image_size=(128, 64),
-        seed=seed,
-        train_fraction=0.0,  # a gallery: everything in the test split
-        val_fraction=0.0,
-        test_fraction=1.0,
-    )
-    return generate_synthetic(out, cfg)
 
 
 def read_labels(root: Path) -> dict[str, dict[str, bool]] | None:
@@ -86,32 +63,15 @@ def matches(labels: dict[str, bool] | None, constraints: dict[str, bool]) -> boo
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="search_gallery.py",
-        description="Index a folder of person crops with a clear-sdk bundle, search it by attributes, save a grid.",
-        epilog='Example: python examples/search_gallery.py --bundle BUNDLE --synthetic 200 --query "female, backpack" '
-        "--grid hits.png",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--bundle", required=True, help="clear-sdk model bundle folder")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--gallery", help="folder of person crops (searched recursively)")
-    src.add_argument("--synthetic", type=int, metavar="N", help="render N synthetic pedestrians into --out, use them")
-    p.add_argument("--out", help="where --synthetic renders (default: a new temporary folder)")
-    p.add_argument("--seed", type=int, default=0, help="seed of --synthetic")
-    p.add_argument(
-        "--query",
-        action="append",
-        required=True,
-        help='attribute query, e.g. "female, long hair, backpack" (repeatable)',
-    )
+    p.add_argument("--gallery", required=True, help="folder of person crops (searched recursively)")
+    p.add_argument("--query", action="append", required=True, help='e.g. "female, long hair, backpack" (repeatable)')
     p.add_argument("--k", type=int, default=5, help="hits per query")
     p.add_argument("--scorer", default="embedding", choices=("embedding", "recognition", "fused"), help="ranking")
     p.add_argument("--camera", help="only search items of this camera id (metadata filter)")
     p.add_argument("--index", help="persistent index folder (reused: only new images are added); default in memory")
     p.add_argument("--grid", help="save the hits as a PNG grid (one row per query)")
-    p.add_argument("--backend", default="auto", help="auto, onnxruntime, tensorrt or torch")
-    p.add_argument("--batch-size", type=int, default=32, help="images per model call")
     p.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
     return p
 
@@ -120,19 +80,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Index, search, draw; returns ``{"gallery", "indexed", "gallery_size", "queries": [...], "grid"}``."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.k < 1 or args.batch_size < 1 or (args.synthetic is not None and args.synthetic < 1):
-        parser.error("--k, --batch-size and --synthetic must be >= 1")
+    if args.k < 1:
+        parser.error("--k must be >= 1")
     from clear_sdk import AttributeSearcher, Bundle
     from clear_sdk.visualize import retrieval_grid
 
-    if args.synthetic is not None:
-        out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="clear-gallery-"))
-        root = render_synthetic_gallery(out / "gallery", args.synthetic, args.seed)
-        logger.info("rendered %d synthetic pedestrians into %s", args.synthetic, root)
-    else:
-        root = Path(args.gallery)
-        if not root.is_dir():
-            raise GalleryError(f"--gallery {root} is not a folder")
+    root = Path(args.gallery)
+    if not root.is_dir():
+        raise GalleryError(f"--gallery {root} is not a folder")
     images = find_images(root)
     if not images:
         raise GalleryError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {root}")
@@ -141,8 +96,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     scorer = args.scorer if bundle.has_retrieval else "recognition"
     if scorer != args.scorer:
         logger.warning("%s has no retrieval stage: ranking with the recognition scorer", bundle.path)
-    searcher = AttributeSearcher(bundle, index_dir=args.index, backend=args.backend, scorer=scorer)
-    searcher.recognizer.batch_size = args.batch_size
+    searcher = AttributeSearcher(bundle, index_dir=args.index, scorer=scorer)
     try:
         ids = [p.relative_to(root).as_posix() for p in images]
         new = [(i, p) for i, p in zip(ids, images) if i not in searcher.index]  # a reused index keeps its items
