@@ -171,6 +171,8 @@ class Pipeline:
     def _detect(self) -> None:
         trackers: dict[str, Any] = {}
         books: dict[str, TrackBook] = {}
+        steps: dict[str, int] = {}  # tracker updates per source: "frames unseen" counts these, as ByteTrack does,
+        # not source frame numbers (a source that drops frames would otherwise end every track on each gap)
         try:
             while not self.stop_event.is_set():
                 got = False
@@ -186,7 +188,8 @@ class Pipeline:
                     dets = self.detectors[s.name].detect(frame.image)
                     boxes = trackers[s.name].update(dets)
                     self.stats[s.name].detections += len(dets)
-                    ended = books[s.name].update(frame.index, [b.track_id for b in boxes])
+                    steps[s.name] = steps.get(s.name, -1) + 1
+                    ended = books[s.name].update(steps[s.name], [b.track_id for b in boxes])
                     self._put(_Packet(frame, boxes, ended))
                 if not got:
                     with self._lock:

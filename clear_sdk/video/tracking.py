@@ -76,7 +76,11 @@ class ByteTracker:
 
 
 class TrackBook:
-    """Which tracks of one source are alive, and which have just ended (not seen for ``max_lost`` frames)."""
+    """Which tracks of one source are alive, and which have just ended (not seen for ``max_lost`` frames).
+
+    Count frames as tracker updates (processed frames), not as frame numbers of the source: ByteTrack
+    keeps a lost track for ``max_lost`` updates, however many frames were dropped in between.
+    """
 
     def __init__(self, max_lost: int) -> None:
         self.max_lost = int(max_lost)
