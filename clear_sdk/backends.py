@@ -295,8 +295,13 @@ def check_query_graph(session: Any, bundle: Bundle, path: Path) -> None:
     mp = bundle.path / MANIFEST_NAME
     inputs = {i.name: list(i.shape) for i in session.get_inputs()}
     want = {"hard": bundle.num_attrs, "soft": bundle.soft_dim}
-    if not inputs or not set(inputs) <= set(want):  # hard and soft, or one of them (single-branch query forms)
-        raise BundleError(f"{path} has inputs {sorted(inputs)}, not 'hard' and/or 'soft'; re-export the bundle")
+    form = bundle.query_form
+    fed = {"hard": ["hard"], "soft": ["soft"], "words": ["soft"]}.get(form, ["hard", "soft"])
+    if sorted(inputs) != sorted(fed):  # what _query_feed gives the graph for the manifest's query form
+        raise BundleError(
+            f"{path} has inputs {sorted(inputs)} but {mp} says query_form={form!r}, which feeds {fed}; "
+            "the manifest was edited or belongs to another graph: re-export the bundle"
+        )
     for name in inputs:
         got, width = _width(inputs[name]), want[name]
         if got is not None and width is not None and got != width:

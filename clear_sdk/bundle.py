@@ -57,6 +57,9 @@ MANIFEST_NAME = "manifest.json"
 ONNX_META_ATTRIBUTES = "clear_sdk.attributes"
 ONNX_META_INPUT_SIZE = "clear_sdk.input_size"
 
+#: Query forms of the retrieval stage (training's Table 6): the inputs the query graph reads.
+QUERY_FORMS = ("hard+soft", "hard", "soft", "words")
+
 #: Model-file roles a manifest's ``models`` table may name.
 ROLES = ("recognizer", "recognizer_int8", "query", "text", "tokenizer", "checkpoint", "checkpoint_config")
 
@@ -347,6 +350,11 @@ class Manifest:
             raise _bad(mp, "retrieval.description_template is not an object")
         text = cls._text_encoder(retrieval.get("text_encoder"), models, mp)
         query_form = _typed(retrieval, "query_form", str, mp, None)
+        if query_form is not None and query_form not in QUERY_FORMS:
+            raise BundleError(
+                f"{mp}: retrieval.query_form {query_form!r} is not one of {', '.join(QUERY_FORMS)}; "
+                "upgrade clear-sdk or re-export the bundle"
+            )
 
         engines = []
         raw_engines = m.get("engines") or []

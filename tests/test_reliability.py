@@ -663,14 +663,11 @@ def test_errors_are_clear_sdk_errors():
     assert issubclass(IndexBusyError, ClearSDKError) and issubclass(IndexBusyError, TimeoutError)
 
 
-def test_a_query_form_the_searcher_does_not_serve_is_said_not_fed_to_the_graph(env, tmp_path):
+@pytest.mark.parametrize(("form", "match"), [("words", "query_form='words', which feeds"), ("hard2", "not one of")])
+def test_a_query_form_that_disagrees_with_the_query_graph_is_refused(env, tmp_path, form, match):
     from clear_sdk.searcher import AttributeSearcher
 
     bundle = _copy_bundle(env, tmp_path / "b")
-    _edit(bundle, lambda m: m["retrieval"].__setitem__("query_form", "words"))
-    with pytest.raises(BundleError, match="query_form='words'"):
-        AttributeSearcher(bundle, scorer="embedding")
-    with AttributeSearcher(bundle) as s:  # auto: the recognition scorer, which needs no query graph
-        assert s.scorer == "recognition"
-        s.add([str(env["images"][0])], ids=["a"])
-        assert [h.id for h in s.search("female")] == ["a"]
+    _edit(bundle, lambda m: m["retrieval"].__setitem__("query_form", form))
+    with pytest.raises(BundleError, match=match):
+        AttributeSearcher(bundle)
