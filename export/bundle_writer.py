@@ -237,7 +237,8 @@ def export_bundle(
     ``engine="trt"`` also builds TensorRT engines (fp32, or those of ``fp16`` / ``int8``); without
     TensorRT or a GPU it raises :class:`~clear_sdk.backends.TensorRTUnavailable` before any work.
     ``calibrate_thresholds`` picks per-attribute thresholds on ``val_dataset``'s ``calibration_split``
-    (see :func:`best_thresholds`; "train" keeps val unseen for reporting); otherwise every threshold is 0.5. ``text=False`` skips ``text.onnx``.
+    (see :func:`best_thresholds`; "train" keeps val unseen for reporting); otherwise every threshold is 0.5.
+    ``text=False`` skips ``text.onnx``.
     ``cpu_int8`` adds ``recognizer.int8.onnx`` (dynamic int8 for CPUs; backend ``onnxruntime-int8``).
     ``checkpoint_copy=False`` leaves the torch checkpoint out (a smaller bundle, as the shipped models are;
     the ``torch`` backend then cannot serve it).
