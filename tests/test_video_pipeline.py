@@ -79,7 +79,9 @@ def test_two_cameras_share_one_batched_recognizer_and_index_tracks(tiny_bundle, 
     searcher = AttributeSearcher(tiny_bundle, index_dir=tmp_path / "index")
     batches: list[int] = []
     run_images = searcher.recognizer.backend.run_images
-    searcher.recognizer.backend.run_images = lambda x: (batches.append(len(x)), run_images(x))[1]
+    # a recogniser slower than capture + detection (as a real model is): packets of both cameras pile up
+    # meanwhile, so the next call batches them; without the pause the test depended on thread timing
+    searcher.recognizer.backend.run_images = lambda x: (batches.append(len(x)), time.sleep(0.05), run_images(x))[2]
     sources = [VideoSource(str(path), "gate", start_time=1000.0), VideoSource(str(path), "lobby", start_time=2000.0)]
     seen_frames = []
     pipe = Pipeline(sources, searcher.recognizer, lambda: TruthDetector(truth), searcher=searcher,
