@@ -395,14 +395,6 @@ def _crop_id(scheme: str, root: Path, f: Path, camera: str | None) -> str:
     return rel
 
 
-def _is_utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 @app.command()
 def index(
     bundle: Annotated[str, typer.Argument(help="Model bundle folder.")],
@@ -426,7 +418,7 @@ def index(
     or use --id-scheme absolute.
     """
     from clear_sdk.errors import ClearSDKError
-    from clear_sdk.searcher import AttributeSearcher
+    from clear_sdk.searcher import AttributeSearcher, is_utf8
 
     if batch < 1:
         fail(f"--batch {batch}: pass a positive number of images per add (e.g. 256)")
@@ -442,7 +434,7 @@ def index(
     named = []  # (file, id, source) of the crops whose names SQLite can store
     for f in files:
         item_id, source = _crop_id(id_scheme, root, f, camera), os.fsdecode(f.resolve())
-        if _is_utf8(item_id) and _is_utf8(source):
+        if is_utf8(item_id) and is_utf8(source):
             named.append((f, item_id, source))
         else:
             unreadable.append(f"{plain(f)}: the file name is not valid UTF-8, so the index cannot store it; rename it")

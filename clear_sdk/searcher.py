@@ -65,7 +65,8 @@ def read_searcher_file(index_dir: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
-def _is_utf8(text: str) -> bool:
+def is_utf8(text: str) -> bool:
+    """True when ``text`` encodes as UTF-8 (file names from a POSIX folder may hold surrogate escapes)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -247,7 +248,7 @@ class AttributeSearcher:
                 entry["source"] = os.fsdecode(item)
             md_all.append(entry)
             texts = [("source", entry.get("source")), ("id", ids[i] if ids is not None else None)]
-            bad = next((k for k, v in texts if isinstance(v, str) and not _is_utf8(v)), None)
+            bad = next((k for k, v in texts if isinstance(v, str) and not is_utf8(v)), None)
             if bad is None:
                 todo.append(i)
                 continue
