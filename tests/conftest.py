@@ -1,10 +1,37 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+_NO_TORCH = """
+import sys
+
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is blocked in this test")
+        return None
+
+sys.meta_path.insert(0, NoTorch())
+"""
+
+
+@pytest.fixture
+def run_without_torch():
+    """Run Python ``code`` in a fresh interpreter where ``import torch`` fails; returns the CompletedProcess."""
+
+    def run(code: str, cwd: Path) -> subprocess.CompletedProcess:
+        script = _NO_TORCH + textwrap.dedent(code)
+        return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+    return run
 
 
 @pytest.fixture

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import subprocess
-import sys
 import textwrap
 import threading
 from pathlib import Path
@@ -308,18 +306,11 @@ def test_run_images_checks_its_input(rec):
 # --------------------------------------------------------------------------------- without torch
 
 
-def test_runtime_works_where_torch_cannot_be_imported(bundle, crops):
+def test_runtime_works_where_torch_cannot_be_imported(bundle, crops, run_without_torch):
     code = textwrap.dedent(
         f"""
         import sys
 
-        class NoTorch:
-            def find_spec(self, name, path=None, target=None):
-                if name == "torch" or name.startswith("torch."):
-                    raise ImportError("torch is blocked in this test")
-                return None
-
-        sys.meta_path.insert(0, NoTorch())
         import clear_sdk, clear_sdk.bundle, clear_sdk.backends, clear_sdk.recognizer
         from clear_sdk.recognizer import Recognizer
 
@@ -338,6 +329,6 @@ def test_runtime_works_where_torch_cannot_be_imported(bundle, crops):
         print(preds[0].attributes)
         """
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    done = run_without_torch(code, ROOT)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().startswith("[")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import shutil
 import stat
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -55,7 +53,7 @@ def test_shipped_model_recognises_real_pedestrians(shared_data: Path) -> None:
         assert balanced > floor, (attr, balanced)
 
 
-def test_works_without_torch_from_a_read_only_copy(tmp_path: Path) -> None:
+def test_works_without_torch_from_a_read_only_copy(tmp_path: Path, run_without_torch) -> None:
     ro = tmp_path / "ro" / "peta-lite0"
     shutil.copytree(shipped_path("peta-lite0"), ro)
     for p in [ro, *ro.iterdir()]:
@@ -70,13 +68,6 @@ def test_works_without_torch_from_a_read_only_copy(tmp_path: Path) -> None:
         f"""
         import sys
 
-        class NoTorch:
-            def find_spec(self, name, path=None, target=None):
-                if name == "torch" or name.startswith("torch."):
-                    raise ImportError("torch is blocked in this test")
-                return None
-
-        sys.meta_path.insert(0, NoTorch())
         from clear_sdk import AttributeSearcher, Recognizer
 
         for bundle in ("peta-lite0", {str(ro)!r}):
@@ -89,7 +80,7 @@ def test_works_without_torch_from_a_read_only_copy(tmp_path: Path) -> None:
         assert not any(m == "torch" or m.startswith("torch.") for m in sys.modules), "torch got imported"
         """
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    done = run_without_torch(code, tmp_path)
     assert done.returncode == 0, done.stderr
 
 
