@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from clear_sdk.errors import InputError
+from clear_sdk.paths import IMAGE_SUFFIXES
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -67,7 +68,6 @@ _MIN_SIDE = 2
 MAX_IMAGE_PIXELS = 50_000_000
 #: Largest image file read.
 MAX_FILE_BYTES = 256 << 20
-_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -253,7 +253,7 @@ def _looks_like_file_name(data: bytes) -> bool:
     if len(data) > 4096 or b"\0" in data or b"\n" in data:
         return False
     name = os.fsdecode(data)
-    return Path(name).suffix.lower() in _IMAGE_SUFFIXES or os.path.isfile(name)
+    return Path(name).suffix.lower() in IMAGE_SUFFIXES | {".gif"} or os.path.isfile(name)
 
 
 def image_size(data: bytes) -> tuple[int, int] | None:

@@ -9,7 +9,6 @@ over an existing bundle swaps the old folder out with two renames). ``manifest.j
 from __future__ import annotations
 
 import datetime as _dt
-import importlib.metadata
 import json
 import logging
 import os
@@ -37,6 +36,7 @@ from clear_sdk.bundle import (
     sha256_file,
 )
 from clear_sdk.metrics import attribute_metrics
+from clear_sdk.paths import package_versions, resolve_checkpoint
 from clear_sdk.preprocess import Preprocessing, preprocess_batch
 
 from .onnx_export import ExportError, export_query, export_recognizer, quantize_recognizer_int8
@@ -48,27 +48,9 @@ logger = logging.getLogger(__name__)
 ENGINES = ("onnx", "trt")
 
 
-def resolve_checkpoint(path: str | os.PathLike[str]) -> Path:
-    """A checkpoint ``.safetensors``, or a ``train --out`` folder (its best checkpoint)."""
-    p = Path(path)
-    if p.is_dir():
-        for name in ("best.safetensors", "par_best.safetensors", "last.safetensors"):
-            if (p / name).is_file():
-                return p / name
-        raise FileNotFoundError(f"{p} holds no checkpoint (best.safetensors); pass a .safetensors file")
-    if not p.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {p}")
-    return p
-
-
 def _versions(extra: Sequence[str] = ()) -> dict[str, str | None]:
-    out: dict[str, str | None] = {"clear-sdk": __version__, "python": platform.python_version()}
-    for dist in ("torch", "onnx", "onnxruntime", "timm", "onnxslim", *extra):
-        try:
-            out[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            out[dist] = None
-    return out
+    dists = ("torch", "onnx", "onnxruntime", "timm", "onnxslim", *extra)
+    return {"clear-sdk": __version__, "python": platform.python_version(), **package_versions(dists)}
 
 
 # ------------------------------------------------------------------------------------- thresholds

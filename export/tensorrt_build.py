@@ -26,6 +26,7 @@ import numpy as np
 from clear_sdk.backends import TensorRTUnavailable, cuda_check, cuda_device_name, cudart, import_tensorrt
 from clear_sdk.bundle import engine_filename, gpu_slug
 from clear_sdk.errors import ClearSDKError
+from clear_sdk.paths import IMAGE_SUFFIXES, list_images
 from clear_sdk.preprocess import Preprocessing, preprocess_batch
 
 __all__ = [
@@ -41,7 +42,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16", "int8")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 class EngineBuildError(ClearSDKError):
@@ -72,7 +72,7 @@ def _calibration_images(calib_dir: str | Path) -> list[Path]:
     d = Path(calib_dir)
     if not d.is_dir():
         raise ValueError(f"--calib {d}: not a folder; pass a folder of representative person crops")
-    files = sorted(p for p in d.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files = list_images(d)
     if not files:
         raise ValueError(f"--calib {d}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found")
     return files

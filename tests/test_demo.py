@@ -23,7 +23,7 @@ TINY = {
 
 
 def test_demo_trains_exports_recognises_and_searches(tmp_path, monkeypatch) -> None:
-    import clear_sdk.demo as demo
+    import clear_sdk.cli.demo as demo
 
     monkeypatch.setattr(
         demo, "DEMO_DATASET", {"num_identities": 24, "images_per_identity": 2, "image_size": (64, 32), "seed": 0}
@@ -59,7 +59,7 @@ def test_demo_trains_exports_recognises_and_searches(tmp_path, monkeypatch) -> N
 
 def test_demo_recipe_fits_its_dataset() -> None:
     """The shipped recipe trains at the size the demo renders, with no pixel or token wasted."""
-    from clear_sdk.demo import DEMO_CONFIG, DEMO_DATASET
+    from clear_sdk.cli.demo import DEMO_CONFIG, DEMO_DATASET
     from clear_sdk.training.config import load_config
     from clear_sdk.training.data.synthetic import SyntheticConfig, sample_identities
     from clear_sdk.training.models import create_model
@@ -79,7 +79,7 @@ def test_demo_recipe_fits_its_dataset() -> None:
 
 def test_demo_table_shows_every_scorer(monkeypatch) -> None:
     """Without --json the demo prints recognition metrics and each scorer's retrieval metrics."""
-    import clear_sdk.demo as demo
+    import clear_sdk.cli.demo as demo
 
     scorer = {"R-1": 0.25, "R-5": 0.5, "R-10": 0.75, "mAP": 0.375, "num_queries": 12.0}
     report = {

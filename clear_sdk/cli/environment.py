@@ -1,32 +1,29 @@
-"""What is installed: versions and inference backends, probed without importing torch unless present."""
+"""``clear-sdk info``'s facts: versions, inference backends, registered and shipped models.
+
+Part of the CLI room: the registered models come from the training package when it is installed.
+"""
 
 from __future__ import annotations
 
-import importlib.metadata
 import importlib.util
 from typing import Any
 
 from clear_sdk import __version__
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
+from clear_sdk.paths import package_versions
 
 
 def describe_environment() -> dict[str, Any]:
     """Versions of the runtime and optional backends, onnxruntime providers, CUDA device, models."""
-    backends: dict[str, Any] = {"onnxruntime": _version("onnxruntime") or _version("onnxruntime-gpu")}
+    v = package_versions(("onnxruntime", "onnxruntime-gpu", "tensorrt", "torch"))
+    backends: dict[str, Any] = {"onnxruntime": v["onnxruntime"] or v["onnxruntime-gpu"]}
     try:
         import onnxruntime
 
         backends["onnxruntime_providers"] = onnxruntime.get_available_providers()
     except ImportError:
         backends["onnxruntime_providers"] = []
-    backends["tensorrt"] = _version("tensorrt") if importlib.util.find_spec("tensorrt") else None
-    backends["torch"] = _version("torch") if importlib.util.find_spec("torch") else None
+    backends["tensorrt"] = v["tensorrt"] if importlib.util.find_spec("tensorrt") else None
+    backends["torch"] = v["torch"] if importlib.util.find_spec("torch") else None
     backends["cuda_device"] = None
     models: list[str] = []
     if backends["torch"]:

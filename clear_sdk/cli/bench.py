@@ -13,11 +13,15 @@ import platform
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+import typer
+from rich.table import Table
 
 from clear_sdk.bundle import Bundle
+from clear_sdk.cli.app import app, console, dataset_options, fail, say
+from clear_sdk.paths import package_versions
 
 
 def _proc_status(field: str) -> float | None:
@@ -135,7 +139,9 @@ def bench_backends(
             "threads": threads,
             "peak_gflops_numpy_sgemm": peak,
         },
-        "versions": _versions(),
+        "versions": package_versions(
+            ("clear-sdk", "onnxruntime", "onnxruntime-gpu", "torch", "tensorrt", "numpy", "opencv-python-headless")
+        ),
         "results": rows,
         "skipped": skipped,
     }
@@ -151,18 +157,6 @@ def _gpu_memory_mb(backend: str) -> float | None:
     if not torch.cuda.is_available():
         return None
     return torch.cuda.max_memory_allocated() / 2**20
-
-
-def _versions() -> dict[str, str | None]:
-    import importlib.metadata as md
-
-    out: dict[str, str | None] = {}
-    for dist in ("clear-sdk", "onnxruntime", "onnxruntime-gpu", "torch", "tensorrt", "numpy", "opencv-python-headless"):
-        try:
-            out[dist] = md.version(dist)
-        except md.PackageNotFoundError:
-            out[dist] = None
-    return out
 
 
 def bench_accuracy(
@@ -228,3 +222,83 @@ def throughput_plot(report: dict[str, Any], path: str | Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+@app.command("bench")
+def bench_command(
+    bundle: Annotated[str, typer.Argument(help="Model bundle folder.")],
+    backends: Annotated[
+        str, typer.Option(help="Comma-separated: torch, onnxruntime, onnxruntime-int8, tensorrt.")
+    ] = "torch,onnxruntime",
+    batch_sizes: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1,8,32",
+    threads: Annotated[int | None, typer.Option(help="Intra-op threads per backend (default: all cores).")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Also measure accuracy per backend on this dataset.")] = None,
+    root: Annotated[str | None, typer.Option(help="Dataset folder.")] = None,
+    split: Annotated[str, typer.Option(help="Dataset split for accuracy.")] = "test",
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Dataset option for --dataset, e.g. --set colours=true.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help='{"results": [{"backend", "batch_size", ...}], ...}')] = False,
+    plot: Annotated[str | None, typer.Option(help="Write images/s vs batch size to this PNG.")] = None,
+) -> None:
+    """Latency p50/p95/p99, throughput, memory, FLOP efficiency and parity per backend; accuracy with --dataset."""
+    from clear_sdk.errors import ClearSDKError
+
+    names = [b.strip() for b in backends.split(",") if b.strip()]
+    if not names:
+        fail(f"--backends {backends!r}: name at least one of torch, onnxruntime, onnxruntime-int8, tensorrt")
+    try:
+        sizes = [int(b) for b in batch_sizes.split(",")]
+    except ValueError:
+        fail(f"--batch-sizes {batch_sizes!r}: write comma-separated integers")
+    if any(n < 1 for n in sizes):
+        fail(f"--batch-sizes {batch_sizes!r}: every batch size must be a positive integer, e.g. 1,8,32")
+    if threads is not None and threads < 1:
+        fail(f"--threads {threads}: pass a positive number of threads")
+    if dataset and not root:
+        fail("--dataset needs --root")
+    try:
+        report = bench_backends(bundle, names, sizes, threads=threads)
+        if dataset:
+            report["accuracy"] = []
+            for name in names:
+                if name in report["skipped"]:
+                    continue
+                report["accuracy"].append(bench_accuracy(bundle, name, dataset, root, split, dataset_options(set_)))
+    except (ClearSDKError, FileNotFoundError, ValueError) as e:
+        fail(str(e))
+    if not report["results"]:
+        reasons = "; ".join(f"{name}: {why}" for name, why in report["skipped"].items())
+        fail(f"no backend could run, nothing was measured ({reasons})", code=2)
+    if plot:
+        try:
+            throughput_plot(report, plot)
+        except (ImportError, OSError, ValueError) as e:
+            fail(f"cannot write the plot {plot}: {e}")
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    peak = report["machine"]["peak_gflops_numpy_sgemm"]
+    t = Table(title=f"{report['model']} {tuple(report['input_size'])}: peak {peak:.0f} GFLOP/s (numpy sgemm)")
+    for col in ("backend", "batch", "img/s", "p50 ms", "p95 ms", "p99 ms", "RSS MB", "% peak", "parity vs torch"):
+        t.add_column(col, justify="right")
+    for r in report["results"]:
+        t.add_row(
+            r["backend"],
+            str(r["batch_size"]),
+            f"{r['throughput']:.1f}",
+            f"{r['p50_ms']:.1f}",
+            f"{r['p95_ms']:.1f}",
+            f"{r['p99_ms']:.1f}",
+            f"{r['rss_mb']:.0f}" if r["rss_mb"] else "-",
+            f"{100 * r['peak_fraction']:.1f}" if r["peak_fraction"] else "-",
+            f"{r['parity_max_abs_vs_torch']:.1e}" if r["parity_max_abs_vs_torch"] is not None else "-",
+        )
+    console.print(t)
+    for name, why in report["skipped"].items():
+        say(f"skipped {name}: {why}", err=True)
+    for acc in report.get("accuracy", []):
+        line = f"{acc['backend']}: mA {acc['recognition']['mA']:.4f} F1 {acc['recognition']['f1']:.4f}"
+        for scorer, m in acc["retrieval"].items():
+            line += f" | {scorer} R-1 {m['R-1']:.4f} mAP {m['mAP']:.4f}"
+        console.print(line)

@@ -1,0 +1,75 @@
+"""``clear-sdk export``: a checkpoint to a model bundle (the [export] extra, imported inside the command)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from clear_sdk.cli.app import app, console, fail
+
+
+@app.command()
+def export(
+    checkpoint: Annotated[str, typer.Argument(help="A checkpoint .safetensors or a train --out folder (its best).")],
+    out: Annotated[str, typer.Option(help="Bundle folder to write.")],
+    engine: Annotated[str, typer.Option(help="onnx, or trt (TensorRT engines too; NVIDIA GPU + TensorRT).")] = "onnx",
+    fp16: Annotated[bool, typer.Option(help="TensorRT: also build an fp16 engine.")] = False,
+    int8: Annotated[bool, typer.Option(help="TensorRT: also build an int8 engine (needs --calib).")] = False,
+    calib: Annotated[str | None, typer.Option(help="Folder of images for int8 calibration.")] = None,
+    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
+    calibrate_thresholds: Annotated[bool, typer.Option(help="Pick per-attribute thresholds on a val split.")] = False,
+    cpu_int8: Annotated[
+        bool, typer.Option(help="Also write recognizer.int8.onnx (dynamic int8 for CPUs; backend onnxruntime-int8).")
+    ] = False,
+    dataset: Annotated[str | None, typer.Option(help="Dataset for --calibrate-thresholds.")] = None,
+    root: Annotated[str | None, typer.Option(help="Dataset folder for --calibrate-thresholds.")] = None,
+    batch_sizes: Annotated[
+        str, typer.Option(help="TensorRT optimisation profile batch sizes, e.g. 1,8,32.")
+    ] = "1,8,32",
+    with_checkpoint: Annotated[
+        bool, typer.Option(help="Copy the torch checkpoint into the bundle (the torch backend needs it).")
+    ] = True,
+    calibration_split: Annotated[
+        str, typer.Option(help="Split whose predictions pick the thresholds (train keeps val unseen).")
+    ] = "val",
+) -> None:
+    """Export a checkpoint to a model bundle: recognizer.onnx, query.onnx, text.onnx, manifest.json (+ TensorRT)."""
+    try:
+        from clear_sdk.export.bundle_writer import export_bundle
+    except ImportError as e:
+        fail(f"export needs the export extra ({e.name} is missing): pip install 'clear-sdk[export]'")
+    from clear_sdk.backends import TensorRTUnavailable
+    from clear_sdk.errors import ClearSDKError
+
+    if engine not in ("onnx", "trt"):
+        fail(f"--engine {engine!r}: choose onnx or trt")
+    if int8 and not calib:
+        fail("--int8 needs --calib DIR: a folder of representative images for calibration")
+    if calibrate_thresholds and not (dataset and root):
+        fail("--calibrate-thresholds needs --dataset NAME --root DIR (its val split picks the thresholds)")
+    try:
+        sizes = tuple(int(b) for b in batch_sizes.split(","))
+    except ValueError:
+        fail(f"--batch-sizes {batch_sizes!r}: write comma-separated integers, e.g. 1,8,32")
+    try:
+        bundle = export_bundle(
+            checkpoint,
+            out,
+            engine=engine,
+            fp16=fp16,
+            int8=int8,
+            calib_dir=calib,
+            opset=opset,
+            calibrate_thresholds=calibrate_thresholds,
+            val_dataset=(dataset, root) if calibrate_thresholds else None,
+            batch_sizes=sizes,
+            cpu_int8=cpu_int8,
+            checkpoint_copy=with_checkpoint,
+            calibration_split=calibration_split,
+        )
+    except TensorRTUnavailable as e:
+        fail(str(e), code=2)
+    except (ClearSDKError, FileNotFoundError, FileExistsError, ValueError, RuntimeError) as e:
+        fail(str(e))
+    console.print(f"bundle written: [bold]{bundle}[/]")

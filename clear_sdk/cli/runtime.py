@@ -1,0 +1,291 @@
+"""Runtime commands: ``info``, ``predict``, ``index``, ``search`` (onnxruntime/TensorRT, no torch needed)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from clear_sdk.cli.app import app, console, err_console, fail, plain, say
+from clear_sdk.paths import IMAGE_SUFFIXES, list_images
+
+
+@app.command()
+def info(
+    model: Annotated[
+        str | None, typer.Option(help="Report size, FLOPs and token grids of this registered model.")
+    ] = None,
+    bundle: Annotated[str | None, typer.Option(help="Describe this model bundle (attributes, dims, files).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Version, installed backends and registered models; with --model or --bundle, that model."""
+    from clear_sdk.cli.environment import describe_environment
+
+    report = describe_environment()
+    if bundle is not None:
+        from clear_sdk.bundle import Bundle
+        from clear_sdk.errors import ClearSDKError
+
+        try:
+            b = Bundle.open(bundle)
+        except (ClearSDKError, FileNotFoundError) as e:
+            fail(str(e))
+        report["bundle"] = {**b.summary(), "attributes": b.attribute_names, "groups": b.groups}
+    if model is not None:
+        try:
+            from clear_sdk.training.models.profile import profile_model
+        except ImportError as e:
+            fail(f"--model needs the training extra ({e.name} is missing): pip install 'clear-sdk[train]'")
+        try:
+            report["model"] = profile_model(model)
+        except KeyError as e:
+            fail(str(e.args[0]))
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    table = Table(title=f"clear-sdk {report['version']}", show_header=False)
+    for key, value in report["backends"].items():
+        table.add_row(key, str(value))
+    table.add_row("shipped models", ", ".join(report["shipped_models"]) or "(none)")
+    table.add_row("models", ", ".join(report["models"]) or "(install clear-sdk[train])")
+    console.print(table)
+    if "bundle" in report:
+        console.print(f"[bold]bundle {bundle}[/]")
+        for group, members in report["bundle"]["groups"].items():
+            console.print(f"  {group}: {', '.join(members)}")
+    if "model" in report:
+        m = report["model"]
+        t = Table(title=m["name"], show_header=False)
+        t.add_row("arch / variant", f"{m['arch']} / {m['variant']}")
+        t.add_row("input (H, W)", str(tuple(m["input_size"])))
+        t.add_row("parameters", f"{m['parameters']:,} ({m['parameters'] / 1e6:.1f} M)")
+        if m["trainable_parameters"] != m["parameters"]:
+            t.add_row("trainable", f"{m['trainable_parameters']:,} ({100 * m['trainable_fraction']:.2f} %)")
+        t.add_row("FLOPs / image", f"{m['flops_per_image'] / 1e9:.2f} G")
+        for k, v in m["token_grids"].items():
+            t.add_row(f"tokens: {k}", str(v))
+        console.print(t)
+
+
+def _open_recognizer(bundle: str, backend: str, threads: int | None = None):
+    from clear_sdk.errors import ClearSDKError
+    from clear_sdk.recognizer import Recognizer
+
+    try:
+        return Recognizer(bundle, backend=backend, threads=threads)
+    except (ClearSDKError, FileNotFoundError, ValueError) as e:
+        fail(str(e))
+
+
+@app.command()
+def predict(
+    bundle: Annotated[str, typer.Argument(help="Model bundle folder (clear-sdk export).")],
+    images: Annotated[list[str], typer.Argument(help="Image files.")],
+    backend: Annotated[str, typer.Option(help="auto, onnxruntime, tensorrt or torch.")] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per image, in a list.")] = False,
+) -> None:
+    """Recognise attributes of images; a bad image gets an error entry, the others are still answered (exit 1)."""
+    from clear_sdk.errors import ClearSDKError
+
+    rec = _open_recognizer(bundle, backend)
+    try:
+        preds = rec.predict(images, errors="skip")
+    except (ClearSDKError, RuntimeError, ValueError) as e:  # the backend itself failed, not one image
+        fail(str(e))
+    rows = []
+    for path, p in zip(images, preds):
+        if p.error:
+            rows.append({"image": plain(path), "error": plain(p.error)})
+        else:
+            rows.append({"image": plain(path), "probabilities": p.probabilities, "attributes": p.attributes})
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            if "error" in r:  # the reason names the image already
+                say(r["error"], err=True, style="red")
+            else:
+                found = ", ".join(r["attributes"]) or "(no attribute above threshold)"
+                console.print(Text.assemble((r["image"], "bold"), f": {found}"), highlight=False, soft_wrap=True)
+    if any("error" in r for r in rows):
+        raise typer.Exit(1)
+
+
+ID_SCHEMES = ("camera-path", "path", "absolute")
+
+
+def _crop_id(scheme: str, root: Path, f: Path, camera: str | None) -> str:
+    rel = f.relative_to(root).as_posix()
+    if scheme == "absolute":
+        return f.resolve().as_posix()
+    if scheme == "camera-path" and camera:
+        return f"{camera}/{rel}"
+    return rel
+
+
+@app.command()
+def index(
+    bundle: Annotated[str, typer.Argument(help="Model bundle folder.")],
+    folder: Annotated[str, typer.Argument(help="Folder of person crops (searched recursively).")],
+    index_dir: Annotated[str, typer.Option("--index", help="Index folder (created, or added to).")],
+    camera: Annotated[str | None, typer.Option(help="Camera id stored with every crop.")] = None,
+    backend: Annotated[str, typer.Option(help="auto, onnxruntime, tensorrt or torch.")] = "auto",
+    batch: Annotated[int, typer.Option(help="Images per add (each add is committed atomically).")] = 256,
+    id_scheme: Annotated[
+        str,
+        typer.Option(
+            help="What a crop's id is: camera-path = CAMERA/PATH (PATH relative to FOLDER; just PATH without "
+            "--camera), path = PATH, absolute = the crop's absolute path."
+        ),
+    ] = "camera-path",
+) -> None:
+    """Index a folder of crops for attribute search.
+
+    A crop already in the index (the same file, by its absolute path) is counted as already there; a crop
+    whose id is taken by another file is not indexed, and is listed (exit 1): give each folder its --camera,
+    or use --id-scheme absolute.
+    """
+    from clear_sdk.errors import ClearSDKError
+    from clear_sdk.searcher import AttributeSearcher, is_utf8
+
+    if batch < 1:
+        fail(f"--batch {batch}: pass a positive number of images per add (e.g. 256)")
+    if id_scheme not in ID_SCHEMES:
+        fail(f"--id-scheme {id_scheme!r}: choose one of {', '.join(ID_SCHEMES)}")
+    root = Path(folder)
+    if not root.is_dir():
+        fail(f"{folder} is not a folder")
+    files = list_images(root)
+    if not files:
+        fail(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {folder}")
+    unreadable = []
+    named = []  # (file, id, source) of the crops whose names SQLite can store
+    for f in files:
+        item_id, source = _crop_id(id_scheme, root, f, camera), os.fsdecode(f.resolve())
+        if is_utf8(item_id) and is_utf8(source):
+            named.append((f, item_id, source))
+        else:
+            unreadable.append(f"{plain(f)}: the file name is not valid UTF-8, so the index cannot store it; rename it")
+    try:
+        searcher = AttributeSearcher(bundle, index_dir=index_dir, backend=backend)
+    except (ClearSDKError, FileNotFoundError, ValueError) as e:
+        fail(str(e))
+    for line in unreadable:
+        say(f"not indexed: {line}", err=True)
+    added = already = 0
+    failed = len(unreadable)
+    clashes: list[str] = []
+    from rich.progress import Progress
+
+    try:
+        with searcher, Progress(console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
+            task = bar.add_task("indexing", total=len(named))
+            for s in range(0, len(named), batch):
+                chunk = named[s : s + batch]
+                for attempt in range(2):  # a second `index` run on the same folder may add the same crops first
+                    todo, seen, taken = _new_crops(searcher, chunk)
+                    ids = [i for _, i, _ in todo]
+                    md = [{"camera": camera, "source": src} for _, _, src in todo]
+                    try:
+                        out = searcher.add([str(f) for f, _, _ in todo], ids=ids, metadata=md, errors="skip")
+                    except ValueError as e:
+                        if attempt == 0 and "already in the index" in str(e):
+                            continue
+                        raise
+                    break
+                already += seen
+                clashes.extend(taken)
+                added += sum(o is not None for o in out)
+                failed += sum(o is None for o in out)
+                bar.update(task, advance=len(chunk))
+    except (ClearSDKError, ValueError) as e:
+        fail(f"{e} ({added} crops of this run were indexed and kept)")
+    for line in clashes[:20]:
+        say(f"not indexed: {line}", err=True)
+    say(
+        f"indexed {added} new crops ({failed} unreadable, {already} already there, {len(clashes)} with an id "
+        f"another file has) in {index_dir}"
+    )
+    if clashes:
+        fail(
+            f"{len(clashes)} crops were not indexed because their ids are taken by other files; give each folder "
+            "its --camera (ids are CAMERA/PATH) or pass --id-scheme absolute"
+        )
+
+
+def _new_crops(searcher, chunk: list[tuple[Path, str, str]]) -> tuple[list[tuple[Path, str, str]], int, list[str]]:
+    """(crops to add, how many are already indexed, lines for crops whose id another file holds)."""
+    index = searcher.index
+    index.refresh()
+    sources = {md.get("source") for _, md in index.select({"source": [src for _, _, src in chunk]})}
+    owners = {item_id: md.get("source") for item_id, md in index.select({"id": [i for _, i, _ in chunk]})}
+    todo, taken, seen = [], [], 0
+    for f, item_id, src in chunk:
+        if src in sources:
+            seen += 1
+        elif item_id in owners:
+            taken.append(f"{plain(f)}: id {plain(item_id)!r} is already used by {plain(owners[item_id])}")
+        else:
+            todo.append((f, item_id, src))
+    return todo, seen, taken
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help='Attributes, e.g. "female, backpack, long hair" or "man, no hat".')],
+    index_dir: Annotated[str, typer.Option("--index", help="Index folder written by clear-sdk index.")],
+    k: Annotated[int, typer.Option("-k", help="Number of results.")] = 10,
+    bundle: Annotated[str | None, typer.Option(help="Bundle (default: the one the index was built with).")] = None,
+    scorer: Annotated[
+        str, typer.Option(help="auto (embedding when the bundle has it), embedding (CLEAR), recognition or fused.")
+    ] = "auto",
+    camera: Annotated[str | None, typer.Option(help="Only crops from this camera.")] = None,
+    grid: Annotated[str | None, typer.Option(help="Write the top-k crops with scores to this PNG.")] = None,
+    verify: Annotated[
+        bool, typer.Option(help="Check every stored vector's checksum first (automatic up to 256 MiB of vectors).")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False,
+) -> None:
+    """Find people by attributes in an index."""
+    from clear_sdk.errors import ClearSDKError
+    from clear_sdk.searcher import AttributeSearcher, read_searcher_file
+
+    idx = Path(index_dir)
+    if not idx.is_dir():
+        fail(f"{index_dir} is not a folder; pass the --index folder that `clear-sdk index` wrote")
+    try:
+        if bundle is None:
+            bundle = read_searcher_file(idx).get("bundle")
+            if not isinstance(bundle, str):
+                fail(f"{idx / 'searcher.json'} names no bundle; pass --bundle")
+        with AttributeSearcher(bundle, index_dir=idx, scorer=scorer, verify=True if verify else None) as searcher:
+            hits = searcher.search(query, k=k, where={"camera": camera} if camera else None)
+            parsed = searcher.parse(query)
+            corrupt = len(searcher.index.corrupt_ids)
+    except (ClearSDKError, FileNotFoundError, ValueError) as e:
+        fail(str(e))
+    if corrupt:
+        say(f"warning: {corrupt} items of {index_dir} failed their checksum and were left out; re-index them", err=True)
+    if grid:
+        from clear_sdk.visualize import retrieval_grid
+
+        try:
+            retrieval_grid([(query, [(h.metadata.get("source"), h.score) for h in hits])], grid)
+        except (ImportError, OSError, ValueError) as e:
+            fail(f"cannot write the grid {grid}: {e}")
+    if as_json:
+        typer.echo(json.dumps({"query": query, "parsed": parsed, "hits": [h.__dict__ for h in hits]}, indent=2))
+        return
+    table = Table(title=Text(f"{plain(query)}  →  {', '.join(('' if v else 'no ') + n for n, v in parsed.items())}"))
+    for col in ("rank", "id", "score", "camera"):
+        table.add_column(col)
+    for i, h in enumerate(hits, 1):
+        table.add_row(str(i), Text(plain(h.id)), f"{h.score:.4f}", Text(plain(h.metadata.get("camera") or "")))
+    console.print(table)
+    if grid:
+        say(f"grid: {grid}")
