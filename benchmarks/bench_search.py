@@ -1,19 +1,25 @@
-"""Top-k search over a large gallery: brute force vs VectorIndex (exact) vs FAISS (exact and approximate).
+"""Search at city scale: AttributeSearcher on a 1M-item gallery, every backend and precision, one table.
 
-    python benchmarks/bench_search.py                      # 1,000,000 x 256, 100 queries, 1 thread
-    python benchmarks/bench_search.py --n 200000 --threads 2 --out /tmp/search.json
+    python benchmarks/bench_search.py                                  # everything, 1,000,000 items
+    python benchmarks/bench_search.py --parts add,exact --out /tmp/a.json   # a subset (results merge into --out)
+    python benchmarks/bench_search.py --n 100000 --parts milvus
 
-Data: N random unit vectors (float32, Gaussian then L2-normalised) and Q independent random unit
-queries; the reference is the full score matrix sorted with a stable argsort (ties by row). For
-each method it records the batch latency of all Q queries (min and median of --repeats runs), the
-latency of single queries, recall@k and the fraction of queries whose ordered top-k list equals the
-reference exactly, build time, and memory per item (resident growth while building, and bytes on disk
-for the persisted index). Uniform random vectors have no neighbourhood structure (in 256-d every item
-is nearly equidistant from a query), the worst case for approximate indexes: their recall here is a
-lower bound of what they reach on real embeddings, which cluster.
+Gallery. The searcher's own items ``[E^v (256); log p (A); log(1 - p) (A)]`` of the shipped
+``peta-lite0`` bundle (A = 57): the visual embeddings and attribute probabilities of real PETA
+crops (``--base`` of them, embedded once and cached in ``--cache``), each repeated with noise
+(cosine ~0.9 to its crop, as other crops of one track are) until there are ``--n`` items; without
+the shared data, random unit vectors. Metadata: 100 cameras, timestamps over 30 days.
 
-Writes a JSON (command line, machine, thread count, load average: other processes may share the CPU)
-and prints a table.
+Queries: attribute queries (1-3 named attributes) encoded by the bundle's real query graph, so
+recall is measured on the query distribution users send. For each method: lone-query latency p50 /
+p99 with the encode and the scan shown separately (``--lone`` queries, each fresh: no query cache),
+batched throughput (``--batch`` queries in one call), recall@10 and the fraction of queries whose
+ordered top-10 equals exact fp32 brute force, add rate, memory per item, and filtered latency
+(camera = 1 % of the items, a time range = 50 %). The numpy brute force (gemv + argpartition over
+the fp32 embeddings) is timed in the same run, interleaved, so the ratio holds on a shared machine.
+
+``--code DIR`` imports clear_sdk from DIR instead of this checkout (used for the "before" run on the
+previous commit; methods that code lacks are skipped).
 """
 
 from __future__ import annotations
@@ -26,39 +32,31 @@ import sys
 def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=1_000_000, help="gallery size")
-    p.add_argument("--dim", type=int, default=256)
-    p.add_argument("--queries", type=int, default=100, help="number of queries in the batch")
+    p.add_argument("--bundle", default="peta-lite0")
+    p.add_argument("--base", type=int, default=2000, help="real crops embedded to seed the gallery")
+    p.add_argument("--cache", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "clear-sdk-bench-search"))
+    p.add_argument("--data", default="/work/shared/data/peta-trainval/images")
+    p.add_argument("--parts", default="baseline,add,exact,filters,ann,milvus")
+    p.add_argument("--precisions", default="fp32,fp16,int8")
+    p.add_argument("--lone", type=int, default=30, help="lone queries timed per method")
+    p.add_argument("--batch", type=int, default=100, help="queries in the batched call")
     p.add_argument("--k", type=int, default=10)
-    p.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP threads (set before numpy loads)")
-    p.add_argument("--repeats", type=int, default=3, help="timed runs of each batch search")
-    p.add_argument("--single", type=int, default=10, help="single-query searches timed per method")
+    p.add_argument("--threads", type=int, default=2, help="BLAS / OpenMP threads (set before numpy loads)")
+    p.add_argument("--milvus-n", type=int, default=100_000, help="items for the Milvus Lite run")
+    p.add_argument("--label", default="after", help="key of this run in the results (before / after)")
+    p.add_argument("--code", default=None, help="import clear_sdk from this folder")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--block-rows", type=int, default=65536)
-    p.add_argument("--no-naive", action="store_true", help="skip the full-argsort baseline (slowest)")
-    p.add_argument("--no-disk", action="store_true", help="skip the persisted (memory-mapped) index")
-    p.add_argument("--no-faiss", action="store_true")
-    p.add_argument("--nlist", type=int, default=1024, help="FAISS IVF lists")
-    p.add_argument("--nprobe", type=int, nargs="+", default=[16, 64])
-    p.add_argument("--ef-search", type=int, nargs="+", default=[128, 512])
-    p.add_argument(
-        "--hnsw-n",
-        type=int,
-        default=100_000,
-        help="HNSW is built on the first this-many items (its 1-thread build at 1M takes ~15 min); 0 skips it",
-    )
-    p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "search_1m.json"))
+    p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "bench_search_1m.json"))
     return p.parse_args(argv)
 
 
 ARGS = _parse_args()
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = str(ARGS.threads)
 
 import datetime  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import shutil  # noqa: E402
-import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -66,302 +64,291 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from clear_sdk.index import VectorIndex, faiss_available, topk_inner_product  # noqa: E402
+sys.path.insert(0, ARGS.code or str(Path(__file__).resolve().parents[1]))
+from clear_sdk import AttributeSearcher  # noqa: E402
+
+DAY = 86400.0
+T0 = 1_780_000_000.0
 
 
-def rss_bytes() -> int | None:
-    """Current resident set size (Linux); None elsewhere."""
+def rss() -> int:
+    with open("/proc/self/status", encoding="ascii") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+
+
+def pct(times: list[float]) -> dict[str, float]:
+    ms = 1000 * np.asarray(times)
+    return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
+
+
+# ------------------------------------------------------------------------------------------ the gallery
+
+
+def base_items(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, str]:
+    """Embeddings [B, D] and probabilities [B, A] of real crops (cached), or random ones without the data."""
+    cache = Path(args.cache) / f"base_{args.bundle}_{args.base}.npz"
+    if cache.exists():
+        z = np.load(cache)
+        return z["emb"], z["probs"], str(z["kind"])
+    from clear_sdk import Recognizer
+
+    rec = Recognizer(args.bundle)
+    images = sorted(Path(args.data).glob("*"))[: args.base] if Path(args.data).is_dir() else []
+    if images:
+        emb, probs, kind = rec.embed([str(p) for p in images]), rec.predict_proba([str(p) for p in images]), "peta"
+    else:
+        rng = np.random.default_rng(1)
+        emb = rng.standard_normal((args.base, rec.embedding_dim)).astype(np.float32)
+        emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+        probs, kind = rng.random((args.base, len(rec.attribute_names))).astype(np.float32), "random"
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, emb=emb, probs=probs, kind=kind)
+    return emb, probs, kind
+
+
+def gallery(args: argparse.Namespace, n: int) -> tuple[np.ndarray, np.ndarray, list[str], list[dict]]:
+    emb0, probs0, _ = base_items(args)
+    rng = np.random.default_rng(args.seed)
+    base = rng.integers(0, len(emb0), n)
+    emb = emb0[base]
+    for s in range(0, n, 65536):  # noise of norm ~0.45: cosine ~0.9 to the crop it copies
+        blk = emb[s : s + 65536]
+        blk += rng.standard_normal(blk.shape, dtype=np.float32) * np.float32(0.45 / np.sqrt(emb.shape[1]))
+        blk /= np.linalg.norm(blk, axis=1, keepdims=True)
+    probs = np.clip(probs0[base] + rng.normal(0, 0.05, (n, probs0.shape[1])).astype(np.float32), 0, 1)
+    ids = [f"c{i % 100:03d}/{i}" for i in range(n)]
+    ts = T0 + np.sort(rng.random(n)) * 30 * DAY
+    md = [{"camera": f"cam{i % 100:03d}", "timestamp": float(t)} for i, t in enumerate(ts)]
+    return emb, probs, ids, md
+
+
+def queries(names: list[str], count: int, seed: int) -> list[list[str]]:
+    rng = np.random.default_rng(seed)
+    return [list(rng.choice(names, size=int(rng.integers(1, 4)), replace=False)) for _ in range(count)]
+
+
+# ------------------------------------------------------------------------------------------ measuring
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args, self.k = args, args.k
+        self.rows: list[dict] = []
+        self.emb, self.probs, self.ids, self.md = gallery(args, args.n)
+        self.searcher: AttributeSearcher | None = None
+        self.tmp = Path(tempfile.mkdtemp(prefix="bench_search_"))
+        probe = AttributeSearcher(args.bundle)
+        self.lone_q = queries(probe.attribute_names, args.lone, 1)
+        self.batch_q = queries(probe.attribute_names, args.batch, 2)
+        self.qv_lone = probe.encode_query(self.lone_q)
+        self.qv_batch = probe.encode_query(self.batch_q)
+        probe.close()
+        self.ref_lone = self.exact(self.qv_lone)
+        self.ref_batch = self.exact(self.qv_batch)
+
+    def exact(self, qv: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """Reference: fp32 scores, stable full sort (ties by insertion order)."""
+        e = self.emb if rows is None else self.emb[rows]
+        out = np.argsort(-(qv @ e.T), axis=1, kind="stable")[:, : self.k]
+        return out if rows is None else rows[out]
+
+    def record(self, method: str, **values: object) -> None:
+        row = {"method": method, **values}
+        self.rows.append(row)
+        shown = {k: round(v, 3) if isinstance(v, float) else v for k, v in values.items()}
+        print(f"  {method:<44} {shown}", flush=True)
+
+    def quality(self, got: list[list[str]], ref: np.ndarray) -> dict[str, float]:
+        rows = [[int(i.split("/")[1]) for i in g] for g in got]
+        recall = np.mean([len(set(a) & set(b.tolist())) / self.k for a, b in zip(rows, ref)])
+        same = np.mean([a == b.tolist() for a, b in zip(rows, ref)])
+        return {"recall_at_10": float(recall), "exact_top10": float(same)}
+
+    # --- parts
+    def baseline(self) -> None:
+        e, k = self.emb, self.k
+
+        def brute(qv: np.ndarray) -> np.ndarray:
+            s = qv @ e.T
+            part = np.argpartition(s, -k, axis=1)[:, -k:]
+            return np.take_along_axis(part, np.argsort(-np.take_along_axis(s, part, 1), 1, kind="stable"), 1)
+
+        times = []
+        for qv in self.qv_lone:
+            t = time.perf_counter()
+            brute(qv[None])
+            times.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        brute(self.qv_batch)
+        batch = time.perf_counter() - t
+        self.record("numpy brute force fp32 (gemv + argpartition)", **pct(times), scan_p50_ms=pct(times)["p50_ms"],
+                    batch_ms_per_query=1000 * batch / len(self.qv_batch), bytes_per_item=4 * e.shape[1])  # fmt: skip
+
+    def open_searcher(self, path: Path, **kw: object) -> tuple[AttributeSearcher, float, float]:
+        searcher = AttributeSearcher(self.args.bundle, index_dir=path, **kw)
+        rss0, t = rss(), time.perf_counter()
+        searcher.add_embeddings(self.emb, self.ids, self.md, probabilities=self.probs)
+        return searcher, time.perf_counter() - t, (rss() - rss0) / self.args.n
+
+    def add(self) -> None:
+        searcher, secs, mem = self.open_searcher(self.tmp / "exact")
+        disk = sum(f.stat().st_size for f in (self.tmp / "exact").iterdir() if f.is_file())
+        self.record("add 1 call (add_embeddings, on disk)", add_s=secs, items_per_s=self.args.n / secs,
+                    rss_bytes_per_item_add=mem, disk_bytes_per_item=disk / self.args.n)  # fmt: skip
+        self.searcher = searcher
+
+    def lone(self, name: str, search_kw: dict, where: dict | None = None, ref: np.ndarray | None = None) -> dict:
+        s = self.searcher
+        assert s is not None
+        rss0 = rss()
+        s.index.search(
+            s.query_vectors(self.lone_q[:1]), k=self.k, where=where, **search_kw
+        )  # builds derived structures once
+        built = (rss() - rss0) / self.args.n
+        enc, scan, total, got = [], [], [], []
+        for q in self.lone_q:
+            if hasattr(s, "clear_query_cache"):
+                s.clear_query_cache()
+            t = time.perf_counter()
+            qv = s.query_vectors([q])
+            t1 = time.perf_counter()
+            s.index.search(qv, k=self.k, where=where, **search_kw)
+            t2 = time.perf_counter()
+            enc.append(t1 - t)
+            scan.append(t2 - t1)
+            if hasattr(s, "clear_query_cache"):
+                s.clear_query_cache()
+            t = time.perf_counter()
+            hits = s.search(q, k=self.k, where=where, **search_kw)
+            total.append(time.perf_counter() - t)
+            got.append([h.id for h in hits])
+        out = {**pct(total), "encode_p50_ms": pct(enc)["p50_ms"], "scan_p50_ms": pct(scan)["p50_ms"],
+               "scan_p99_ms": pct(scan)["p99_ms"], "rss_bytes_per_item_first_search": built}  # fmt: skip
+        return {**out, **self.quality(got, self.ref_lone if ref is None else ref)}
+
+    def batched(self, search_kw: dict) -> dict:
+        s = self.searcher
+        t = time.perf_counter()
+        res = s.search_many(self.batch_q, k=self.k, **search_kw)
+        ms = 1000 * (time.perf_counter() - t) / len(self.batch_q)
+        return {"batch_ms_per_query": ms, "batch_recall_at_10": self.quality([[h.id for h in r] for r in res],
+                self.ref_batch)["recall_at_10"]}  # fmt: skip
+
+    def precision_kw(self, precision: str) -> dict | None:
+        if not hasattr(self.searcher.index, "precisions"):  # the code before reduced precision
+            return {} if precision == "fp32" else None
+        return {"precision": precision}
+
+    def exact_part(self) -> None:
+        for p in self.args.precisions.split(","):
+            kw = self.precision_kw(p)
+            if kw is None:
+                continue
+            self.record(f"AttributeSearcher exact {p}", **self.lone(p, kw), **self.batched(kw))
+
+    def filters(self) -> None:
+        half = (T0, T0 + 15 * DAY)
+        cam_rows = np.arange(7, self.args.n, 100)
+        ts = np.array([m["timestamp"] for m in self.md])
+        time_rows = np.flatnonzero(ts <= half[1])
+        both = np.intersect1d(cam_rows, time_rows)
+        cases = [("none", None, self.ref_lone), ("camera = 1 %", {"camera": "cam007"}, self.exact(self.qv_lone, cam_rows)),
+                 ("time range = 50 %", {"timestamp": half}, self.exact(self.qv_lone, time_rows)),
+                 ("camera + time = 0.5 %", {"camera": "cam007", "timestamp": half}, self.exact(self.qv_lone, both))]  # fmt: skip
+        best = "int8" if self.precision_kw("int8") is not None else "fp32"
+        for label, where, ref in cases:
+            self.record(f"filter {label} (exact {best})", **self.lone(best, self.precision_kw(best), where, ref))
+
+    def ann(self) -> None:
+        if not hasattr(self.searcher.index, "precisions"):
+            return
+        for kind, params in (("ivf", [{"nprobe": 16}, {"nprobe": 32}, {"nprobe": 64}]),):
+            t = time.perf_counter()
+            rss0 = rss()
+            self.searcher.index.build_ann(kind, columns=self.searcher.columns("embedding"))
+            build, mem = time.perf_counter() - t, (rss() - rss0) / self.args.n
+            for prm in params:
+                kw = {"exact": False, **prm}
+                self.record(f"AttributeSearcher {kind.upper()} {prm}", build_s=build, rss_bytes_per_item_ann=mem,
+                            **self.lone(kind, kw), **self.batched(kw))  # fmt: skip
+
+    def milvus(self) -> None:
+        try:
+            import milvus_lite  # noqa: F401
+        except ImportError:
+            print("  milvus-lite not installed: skipped")
+            return
+        n = min(self.args.milvus_n, self.args.n)
+        path = self.tmp / "milvus.db"
+        s = AttributeSearcher(self.args.bundle, index=str(path))
+        t = time.perf_counter()
+        for i in range(0, n, 20000):
+            s.add_embeddings(self.emb[i : i + 20000][: n - i], self.ids[i:n][:20000], self.md[i:n][:20000],
+                             probabilities=self.probs[i : i + 20000][: n - i])  # fmt: skip
+        add = time.perf_counter() - t
+        saved, self.searcher = self.searcher, s
+        ref = self.exact(self.qv_lone, np.arange(n))
+        lone = self.lone("milvus", {}, None, ref)
+        self.record(f"Milvus Lite FLAT (N={n:,})", add_s=add, items_per_s=n / add, **lone)
+        ref_f = self.exact(self.qv_lone, np.arange(7, n, 100))
+        self.record(
+            f"Milvus Lite filter camera = 1 % (N={n:,})", **self.lone("milvus", {}, {"camera": "cam007"}, ref_f)
+        )
+        s.close()
+        self.searcher = saved
+
+
+def plot(rows: list[dict], out: Path) -> None:
     try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
+        import matplotlib
 
-
-def unit_rows(rng: np.random.Generator, n: int, d: int, chunk: int = 65536) -> np.ndarray:
-    out = np.empty((n, d), np.float32)
-    for s in range(0, n, chunk):
-        block = rng.standard_normal((min(chunk, n - s), d), dtype=np.float32)
-        block /= np.linalg.norm(block, axis=1, keepdims=True)
-        out[s : s + len(block)] = block
-    return out
-
-
-def timed(fn: Callable[[], object], repeats: int) -> tuple[list[float], object]:
-    times, result = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return times, result
-
-
-def quality(rows: np.ndarray, ref: np.ndarray, k: int) -> tuple[float, float]:
-    recall = float(np.mean([len(set(a[:k].tolist()) & set(b[:k].tolist())) / k for a, b in zip(rows, ref)]))
-    exact = float(np.mean([np.array_equal(a[:k], b[:k]) for a, b in zip(rows, ref)]))
-    return recall, exact
-
-
-def machine_info() -> dict[str, object]:
-    info: dict[str, object] = {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "cpu_count": os.cpu_count(),
-        "processor": platform.processor() or None,
-    }
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            names = {line.split(":", 1)[1].strip() for line in f if line.startswith("model name")}
-        info["cpu_model"] = sorted(names)
-    except OSError:
-        pass
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            info["mem_total_kib"] = int(f.readline().split()[1])
-    except OSError:
-        pass
-    try:
-        cfg = np.show_config(mode="dicts")
-        info["blas"] = cfg.get("Build Dependencies", {}).get("blas", {})
-    except (TypeError, AttributeError):
-        pass
-    if hasattr(os, "getloadavg"):
-        info["loadavg_at_start"] = os.getloadavg()
-    return info
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    rows = [r for r in rows if "p50_ms" in r]
+    fig, ax = plt.subplots(figsize=(9, 0.35 * len(rows) + 1.5))
+    names = [f"[{r['label']}] {r['method']}" for r in rows]
+    ax.barh(names, [r["p50_ms"] for r in rows], color=["#999" if r["label"] == "before" else "#3a7" for r in rows])
+    for i, r in enumerate(rows):
+        extra = f"  recall {r['recall_at_10']:.3f}" if "recall_at_10" in r else ""
+        ax.text(r["p50_ms"], i, f" {r['p50_ms']:.1f} ms{extra}", va="center", fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("lone query p50, ms (log), encode included")
+    ax.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
 
 
 def main() -> None:
     args = ARGS
-    k, rng = args.k, np.random.default_rng(args.seed)
-    print(
-        f"data: {args.n:,} x {args.dim} unit vectors, {args.queries} random queries, k={k}, {args.threads} thread(s)",
-        flush=True,
-    )
-    t0 = time.perf_counter()
-    x = unit_rows(rng, args.n, args.dim)
-    q = unit_rows(rng, args.queries, args.dim)
-    print(f"  generated in {time.perf_counter() - t0:.1f}s", flush=True)
-    single_q = [q[i : i + 1] for i in range(min(args.single, args.queries))]
-    results: list[dict[str, object]] = []
-
-    def record(name: str, batch_times: list[float], rows: np.ndarray, ref: np.ndarray, **extra: object) -> None:
-        recall, exact = quality(rows, ref, k)
-        entry = {
-            "method": name,
-            "batch_s_min": min(batch_times),
-            "batch_s_median": statistics.median(batch_times),
-            "ms_per_query_in_batch": 1000 * min(batch_times) / args.queries,
-            "recall_at_k": recall,
-            "exact_topk_match": exact,
-            **extra,
-        }
-        results.append(entry)
-        print(f"  {name:<34} batch {min(batch_times):7.3f}s  recall@{k} {recall:.4f}  exact {exact:.2f}", flush=True)
-
-    def single_ms(search: Callable[[np.ndarray], object]) -> float:
-        times = []
-        for one in single_q:
-            t = time.perf_counter()
-            search(one)
-            times.append(time.perf_counter() - t)
-        return 1000 * statistics.median(times)
-
-    # ---- reference and brute-force baselines (full score matrix in memory: Q x N float32)
-    def naive() -> np.ndarray:
-        scores = q @ x.T
-        return np.argsort(-scores, axis=1, kind="stable")[:, :k]
-
-    def argpartition_topk(qq: np.ndarray) -> np.ndarray:
-        scores = qq @ x.T
-        part = np.argpartition(scores, -k, axis=1)[:, -k:]
-        part_s = np.take_along_axis(scores, part, axis=1)
-        order = np.lexsort((part, -part_s), axis=1)
-        return np.take_along_axis(part, order, axis=1)
-
-    t = time.perf_counter()
-    ref = naive()  # the reference (also the naive method's first run)
-    ref_time = time.perf_counter() - t
-    if not args.no_naive:
-        record("brute force: matmul + argsort", [ref_time], ref, ref, note="full stable sort of every row; timed once")
-    times, rows = timed(lambda: argpartition_topk(q), args.repeats)
-    record("brute force: matmul + argpartition", times, rows, ref, single_query_ms=single_ms(argpartition_topk))
-
-    # ---- VectorIndex, in memory (a function, so that its 1 GB buffer is freed on return)
-    def bench_memory_index() -> None:
-        rss_a = rss_bytes()
-        t = time.perf_counter()
-        index = VectorIndex(args.dim, block_rows=args.block_rows)
-        index.add(x, [str(i) for i in range(args.n)])
-        build = time.perf_counter() - t
-        rss_b = rss_bytes()
-        vectors = index._vectors()
-        topk_times, topk_rows = timed(
-            lambda: topk_inner_product(q, vectors, k, block_rows=args.block_rows)[1], args.repeats
-        )
-        search_times, hits = timed(lambda: index.search(q, k=k), args.repeats)
-        hit_rows = np.array([[int(h[0]) for h in hs] for hs in hits])
-        assert np.array_equal(hit_rows, topk_rows)
-        record(
-            "VectorIndex exact (in memory)",
-            search_times,
-            hit_rows,
-            ref,
-            topk_only_s_min=min(topk_times),
-            build_s=build,
-            mem_bytes_per_item=None if rss_a is None or rss_b is None else (rss_b - rss_a) / args.n,
-            single_query_ms=single_ms(lambda one: index.search(one, k=k)),
-            note="search() = blocked top-k + SQLite id/metadata lookup; topk_only_s_min = the top-k step alone",
-        )
-        index.close()
-
-    bench_memory_index()
-
-    # ---- VectorIndex persisted (vectors memory-mapped; page cache warm after the first run)
-    if not args.no_disk:
-        tmp = Path(tempfile.mkdtemp(prefix="bench_index_"))
-        try:
-            t = time.perf_counter()
-            disk = VectorIndex(args.dim, tmp / "gallery", block_rows=args.block_rows)
-            disk.add(x, [str(i) for i in range(args.n)])
-            build = time.perf_counter() - t
-            disk_bytes = sum(f.stat().st_size for f in (tmp / "gallery").iterdir())
-            times, hits = timed(lambda: disk.search(q, k=k), args.repeats)
-            hit_rows = np.array([[int(h[0]) for h in hs] for hs in hits])
-            record(
-                "VectorIndex exact (on disk, memmap)",
-                times,
-                hit_rows,
-                ref,
-                build_s=build,
-                disk_bytes_per_item=disk_bytes / args.n,
-                single_query_ms=single_ms(lambda one: disk.search(one, k=k)),
-                note="warm page cache; build includes fsync of vectors and the SQLite commit",
-            )
-            disk.close()
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-    # ---- FAISS
-    faiss_version = None
-    if not args.no_faiss and faiss_available():
-        import faiss
-
-        faiss_version = faiss.__version__
-        faiss.omp_set_num_threads(args.threads)
-
-        def faiss_entry(
-            name: str,
-            index: object,
-            build: float,
-            rss_before: int | None,
-            n_items: int,
-            ref_rows: np.ndarray,
-            **extra: object,
-        ) -> None:
-            rss_after = rss_bytes()
-            times, (_, rows) = timed(lambda: index.search(q, k), args.repeats)
-            record(
-                name,
-                times,
-                rows.astype(np.int64),
-                ref_rows,
-                build_s=build,
-                mem_bytes_per_item=None if rss_before is None else (rss_after - rss_before) / n_items,
-                single_query_ms=single_ms(lambda one: index.search(one, k)),
-                **extra,
-            )
-
-        rss_a = rss_bytes()
-        t = time.perf_counter()
-        flat = faiss.IndexFlatIP(args.dim)
-        flat.add(x)
-        faiss_entry("faiss IndexFlatIP (exact)", flat, time.perf_counter() - t, rss_a, args.n, ref)
-        del flat
-
-        rss_a = rss_bytes()
-        t = time.perf_counter()
-        quantizer = faiss.IndexFlatIP(args.dim)
-        ivf = faiss.IndexIVFFlat(quantizer, args.dim, args.nlist, faiss.METRIC_INNER_PRODUCT)
-        n_train = min(args.n, 64 * args.nlist)
-        ivf.train(x[np.sort(rng.choice(args.n, size=n_train, replace=False))])
-        ivf.add(x)
-        build = time.perf_counter() - t
-        for nprobe in args.nprobe:
-            ivf.nprobe = nprobe
-            faiss_entry(
-                f"faiss IVF{args.nlist},Flat nprobe={nprobe}",
-                ivf,
-                build,
-                rss_a,
-                args.n,
-                ref,
-                note=f"approximate; trained on {n_train} samples",
-            )
-        del ivf, quantizer
-
-        if args.hnsw_n:
-            n_h = min(args.hnsw_n, args.n)
-            ref_h = ref if n_h == args.n else np.argsort(-(q @ x[:n_h].T), axis=1, kind="stable")[:, :k]
-            rss_a = rss_bytes()
-            t = time.perf_counter()
-            hnsw = faiss.IndexHNSWFlat(args.dim, 32, faiss.METRIC_INNER_PRODUCT)
-            hnsw.add(x[:n_h])
-            build = time.perf_counter() - t
-            for ef in args.ef_search:
-                hnsw.hnsw.efSearch = ef
-                faiss_entry(
-                    f"faiss HNSW32 efSearch={ef} (N={n_h:,})",
-                    hnsw,
-                    build,
-                    rss_a,
-                    n_h,
-                    ref_h,
-                    note=f"approximate; built on the first {n_h} items only (recall vs exact on those)",
-                )
-            del hnsw
-
-    report = {
-        "benchmark": "top-k inner-product search",
-        "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "n": args.n,
-        "dim": args.dim,
-        "queries": args.queries,
-        "k": k,
-        "threads": args.threads,
-        "faiss": faiss_version,
-        "machine": machine_info(),
-        "loadavg_at_end": os.getloadavg() if hasattr(os, "getloadavg") else None,
-        "shared_cpu_note": "the machine's cores are shared with other processes; absolute times vary with their load",
-        "vector_bytes_per_item": 4 * args.dim,
-        "results": results,
-    }
+    print(f"bench_search: N={args.n:,}, bundle {args.bundle}, parts {args.parts}, label {args.label}", flush=True)
+    b = Bench(args)
+    parts = args.parts.split(",")
+    try:
+        steps: list[tuple[str, Callable[[], None]]] = [("baseline", b.baseline), ("add", b.add),
+            ("exact", b.exact_part), ("filters", b.filters), ("ann", b.ann), ("milvus", b.milvus)]  # fmt: skip
+        for name, step in steps:
+            if name in parts or (name == "add" and {"exact", "filters", "ann"} & set(parts)):
+                step()
+    finally:
+        if b.searcher is not None:
+            b.searcher.close()
+        shutil.rmtree(b.tmp, ignore_errors=True)
     out = Path(args.out)
+    report = json.loads(out.read_text()) if out.exists() else {"benchmark": "search at city scale", "runs": []}
+    report["runs"] = [r for r in report["runs"] if not (r["label"] == args.label and r["method"] in
+                      {row["method"] for row in b.rows})] + [{"label": args.label, **r} for r in b.rows]  # fmt: skip
+    report.setdefault("setup", {}).update({"n": args.n, "bundle": args.bundle, "k": args.k, "threads": args.threads,
+        "base_crops": args.base, "gallery_kind": base_items(args)[2], "cpu_count": os.cpu_count()})  # fmt: skip
+    report.setdefault("commands", {}).setdefault(args.label, [])
+    report["commands"][args.label].append({"command": " ".join(sys.argv), "parts": parts,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "loadavg": os.getloadavg()})  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-
-    print()
-    header = (
-        f"{'method':<40} {'batch s':>8} {'ms/query':>9} {'1-query ms':>10} {'recall@' + str(k):>9} {'exact':>6} "
-        f"{'build s':>8} {'B/item':>8}"
-    )
-    print(header)
-    print("-" * len(header))
-    for r in results:
-        mem = r.get("mem_bytes_per_item") or r.get("disk_bytes_per_item")
-        single = r.get("single_query_ms")
-        print(
-            f"{r['method']:<40} {r['batch_s_min']:8.3f} {r['ms_per_query_in_batch']:9.2f} "
-            f"{'' if single is None else f'{single:.1f}':>10} {r['recall_at_k']:9.4f} {r['exact_topk_match']:6.2f} "
-            f"{'' if r.get('build_s') is None else format(r['build_s'], '.1f'):>8} "
-            f"{'' if mem is None else format(mem, '.0f'):>8}"
-        )
-    print(f"\nwrote {out}")
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    plot(report["runs"], out.with_suffix(".png"))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

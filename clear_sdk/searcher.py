@@ -21,6 +21,8 @@ import dataclasses
 import json
 import logging
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -30,7 +32,7 @@ import numpy as np
 from clear_sdk.bundle import Bundle
 from clear_sdk.description import DescriptionTemplate, template_for
 from clear_sdk.errors import BundleError, InputError, QueryError
-from clear_sdk.index import DB_FILE, VectorIndex
+from clear_sdk.index import DB_FILE, is_milvus_uri, open_index
 from clear_sdk.query import parse_query, query_to_vectors
 from clear_sdk.recognizer import Recognizer
 
@@ -41,6 +43,8 @@ SCORERS = ("embedding", "recognition", "fused")
 _LOG_FLOOR = float(np.log(1e-6))  # log-probabilities are clipped here so one confident miss is not -inf
 _SEARCHER_FILE = "searcher.json"
 _IDENTITY_KEY = "model_identity"
+_QUERY_CACHE_SIZE = 1024  # encoded queries kept (a few KB each): people re-run and refine the same queries
+DAY_SECONDS = 86400.0
 
 
 def read_searcher_file(index_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -87,10 +91,14 @@ class AttributeSearcher:
     """Index person crops and find them by attributes ("female, backpack, long hair").
 
     ``index_dir``: a folder to persist the gallery in (vectors file + SQLite metadata; atomic
-    writes; reopening restores it), or ``None`` for an in-memory gallery. ``scorer``: the default
-    of :meth:`search`; ``"auto"`` is CLEAR's embedding when the bundle has the retrieval stage, else
-    the recognition scorer. ``index_kwargs`` go to :class:`~clear_sdk.index.VectorIndex` (e.g.
-    ``faiss_type="hnsw"`` for approximate search at millions of items).
+    writes; reopening restores it), or ``None`` for an in-memory gallery. ``index``: the same, or a
+    Milvus location instead: a Milvus Lite file (``"gallery.db"``) or a server / cluster
+    (``"milvus://host:19530/collection"``). ``scorer``: the default of :meth:`search`; ``"auto"`` is
+    CLEAR's embedding when the bundle has the retrieval stage, else the recognition scorer.
+    ``index_kwargs`` go to :class:`~clear_sdk.index.VectorIndex` (e.g. ``faiss_type="ivf"`` for
+    approximate search at millions of items, ``precision="fp32"``) or :class:`~clear_sdk.index.MilvusIndex`.
+    Each scorer reads only its own block of the stored vector (the embedding scorer the first D
+    columns), and encoded queries are cached (:meth:`clear_query_cache`).
     """
 
     def __init__(
@@ -102,8 +110,12 @@ class AttributeSearcher:
         scorer: Scorer | Literal["auto"] = "auto",
         fusion_weight: float = 0.1,
         batch_size: int = 32,
+        index: str | os.PathLike[str] | None = None,
         **index_kwargs: Any,
     ) -> None:
+        if index is not None and index_dir is not None:
+            raise ValueError("pass index_dir or index, not both (index also takes a Milvus URI)")
+        location = index if index is not None else index_dir
         self.recognizer = Recognizer(bundle, backend=backend, device=device, batch_size=batch_size)
         self.bundle = self.recognizer.bundle
         self._names = self.recognizer.attribute_names
@@ -145,9 +157,15 @@ class AttributeSearcher:
             self._template = DescriptionTemplate.from_dict(tpl) if tpl else template_for(self._names)
         self._d = int(self.bundle.embed_dim or 0)
         a = len(self._names)
-        self.index = VectorIndex(self._d + 2 * a, index_dir, **index_kwargs)
-        if index_dir is not None:
-            self._check_or_write_identity(Path(index_dir))
+        self._cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        if is_milvus_uri(location):  # one inner-product field per scorer block
+            index_kwargs.setdefault("fields", self._fields())
+        self.index = open_index(location, self._d + 2 * a, **index_kwargs)
+        if is_milvus_uri(location):
+            self._check_identity_only(str(location))
+        elif location is not None:
+            self._check_or_write_identity(Path(location))
 
     # ------------------------------------------------------------------------------ properties
     @property
@@ -161,6 +179,23 @@ class AttributeSearcher:
 
     def __len__(self) -> int:
         return len(self.index)
+
+    def columns(self, scorer: Scorer | None = None) -> tuple[int, int]:
+        """The columns of the stored vector a scorer reads: E^v for embedding, the log-probabilities for recognition."""
+        scorer = scorer or self.scorer
+        a = len(self._names)
+        if scorer == "embedding":
+            return (0, self._d)
+        if scorer == "recognition":
+            return (self._d, self._d + 2 * a)
+        return (0, self._d + 2 * a)
+
+    def _fields(self) -> dict[str, tuple[int, int]]:
+        a = len(self._names)
+        fields = {"attributes": (self._d, self._d + 2 * a)}
+        if self._d:
+            fields = {"embedding": (0, self._d), **fields, "fused": (0, self._d + 2 * a)}
+        return fields
 
     def _identity(self) -> dict[str, Any]:
         rec = self.bundle.model_path("recognizer")
@@ -199,6 +234,11 @@ class AttributeSearcher:
             tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
             tmp.write_text(json.dumps({**mine, "bundle": str(Path(self.bundle.path).resolve())}, indent=2))
             os.replace(tmp, path)
+
+    def _check_identity_only(self, where: str) -> None:
+        mine = self._identity()
+        stored = json.loads(self.index.set_meta_default(_IDENTITY_KEY, json.dumps(mine, sort_keys=True)))
+        self._compare_identity(stored, mine, Path(where))
 
     @staticmethod
     def _compare_identity(stored: Mapping[str, Any], mine: dict[str, Any], index_dir: Path) -> None:
@@ -301,6 +341,65 @@ class AttributeSearcher:
         md = [dict(m or {}) for m in metadata] if metadata is not None else None
         return self.index.add(self._vectors(probs, emb), list(ids), md)
 
+    def add_probabilities(
+        self,
+        probabilities: np.ndarray,
+        ids: Sequence[str],
+        metadata: Sequence[Mapping[str, Any] | None] | None = None,
+        embeddings: np.ndarray | None = None,
+        replace: bool = False,
+    ) -> list[str]:
+        """Add items from attribute probabilities [N, A] computed elsewhere (e.g. aggregated over a video track).
+
+        No image is recognised again. ``embeddings`` [N, D] (the track's mean ``Recognizer.embed``) is
+        required when the bundle has the retrieval stage, so that the embedding scorer can rank the items;
+        a recognition-only bundle takes none. ``replace=True`` replaces items whose id is already in the
+        index in the same transaction (re-indexing a growing track).
+        """
+        probs = np.asarray(probabilities, dtype=np.float32)
+        if probs.ndim == 1:
+            probs = probs[None]
+        n, a = len(probs), len(self._names)
+        if probs.shape != (n, a):
+            raise ValueError(f"probabilities must have shape [N, {a}] (this bundle's attributes), got {probs.shape}")
+        if not np.isfinite(probs).all() or (probs < 0).any() or (probs > 1).any():
+            raise ValueError("probabilities must be finite numbers in [0, 1]")
+        if self._d:
+            if embeddings is None:
+                raise ValueError(
+                    f"{self.bundle.path} has the retrieval stage: pass embeddings [N, {self._d}] with the probabilities"
+                )
+            emb = np.asarray(embeddings, dtype=np.float32)
+            if emb.ndim == 1:
+                emb = emb[None]
+            if emb.shape != (n, self._d):
+                raise ValueError(f"embeddings must have shape [{n}, {self._d}] (this bundle's D), got {emb.shape}")
+        elif embeddings is not None:
+            raise ValueError(f"{self.bundle.path} has no retrieval stage: pass probabilities only (embeddings=None)")
+        else:
+            emb = None
+        ids = [ids] if isinstance(ids, str) else list(ids)
+        md = [dict(m or {}) for m in metadata] if metadata is not None else None
+        return self.index.add(self._vectors(probs, emb), ids, md, replace=replace)
+
+    # -------------------------------------------------------------------------------- deleting
+    def remove(self, ids: Sequence[str] | None = None, *, where: Mapping[str, Any] | None = None) -> int:
+        """Remove items by id or by a metadata filter (``where={"camera": "c3"}``), atomically; returns how many."""
+        return self.index.remove(ids, where=where)
+
+    def apply_retention(self, keep_days: float, now: float | None = None) -> int:
+        """Retention policy: remove the items whose timestamp is older than ``keep_days`` days; returns how many.
+
+        Items without a timestamp are kept. ``now`` (Unix seconds) defaults to the current time.
+        """
+        if isinstance(keep_days, bool) or not isinstance(keep_days, (int, float)) or not keep_days > 0:
+            raise ValueError(f"keep_days must be a positive number of days, got {keep_days!r}")
+        return self.index.remove_older_than(float(keep_days) * DAY_SECONDS, now=now)
+
+    def time_span(self) -> tuple[float, float] | None:
+        """(earliest, latest) item timestamp in Unix seconds, or None when no item has one."""
+        return self.index.time_span()
+
     # ---------------------------------------------------------------------------------- queries
     def parse(self, query: Any) -> dict[str, bool]:
         """The attribute constraints of a query (text, list of names, or dict name -> bool)."""
@@ -326,11 +425,38 @@ class AttributeSearcher:
         soft = self._text.encode(sentences) if self._uses_text else None
         return self.recognizer.backend.run_query(np.stack(hard).astype(np.float32), soft)
 
+    def clear_query_cache(self) -> None:
+        """Forget the encoded queries (the cache holds the last 1024)."""
+        with self._cache_lock:
+            self._cache.clear()
+
     def query_vectors(self, queries: Sequence[Any], scorer: Scorer | None = None) -> np.ndarray:
-        """Each query as a vector against the stored ``[E^v; log p; log(1-p)]`` items: [Q, D + 2A]."""
+        """Each query as a vector against the stored ``[E^v; log p; log(1-p)]`` items: [Q, D + 2A] (cached)."""
         scorer = scorer or self.scorer
         if scorer not in SCORERS:
             raise ValueError(f"scorer must be one of {', '.join(SCORERS)}, got {scorer!r}")
+        queries = list(queries)
+        keys = [(scorer, _query_key(q)) for q in queries]
+        with self._cache_lock:
+            hit = [self._cache.get(key) if key[1] is not None else None for key in keys]
+            for key, v in zip(keys, hit):
+                if v is not None:
+                    self._cache.move_to_end(key)
+        missing = [i for i, v in enumerate(hit) if v is None]
+        if missing:
+            fresh = self._encode_vectors([queries[i] for i in missing], scorer)
+            with self._cache_lock:
+                for j, i in enumerate(missing):
+                    hit[i] = fresh[j]
+                    if keys[i][1] is not None:
+                        self._cache[keys[i]] = fresh[j]
+                while len(self._cache) > _QUERY_CACHE_SIZE:
+                    self._cache.popitem(last=False)
+        if not queries:
+            return np.zeros((0, self._d + 2 * len(self._names)), np.float32)
+        return np.stack(hit)
+
+    def _encode_vectors(self, queries: Sequence[Any], scorer: Scorer) -> np.ndarray:
         a = len(self._names)
         out = np.zeros((len(queries), self._d + 2 * a), np.float32)
         if scorer in ("embedding", "fused"):
@@ -350,17 +476,27 @@ class AttributeSearcher:
         k: int = 10,
         where: Mapping[str, Any] | None = None,
         scorer: Scorer | None = None,
+        **search_kw: Any,
     ) -> list[Hit]:
-        """The ``k`` best gallery items for one query; ``where`` filters on metadata (``{"camera": "c1"}``)."""
-        return self.search_many([query], k=k, where=where, scorer=scorer)[0]
+        """The ``k`` best gallery items for one query; ``where`` filters on metadata (``{"camera": "c1"}``).
+
+        ``search_kw`` go to the index's search: ``exact=False`` (approximate), ``precision="fp32"``,
+        ``nprobe=`` / ``ef_search=``.
+        """
+        return self.search_many([query], k=k, where=where, scorer=scorer, **search_kw)[0]
 
     def search_many(
-        self, queries: Sequence[Any], k: int = 10, where: Mapping[str, Any] | None = None, scorer: Scorer | None = None
+        self,
+        queries: Sequence[Any],
+        k: int = 10,
+        where: Mapping[str, Any] | None = None,
+        scorer: Scorer | None = None,
+        **search_kw: Any,
     ) -> list[list[Hit]]:
-        """:meth:`search` for several queries in one blocked pass over the gallery."""
+        """:meth:`search` for several queries in one pass over the gallery."""
         # the queries, k and the filter are checked the same way whether or not the gallery is empty
         qv = self.query_vectors(list(queries), scorer)
-        results = self.index.search(qv, k=k, where=where)
+        results = self.index.search(qv, k=k, where=where, columns=self.columns(scorer), **search_kw)
         return [[Hit(i, s, m) for i, s, m in row] for row in results]
 
     def score_matrix(self, queries: Sequence[Any], scorer: Scorer | None = None) -> tuple[np.ndarray, list[str]]:
@@ -377,6 +513,18 @@ class AttributeSearcher:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _query_key(query: Any) -> str | None:
+    """A hashable key of a query for the cache (None: not cacheable)."""
+    try:
+        if isinstance(query, str):
+            return "s:" + query
+        if isinstance(query, Mapping):
+            return "d:" + json.dumps(sorted((str(k), bool(v)) for k, v in query.items()))
+        return "l:" + json.dumps([str(v) for v in query])
+    except TypeError:
+        return None
 
 
 __all__ = ["AttributeSearcher", "Hit", "InputError", "QueryError", "SCORERS"]
