@@ -1,0 +1,400 @@
+"""``MilvusIndex``: the gallery in Milvus (a Milvus Lite file in tests, a server or cluster in production).
+
+The same interface as :class:`~clear_sdk.index.VectorIndex` (add, search with ``where`` / ``exclude``
+/ ``columns``, remove by id or filter, retention, metadata, model identity), so ``AttributeSearcher``
+runs unchanged on either. One collection per gallery:
+
+- ``pk`` (the item id), ``seq`` (insertion order: ids come back in add order, like the local index);
+- metadata columns ``camera``, ``timestamp``, ``track``, ``source`` (nullable), ``bbox`` and ``extra``
+  (JSON); ``where`` filters become Milvus boolean expressions (:func:`where_to_milvus`);
+- one FLOAT_VECTOR field per scorer block (``fields``: name -> (c0, c1) columns), each with an
+  inner-product index: ``FLAT`` (exact; the default, and what Milvus Lite runs) or any index type
+  the server offers (``index_type="HNSW"``, ``"IVF_FLAT"``, ... with ``index_params``).
+
+The model identity and other ``meta`` keys live in a small side collection ``<name>__meta``.
+Durability and atomicity are Milvus's: an insert or a delete is one request.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+
+from clear_sdk.errors import BundleError
+from clear_sdk.index.filters import _metadata_dict, _metadata_row, _utf8, parse_where, where_to_milvus
+
+_MAX_TEXT = 4096
+_INSERT_CHUNK = 10000
+_QUERY_CHUNK = 500  # ids per "pk in [...]" expression
+
+
+def _import_pymilvus() -> Any:
+    try:
+        import pymilvus
+    except ImportError as exc:
+        raise ImportError(
+            "a Milvus index needs pymilvus (and milvus-lite for a local .db file): pip install clear-sdk[milvus]"
+        ) from exc
+    return pymilvus
+
+
+def parse_location(location: str, collection: str | None) -> tuple[str, str]:
+    """(uri for MilvusClient, collection name) from ``milvus://host:port/name``, ``http://...`` or ``file.db``."""
+    if location.startswith("milvus://"):
+        u = urlparse(location)
+        if not u.hostname:
+            raise ValueError(f"{location!r}: a Milvus URI is milvus://host:19530/collection")
+        name = u.path.strip("/") or collection or "gallery"
+        return f"http://{u.hostname}:{u.port or 19530}", name
+    return location, collection or "gallery"
+
+
+class MilvusIndex:
+    """A gallery index stored in Milvus; see the module docstring for the schema."""
+
+    path = None  # no local folder (TrackIndexer writes crops only beside a local index)
+    backend = "milvus"
+
+    def __init__(
+        self,
+        dim: int | None,
+        location: str,
+        *,
+        collection: str | None = None,
+        fields: Mapping[str, tuple[int, int]] | None = None,
+        index_type: str = "FLAT",
+        index_params: Mapping[str, Any] | None = None,
+        search_params: Mapping[str, Any] | None = None,
+        token: str | None = None,
+    ) -> None:
+        pymilvus = _import_pymilvus()
+        self._DataType = pymilvus.DataType
+        uri, self.collection = parse_location(location, collection)
+        self.location = location
+        try:
+            self._client = pymilvus.MilvusClient(uri, token=token or "")
+        except Exception as exc:  # pymilvus raises its own MilvusException and grpc errors alike
+            raise BundleError(f"cannot reach Milvus at {location} ({exc}); check the URI, or start the server") from exc
+        self._meta_name = f"{self.collection}__meta"
+        self.index_type, self.search_params = index_type, dict(search_params or {})
+        if self._client.has_collection(self.collection):
+            self._open_existing(dim)
+        else:
+            if dim is None:
+                raise BundleError(f"no collection {self.collection!r} at {location}; pass dim to create one")
+            self.dim = int(dim)
+            self.fields = dict(fields or {"vector": (0, self.dim)})
+            self._create(index_params or {})
+        self._seq = self._next_seq()
+
+    # ---------------------------------------------------------------------------------------- schema
+
+    def _create(self, index_params: Mapping[str, Any]) -> None:
+        dt, c = self._DataType, self._client
+        for name, (c0, c1) in self.fields.items():
+            if not (0 <= c0 < c1 <= self.dim):
+                raise ValueError(f"field {name!r}: columns must lie in [0, {self.dim}], got ({c0}, {c1})")
+        schema = c.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("pk", dt.VARCHAR, is_primary=True, max_length=_MAX_TEXT)
+        schema.add_field("seq", dt.INT64)
+        schema.add_field("camera", dt.VARCHAR, max_length=_MAX_TEXT, nullable=True)
+        schema.add_field("timestamp", dt.DOUBLE, nullable=True)
+        schema.add_field("track", dt.INT64, nullable=True)
+        schema.add_field("source", dt.VARCHAR, max_length=_MAX_TEXT, nullable=True)
+        schema.add_field("bbox", dt.JSON, nullable=True)
+        schema.add_field("extra", dt.JSON, nullable=True)
+        params = c.prepare_index_params()
+        for name, (c0, c1) in self.fields.items():
+            schema.add_field(name, dt.FLOAT_VECTOR, dim=c1 - c0)
+            params.add_index(name, index_type=self.index_type, metric_type="IP", params=dict(index_params))
+        c.create_collection(self.collection, schema=schema, index_params=params, consistency_level="Strong")
+        meta = c.create_schema(auto_id=False, enable_dynamic_field=False)
+        meta.add_field("key", dt.VARCHAR, is_primary=True, max_length=256)
+        meta.add_field("value", dt.VARCHAR, max_length=65535)
+        meta.add_field("v", dt.FLOAT_VECTOR, dim=2)  # Milvus needs a vector field in every collection
+        mp = c.prepare_index_params()
+        mp.add_index("v", index_type="FLAT", metric_type="L2")
+        c.create_collection(self._meta_name, schema=meta, index_params=mp, consistency_level="Strong")
+        layout = {"dim": self.dim, "fields": {k: list(v) for k, v in self.fields.items()}}
+        self._put_meta({"layout": json.dumps(layout), "format_version": "1"})
+
+    def _open_existing(self, dim: int | None) -> None:
+        if not self._client.has_collection(self._meta_name):
+            raise BundleError(
+                f"collection {self.collection!r} at {self.location} was not made by clear-sdk; pick another"
+            )
+        layout = json.loads(self.get_meta("layout") or "{}")
+        stored = int(layout.get("dim", -1))
+        if dim is not None and int(dim) != stored:
+            raise BundleError(
+                f"Milvus collection {self.collection!r} holds {stored}-d vectors, not {dim}-d: it was built with "
+                "another model. Open it with the model (bundle) that built it, or use another collection"
+            )
+        self.dim = stored
+        self.fields = {k: (int(v[0]), int(v[1])) for k, v in layout["fields"].items()}
+
+    def _next_seq(self) -> int:
+        res = self._client.query(self.collection, filter="seq >= 0", output_fields=["seq"], limit=16384)
+        if not res:
+            return 0
+        # Milvus has no max(); a query sorted by seq is not offered either: read the largest seq by scanning
+        it = self._client.query_iterator(self.collection, filter="seq >= 0", output_fields=["seq"], batch_size=16384)
+        best = -1
+        while batch := it.next():
+            best = max(best, max(r["seq"] for r in batch))
+        it.close()
+        return best + 1
+
+    # ----------------------------------------------------------------------------------------- meta
+
+    def _put_meta(self, values: Mapping[str, str]) -> None:
+        rows = [{"key": k, "value": v, "v": [0.0, 0.0]} for k, v in values.items()]
+        self._client.upsert(self._meta_name, rows)
+
+    def get_meta(self, key: str) -> str | None:
+        res = self._client.get(self._meta_name, ids=[key], output_fields=["value"])
+        return res[0]["value"] if res else None
+
+    def set_meta_default(self, key: str, value: str) -> str:
+        stored = self.get_meta(key)
+        if stored is None:
+            self._put_meta({key: value})
+            stored = value
+        return stored
+
+    # ------------------------------------------------------------------------------------------ add
+
+    def add(
+        self,
+        embeddings: np.ndarray,
+        ids: Sequence[str] | None = None,
+        metadata: Sequence[Mapping[str, Any] | None] | None = None,
+        *,
+        replace: bool = False,
+    ) -> list[str]:
+        """Insert embeddings [N, dim] with ids and metadata (validated as by the local index); returns the ids."""
+        emb = np.asarray(embeddings)
+        if emb.ndim == 1:
+            emb = emb[None, :]
+        if emb.ndim != 2 or emb.shape[1] != self.dim:
+            raise ValueError(f"embeddings must have shape [N, {self.dim}], got {tuple(np.shape(embeddings))}")
+        if not np.issubdtype(emb.dtype, np.number) or np.iscomplexobj(emb):
+            raise ValueError(f"embeddings must be real numbers, got dtype {emb.dtype}")
+        emb = np.ascontiguousarray(emb, dtype=np.float32)
+        if not np.isfinite(emb).all():
+            raise ValueError(
+                f"embeddings[{int(np.flatnonzero(~np.isfinite(emb).all(axis=1))[0])}] contains NaN or infinity"
+            )
+        n = len(emb)
+        ids = [uuid.uuid4().hex for _ in range(n)] if ids is None else ([ids] if isinstance(ids, str) else list(ids))
+        if len(ids) != n:
+            raise ValueError(f"got {n} embeddings but {len(ids)} ids")
+        for i, item_id in enumerate(ids):
+            if not isinstance(item_id, str) or not item_id:
+                raise ValueError(f"ids[{i}] must be a non-empty str, got {item_id!r}")
+            _utf8(item_id, f"ids[{i}]")
+        if len(set(ids)) != n:
+            seen: set[str] = set()
+            dup = next(i for i in ids if i in seen or seen.add(i))
+            raise ValueError(f"duplicate id {dup!r} within this add; ids must be unique")
+        if metadata is not None and len(metadata) != n:
+            raise ValueError(f"got {n} embeddings but {len(metadata)} metadata entries")
+        mds = [_metadata_row(metadata[i] if metadata is not None else None, f"metadata[{i}]") for i in range(n)]
+        if n == 0:
+            return []
+        if not replace:
+            existing = self._existing(ids)
+            if existing:
+                raise ValueError(
+                    f"id {existing[0]!r} is already in the index; nothing was added (or pass replace=True)"
+                )
+        rows = []
+        for i, (item_id, (camera, ts, track, bbox, source, extra)) in enumerate(zip(ids, mds)):
+            row = {"pk": item_id, "seq": self._seq + i, "camera": camera, "timestamp": ts, "track": track,
+                   "source": source, "bbox": None if bbox is None else json.loads(bbox),
+                   "extra": None if extra is None else json.loads(extra)}  # fmt: skip
+            for name, (c0, c1) in self.fields.items():
+                row[name] = emb[i, c0:c1]
+            rows.append(row)
+        write = self._client.upsert if replace else self._client.insert
+        for s in range(0, n, _INSERT_CHUNK):
+            write(self.collection, rows[s : s + _INSERT_CHUNK])
+        self._seq += n
+        return ids
+
+    def _existing(self, ids: Sequence[str]) -> list[str]:
+        found: list[str] = []
+        for s in range(0, len(ids), _QUERY_CHUNK):
+            expr = f"pk in {json.dumps(list(ids[s : s + _QUERY_CHUNK]))}"
+            found += [r["pk"] for r in self._client.query(self.collection, filter=expr, output_fields=["pk"])]
+        return found
+
+    # --------------------------------------------------------------------------------------- search
+
+    def _field_for(self, columns: tuple[int, int] | None) -> tuple[str, int, int]:
+        want = (0, self.dim) if columns is None else (int(columns[0]), int(columns[1]))
+        for name, cols in self.fields.items():
+            if tuple(cols) == want:
+                return name, *cols
+        raise ValueError(
+            f"this Milvus collection has vector fields for columns {dict(self.fields)}, not {want}; "
+            "create it with a field for those columns"
+        )
+
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int = 10,
+        where: Mapping[str, Any] | None = None,
+        exclude: Iterable[str] | None = None,
+        *,
+        columns: tuple[int, int] | None = None,
+        exact: bool | None = None,
+        precision: str | None = None,
+        **params: Any,
+    ) -> list[list[tuple[str, float, dict[str, Any]]]]:
+        """Top-k per query by inner product over the vector field of ``columns``: lists of (id, score, metadata)."""
+        q = np.asarray(queries)
+        if q.ndim == 1:
+            q = q[None, :]
+        if q.ndim != 2 or q.shape[1] != self.dim:
+            raise ValueError(f"queries must have shape [Q, {self.dim}], got {tuple(np.shape(queries))}")
+        q = np.ascontiguousarray(q, dtype=np.float32)
+        if not np.isfinite(q).all():
+            raise ValueError("queries contain NaN or infinity")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k must be a positive int, got {k!r}")
+        if exact is True and self.index_type != "FLAT":
+            raise ValueError(f"exact=True needs a FLAT Milvus index; this collection uses {self.index_type}")
+        name, c0, c1 = self._field_for(columns)
+        expr = where_to_milvus(where) if where is not None else ""
+        if where is not None:
+            parse_where(where)
+        ex = [exclude] if isinstance(exclude, str) else list(exclude or [])
+        if ex:
+            expr = " and ".join(filter(None, [expr and f"({expr})", f"not (pk in {json.dumps(ex)})"]))
+        out_fields = ["seq", "camera", "timestamp", "track", "bbox", "source", "extra"]
+        res = self._client.search(
+            self.collection, data=[row[c0:c1] for row in q], anns_field=name, limit=int(k), filter=expr,
+            output_fields=out_fields, search_params={"metric_type": "IP", "params": {**self.search_params, **params}},
+        )  # fmt: skip
+        out = []
+        for hits in res:
+            rows = [(h["pk"] if "pk" in h else h["id"], float(h["distance"]), h["entity"]) for h in hits]
+            rows.sort(key=lambda r: (-r[1], r[2]["seq"]))  # ties by insertion order, as the local index
+            out.append([(i, s, _entity_metadata(e)) for i, s, e in rows])
+        return out
+
+    # -------------------------------------------------------------------------------------- removal
+
+    def remove(self, ids: Sequence[str] | None = None, *, where: Mapping[str, Any] | None = None) -> int:
+        """Delete items by id (unknown ids are a KeyError) or by filter; one Milvus delete request."""
+        if (ids is None) == (where is None):
+            raise ValueError("pass either ids or where= to remove()")
+        if ids is not None:
+            ids = [ids] if isinstance(ids, str) else list(ids)
+            have = set(self._existing(ids))
+            missing = [i for i in ids if i not in have]
+            if missing:
+                raise KeyError(f"unknown ids: {', '.join(map(repr, missing[:10]))}")
+            if not ids:
+                return 0
+            self._client.delete(self.collection, ids=ids)
+            return len(ids)
+        expr = where_to_milvus(where) or "seq >= 0"
+        n = len(self._client.query(self.collection, filter=expr, output_fields=["pk"], limit=16384))
+        self._client.delete(self.collection, filter=expr)
+        return n
+
+    def remove_older_than(self, seconds: float, now: float | None = None) -> int:
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+            raise ValueError(f"retention must be a number of seconds >= 0, got {seconds!r}")
+        cutoff = (time.time() if now is None else float(now)) - float(seconds)
+        return self.remove(where={"timestamp": (None, float(np.nextafter(cutoff, -np.inf)))})
+
+    # --------------------------------------------------------------------------------------- basics
+
+    def __len__(self) -> int:
+        res = self._client.query(self.collection, filter="", output_fields=["count(*)"])
+        return int(res[0]["count(*)"])
+
+    def __contains__(self, item_id: object) -> bool:
+        return isinstance(item_id, str) and bool(self._existing([item_id]))
+
+    @property
+    def ids(self) -> list[str]:
+        return [i for i, _ in self._all(["pk"])]
+
+    def _all(self, fields: list[str], expr: str = "seq >= 0") -> list[tuple[str, dict]]:
+        it = self._client.query_iterator(self.collection, filter=expr, output_fields=["seq", *fields], batch_size=4096)
+        rows = []
+        while batch := it.next():
+            rows += batch
+        it.close()
+        rows.sort(key=lambda r: r["seq"])
+        return [(r["pk"], r) for r in rows]
+
+    def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
+        ids = list(ids)
+        got = {r["pk"]: r for r in self._client.get(self.collection, ids=ids, output_fields=list(self.fields))}
+        missing = [i for i in ids if i not in got]
+        if missing:
+            raise KeyError(f"unknown ids: {', '.join(map(repr, missing[:10]))}")
+        out = np.zeros((len(ids), self.dim), np.float32)
+        for j, i in enumerate(ids):
+            for name, (c0, c1) in self.fields.items():
+                out[j, c0:c1] = got[i][name]
+        return out
+
+    def get_metadata(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+        ids = list(ids)
+        fields = ["camera", "timestamp", "track", "bbox", "source", "extra"]
+        got = {r["pk"]: r for r in self._client.get(self.collection, ids=ids, output_fields=fields)}
+        missing = [i for i in ids if i not in got]
+        if missing:
+            raise KeyError(f"unknown ids: {', '.join(map(repr, missing[:10]))}")
+        return [_entity_metadata(got[i]) for i in ids]
+
+    def select(self, where: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        fields = ["camera", "timestamp", "track", "bbox", "source", "extra"]
+        return [(i, _entity_metadata(r)) for i, r in self._all(fields, where_to_milvus(where) or "seq >= 0")]
+
+    def time_span(self) -> tuple[float, float] | None:
+        ts = [r["timestamp"] for _, r in self._all(["timestamp"], "timestamp is not null")]
+        return (min(ts), max(ts)) if ts else None
+
+    def refresh(self) -> None:
+        """Milvus is always current (strong consistency); kept for interface parity."""
+
+    def verify(self, start: int = 0) -> list[str]:
+        """Milvus keeps its own integrity; nothing to check client-side."""
+        return []
+
+    corrupt_ids: list[str] = []
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> MilvusIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"MilvusIndex(dim={self.dim}, {self.location}, collection={self.collection!r})"
+
+
+def _entity_metadata(e: Mapping[str, Any]) -> dict[str, Any]:
+    bbox = e.get("bbox")
+    extra = e.get("extra")
+    return _metadata_dict(
+        e.get("camera"), e.get("timestamp"), e.get("track"), None if bbox is None else json.dumps(bbox),
+        e.get("source"), None if extra is None else json.dumps(extra),
+    )  # fmt: skip
