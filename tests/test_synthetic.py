@@ -11,15 +11,13 @@ import cv2
 import numpy as np
 import pytest
 
-from clear_sdk.training.data.base import DatasetError, create_dataset
-from clear_sdk.training.data.synthetic import (
+from clear_sdk.synthetic import (
     ONE_HOT_GROUPS,
     SYNTHETIC_ATTRIBUTES,
     SYNTHETIC_GROUPS,
     Appearance,
     Pose,
     SyntheticConfig,
-    SyntheticDataset,
     attrs_to_vector,
     generate_synthetic,
     render_person,
@@ -31,6 +29,8 @@ from clear_sdk.training.data.synthetic import (
     vector_to_attrs,
     write_synthetic_video,
 )
+from clear_sdk.training.data.base import DatasetError, create_dataset
+from clear_sdk.training.data.synthetic import SyntheticDataset
 
 TINY = SyntheticConfig(num_identities=10, images_per_identity=3, image_size=(64, 32), seed=3)
 IDX = {name: i for i, name in enumerate(SYNTHETIC_ATTRIBUTES)}
@@ -291,7 +291,8 @@ def test_hats_change_the_head_silhouette(style: int, view: str) -> None:
 
 def test_hats_and_bags_never_look_like_hair() -> None:
     """Hats and bag straps come in colours no hair has; a hat is always far from its wearer's hair and skin."""
-    from clear_sdk.training.data.synthetic import _BAG, _GREY_HAIR, _HAIR, _HAT, _colours
+    from clear_sdk.synthetic.figure import _colours
+    from clear_sdk.synthetic.palette import _BAG, _GREY_HAIR, _HAIR, _HAT
 
     hairs = np.array(_HAIR + _GREY_HAIR, float)
     for palette in (_HAT, _BAG):
@@ -307,7 +308,7 @@ def test_hats_and_bags_never_look_like_hair() -> None:
 @pytest.mark.parametrize("upper", SYNTHETIC_GROUPS["upper_colour"])
 def test_hair_stands_out_from_the_top(upper: str) -> None:
     """Long hair falling down a back is only visible when its colour differs from the top's."""
-    from clear_sdk.training.data.synthetic import _colours
+    from clear_sdk.synthetic.figure import _colours
 
     rng = np.random.default_rng(1)
     far = 0
@@ -328,7 +329,7 @@ def test_backpack_shows_from_behind_under_long_hair() -> None:
 
 def test_top_colour_shows_from_behind_a_backpack_and_long_hair() -> None:
     """From behind, a daypack and a curtain of hair leave the top's colour visible around them."""
-    from clear_sdk.training.data.synthetic import _colours
+    from clear_sdk.synthetic.figure import _colours
 
     for seed in range(5):
         app = sample_appearance(np.random.default_rng(seed))
@@ -343,7 +344,7 @@ def test_top_colour_shows_from_behind_a_backpack_and_long_hair() -> None:
 @pytest.mark.parametrize("view", ["Front", "Side"])
 def test_hair_colour_shows_under_a_hat(view: str) -> None:
     """Short hair shows at the temples or nape under every hat: grey hair is the elderly's cue."""
-    from clear_sdk.training.data.synthetic import _colours
+    from clear_sdk.synthetic.figure import _colours
 
     for style in (0, 1, 2):
         app = dataclasses.replace(sample_appearance(np.random.default_rng(4)), hat_style=style)
@@ -391,3 +392,27 @@ def test_write_video_round_trip(tmp_path: Path) -> None:
     assert n == 5
     truth = json.loads((tmp_path / "a.json").read_text())
     assert len(truth["frames"]) == 5
+
+
+def test_renderer_works_where_torch_cannot_be_imported(tmp_path: Path, run_without_torch) -> None:
+    code = """
+        import sys
+        from clear_sdk.synthetic import SyntheticConfig, generate_synthetic, synthetic_video_frames
+        generate_synthetic("data", SyntheticConfig(num_identities=3, images_per_identity=1, image_size=(64, 32)))
+        frame, people = next(synthetic_video_frames(1, (96, 160)))
+        bad = [m for m in sys.modules if m == "torch" or m.startswith("clear_sdk.training")]
+        assert not bad, bad
+        print("ok", frame.shape)
+    """
+    done = run_without_torch(code, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "ok (96, 160, 3)" in done.stdout and (tmp_path / "data" / "labels.csv").is_file()
+
+
+def test_training_module_re_exports_the_renderer() -> None:
+    import clear_sdk.synthetic as renderer
+    import clear_sdk.training.data.synthetic as training_synthetic
+
+    for name in renderer.__all__:
+        assert getattr(training_synthetic, name) is getattr(renderer, name), name
+    assert set(renderer.__all__) < set(training_synthetic.__all__)

@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from clear_sdk.training.data import synthetic as m
+from clear_sdk import synthetic as m
 
 RECORDED_WITH = {"opencv": "4.14.0", "numpy": "2.4.6"}
 GOLDEN = {
