@@ -416,3 +416,16 @@ def test_training_module_re_exports_the_renderer() -> None:
     for name in renderer.__all__:
         assert getattr(training_synthetic, name) is getattr(renderer, name), name
     assert set(renderer.__all__) < set(training_synthetic.__all__)
+
+
+def test_schema_is_the_packaged_one() -> None:
+    from clear_sdk.schema import GROUP_ORDER, load_schema
+    from clear_sdk.synthetic.identity import _COVERAGE_ORDER
+
+    schema = load_schema("synthetic")
+    assert SYNTHETIC_ATTRIBUTES == schema.attributes and SYNTHETIC_GROUPS == schema.groups
+    assert list(SYNTHETIC_GROUPS) == [g for g in GROUP_ORDER if g in SYNTHETIC_GROUPS]  # canonical group order
+    assert SyntheticDataset.attributes == schema.attributes and SyntheticDataset.groups == schema.groups
+    # sample_identities fixes coverage group by group in a pinned order: every group but the view, once each
+    assert sorted(_COVERAGE_ORDER) == sorted(g for g in SYNTHETIC_GROUPS if g != "view")
+    assert set(ONE_HOT_GROUPS) <= set(SYNTHETIC_GROUPS)

@@ -11,45 +11,11 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-SYNTHETIC_ATTRIBUTES: list[str] = [
-    "Female",
-    "AgeLess18",
-    "Age18-60",
-    "AgeOver60",
-    "Front",
-    "Side",
-    "Back",
-    "Hat",
-    "LongHair",
-    "Backpack",
-    "HandBag",
-    "ShortSleeve",
-    "Trousers",
-    "Shorts",
-    "Skirt",
-    "UpperBlack",
-    "UpperWhite",
-    "UpperRed",
-    "UpperBlue",
-    "UpperGreen",
-    "UpperYellow",
-    "LowerBlack",
-    "LowerBlue",
-    "LowerGray",
-    "LowerBrown",
-]
+from clear_sdk.schema import load_schema
 
-SYNTHETIC_GROUPS: dict[str, list[str]] = {
-    "gender": ["Female"],
-    "age": ["AgeLess18", "Age18-60", "AgeOver60"],
-    "view": ["Front", "Side", "Back"],
-    "head": ["Hat", "LongHair"],
-    "bag": ["Backpack", "HandBag"],
-    "upper": ["ShortSleeve"],
-    "lower": ["Trousers", "Shorts", "Skirt"],
-    "upper_colour": ["UpperBlack", "UpperWhite", "UpperRed", "UpperBlue", "UpperGreen", "UpperYellow"],
-    "lower_colour": ["LowerBlack", "LowerBlue", "LowerGray", "LowerBrown"],
-}
+_SCHEMA = load_schema("synthetic")
+SYNTHETIC_ATTRIBUTES: list[str] = _SCHEMA.attributes
+SYNTHETIC_GROUPS: dict[str, list[str]] = _SCHEMA.groups
 
 #: groups in which every person has exactly one attribute set
 ONE_HOT_GROUPS: tuple[str, ...] = ("age", "view", "lower", "upper_colour", "lower_colour")
