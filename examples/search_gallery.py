@@ -163,7 +163,7 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    from clear_sdk.errors import ClearSDKError
+    from clear_sdk import ClearSDKError
 
     try:
         result = main()
