@@ -11,7 +11,9 @@ the query attributes with the template of Eq. 7::
 Training and the runtime must build the *same* sentence for the same attributes, so the per-dataset
 part (which attribute fills which tag with which words) is data: a :class:`DescriptionTemplate`,
 serialised into the model bundle's manifest, while the sentence grammar lives here, versioned by
-``DescriptionTemplate.grammar``. Pure standard library: the runtime imports this without numpy.
+``DescriptionTemplate.grammar``. The built-in templates are ``clear_sdk/data/descriptions.json``
+(one entry per dataset of ``attributes.json``), read on first use. Pure standard library: the
+runtime imports this without numpy.
 
 How a sentence is built (the choices the paper leaves open):
 
@@ -44,9 +46,12 @@ person with <a>, <b> and <c>." listing the positive attribute names as words (Ca
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from importlib import resources
 from typing import Any
 
 from .errors import QueryError
@@ -338,323 +343,47 @@ def _render_eq7(present: set[str], filled: dict[str, list[str]]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Built-in templates. Attribute names are those of clear_sdk/data/attributes.json (and the synthetic
-# dataset); lookups ignore case and punctuation.
+# Built-in templates: data in clear_sdk/data/descriptions.json (attribute names as in attributes.json;
+# lookups ignore case and punctuation), read once.
+
+_TEMPLATE_KEYS = frozenset({"grammar", "phrases", "defaults", "notes"})
 
 
-def _colors(prefix: str, tag: str, colors: Iterable[str], words: Mapping[str, str] | None = None) -> dict:
-    words = words or {}
-    return {f"{prefix}{c}": (tag, words.get(c, c.lower())) for c in colors}
-
-
-_PA100K = DescriptionTemplate(
-    name="pa100k",
-    phrases={
-        "Female": ("GENDER", "woman"),
-        "AgeOver60": ("AGE", "old"),
-        "Age18-60": ("AGE", "adult"),
-        "AgeLess18": ("AGE", "young"),
-        "Front": ("VIEW", "the front"),
-        "Side": ("VIEW", "the side"),
-        "Back": ("VIEW", "the back"),
-        "Hat": ("ACCESSORY", "a hat"),
-        "Glasses": ("ACCESSORY", "glasses"),
-        "HandBag": ("BAG", "a handbag"),
-        "ShoulderBag": ("BAG", "a shoulder bag"),
-        "Backpack": ("BACKPACK", "a backpack"),
-        "HoldObjectsInFront": ("BAG", "an object in front"),
-        "ShortSleeve": ("SLEEVES", "short"),
-        "LongSleeve": ("SLEEVES", "long"),
-        "UpperStride": ("MOTIF", "stripe"),
-        "UpperLogo": ("MOTIF", "logo"),
-        "UpperPlaid": ("MOTIF", "plaid"),
-        "UpperSplice": ("MOTIF", "splice"),
-        "LowerStripe": ("LOWER_MOTIF", "striped"),
-        "LowerPattern": ("LOWER_MOTIF", "patterned"),
-        "LongCoat": ("UPPER", "long coat"),  # a coat is upper-body clothing, whatever PA100K's grouping
-        "Trousers": ("LOWER", "trousers"),
-        "Shorts": ("LOWER", "shorts"),
-        "Skirt&Dress": ("LOWER", "skirt"),
-        "boots": ("FOOTWEAR", "boots"),
-    },
-    defaults={
-        "GENDER": "man",
-        "VIEW": "an unknown angle",
-        "SLEEVES": "long",
-        "MOTIF": "no",
-        "UPPER": "top",
-        "LOWER": "bottoms",
-        "FOOTWEAR": "shoes",
-        "ACCESSORY": "no hat or glasses",
-        "BAG": "no bag",
-        "BACKPACK": "no backpack",
-    },
-)
-
-_PETA_COLOURS = ("Black", "Blue", "Brown", "Green", "Grey", "Orange", "Pink", "Purple", "Red", "White", "Yellow")
-
-_PETA = DescriptionTemplate(
-    name="peta",
-    phrases={
-        "accessoryHat": ("ACCESSORY", "a hat"),
-        "accessoryMuffler": ("ACCESSORY", "a muffler"),
-        "accessoryNothing": ("ACCESSORY", ""),
-        "accessorySunglasses": ("ACCESSORY", "sunglasses"),
-        "hairLong": ("HAIR", "long"),
-        "upperBodyCasual": ("UPPER_STYLE", "casual"),
-        "upperBodyFormal": ("UPPER_STYLE", "formal"),
-        "upperBodyJacket": ("UPPER", "jacket"),
-        "upperBodyLogo": ("MOTIF", "logo"),
-        "upperBodyPlaid": ("MOTIF", "plaid"),
-        "upperBodyShortSleeve": ("SLEEVES", "short"),
-        "upperBodyThinStripes": ("MOTIF", "thin stripe"),
-        "upperBodyTshirt": ("UPPER", "t-shirt"),
-        "upperBodyOther": ("UPPER", "other top"),
-        "upperBodyVNeck": ("UPPER", "v-neck top"),
-        "lowerBodyCasual": ("LOWER_STYLE", "casual"),
-        "lowerBodyFormal": ("LOWER_STYLE", "formal"),
-        "lowerBodyJeans": ("LOWER", "jeans"),
-        "lowerBodyShorts": ("LOWER", "shorts"),
-        "lowerBodyShortSkirt": ("LOWER", "short skirt"),
-        "lowerBodyTrousers": ("LOWER", "trousers"),
-        "footwearLeatherShoes": ("FOOTWEAR", "leather shoes"),
-        "footwearSandals": ("FOOTWEAR", "sandals"),
-        "footwearShoes": ("FOOTWEAR", "shoes"),
-        "footwearSneaker": ("FOOTWEAR", "sneakers"),
-        "carryingBackpack": ("BACKPACK", "a backpack"),
-        "carryingOther": ("BAG", "other things"),
-        "carryingMessengerBag": ("BAG", "a messenger bag"),
-        "carryingNothing": ("BAG", ""),
-        "carryingPlasticBags": ("BAG", "plastic bags"),
-        "personalLess30": ("AGE", "young"),
-        "personalLess45": ("AGE", "adult"),
-        "personalLess60": ("AGE", "middle-aged"),
-        "personalLarger60": ("AGE", "old"),
-        "personalMale": ("GENDER", "man"),
-        # the colour option of the peta loader (PETA's raw upper/lower-body colour labels)
-        **_colors("upperBody", "UPPER_COLOR", _PETA_COLOURS),
-        **_colors("lowerBody", "LOWER_COLOR", _PETA_COLOURS),
-    },
-    defaults={
-        "GENDER": "woman",
-        "HAIR": "short",
-        "SLEEVES": "long",
-        "MOTIF": "no",
-        "UPPER": "top",
-        "LOWER": "bottoms",
-        "FOOTWEAR": "shoes",
-        "ACCESSORY": "no accessories",
-        "BAG": "no bag",
-        "BACKPACK": "no backpack",
-    },
-)
-
-_RAPV2 = DescriptionTemplate(
-    name="rapv2",
-    phrases={
-        "hs-BaldHead": ("HAIR", "no"),
-        "hs-LongHair": ("HAIR", "long"),
-        "hs-BlackHair": ("HAIR_COLOR", "black"),
-        "hs-Hat": ("ACCESSORY", "a hat"),
-        "hs-Glasses": ("ACCESSORY", "glasses"),
-        "ub-Shirt": ("UPPER", "shirt"),
-        "ub-Sweater": ("UPPER", "sweater"),
-        "ub-Vest": ("UPPER", "vest"),
-        "ub-TShirt": ("UPPER", "t-shirt"),
-        "ub-Cotton": ("UPPER", "padded coat"),
-        "ub-Jacket": ("UPPER", "jacket"),
-        "ub-SuitUp": ("UPPER", "suit"),
-        "ub-Tight": ("UPPER_STYLE", "tight"),
-        "ub-ShortSleeve": ("SLEEVES", "short"),
-        "ub-Others": ("UPPER", "other top"),
-        "lb-LongTrousers": ("LOWER", "trousers"),
-        "lb-Skirt": ("LOWER", "skirt"),
-        "lb-ShortSkirt": ("LOWER", "short skirt"),
-        "lb-Dress": ("LOWER", "dress"),
-        "lb-Jeans": ("LOWER", "jeans"),
-        "lb-TightTrousers": ("LOWER", "tight trousers"),
-        "shoes-Leather": ("FOOTWEAR", "leather shoes"),
-        "shoes-Sports": ("FOOTWEAR", "sports shoes"),
-        "shoes-Boots": ("FOOTWEAR", "boots"),
-        "shoes-Cloth": ("FOOTWEAR", "cloth shoes"),
-        "shoes-Casual": ("FOOTWEAR", "casual shoes"),
-        "shoes-Other": ("FOOTWEAR", "other shoes"),
-        "attachment-Backpack": ("BACKPACK", "a backpack"),
-        "attachment-ShoulderBag": ("BAG", "a shoulder bag"),
-        "attachment-HandBag": ("BAG", "a handbag"),
-        "attachment-Box": ("BAG", "a box"),
-        "attachment-PlasticBag": ("BAG", "a plastic bag"),
-        "attachment-PaperBag": ("BAG", "a paper bag"),
-        "attachment-HandTrunk": ("BAG", "a suitcase"),
-        "attachment-Other": ("BAG", "something else"),
-        "AgeLess16": ("AGE", "teenage"),
-        "Age17-30": ("AGE", "young"),
-        "Age31-45": ("AGE", "adult"),
-        "Age46-60": ("AGE", "middle-aged"),
-        "Femal": ("GENDER", "woman"),  # the raw RAPv2 spelling (annotation.md writes "Female")
-        "BodyFat": ("OTHER", "fat"),
-        "BodyNormal": ("OTHER", "of normal build"),
-        "BodyThin": ("OTHER", "thin"),
-        "Customer": ("OTHER", "a customer"),
-        "Employee": ("OTHER", "an employee"),
-        "action-Calling": ("OTHER", "calling"),
-        "action-Talking": ("OTHER", "talking"),
-        "action-Gathering": ("OTHER", "gathering"),
-        "action-Holding": ("OTHER", "holding something"),
-        "action-Pushing": ("OTHER", "pushing something"),
-        "action-Pulling": ("OTHER", "pulling something"),
-        "action-CarryingByArm": ("OTHER", "carrying something by arm"),
-        "action-CarryingByHand": ("OTHER", "carrying something by hand"),
-        "action-Other": ("OTHER", "doing something else"),
-    },
-    defaults={
-        "GENDER": "man",
-        "HAIR": "short",
-        "SLEEVES": "long",
-        "UPPER": "top",
-        "LOWER": "bottoms",
-        "FOOTWEAR": "shoes",
-        "ACCESSORY": "no hat or glasses",
-        "BAG": "no bag",
-        "BACKPACK": "no backpack",
-    },
-)
-
-_MARKET_UP = ("black", "white", "red", "purple", "yellow", "gray", "blue", "green")
-_MARKET_DOWN = ("black", "white", "pink", "purple", "yellow", "gray", "blue", "green", "brown")
-_MARKET1501 = DescriptionTemplate(
-    name="market1501",
-    phrases={
-        "female": ("GENDER", "woman"),
-        "age-young": ("AGE", "young"),
-        "age-teenager": ("AGE", "teenage"),
-        "age-adult": ("AGE", "adult"),
-        "age-old": ("AGE", "old"),
-        "hair-long": ("HAIR", "long"),
-        "hat": ("ACCESSORY", "a hat"),
-        "upper-short-sleeve": ("SLEEVES", "short"),
-        **_colors("upper-", "UPPER_COLOR", _MARKET_UP),
-        "lower-short": ("LOWER_LENGTH", "short"),
-        "lower-pants": ("LOWER", "pants"),  # market_attribute.mat "clothes": 1 = dress, 2 = pants
-        **_colors("lower-", "LOWER_COLOR", _MARKET_DOWN),
-        "backpack": ("BACKPACK", "a backpack"),
-        "bag": ("BAG", "a bag"),
-        "handbag": ("BAG", "a handbag"),
-    },
-    defaults={
-        "GENDER": "man",
-        "HAIR": "short",
-        "SLEEVES": "long",
-        "LOWER_LENGTH": "long",
-        "LOWER": "dress",
-        "ACCESSORY": "no hat",
-        "BAG": "no bag",
-        "BACKPACK": "no backpack",
-    },
-)
-
-_UPAR_COLORS = (
-    "Black",
-    "Blue",
-    "Brown",
-    "Green",
-    "Grey",
-    "Orange",
-    "Pink",
-    "Purple",
-    "Red",
-    "White",
-    "Yellow",
-    "Other",
-)
-_UPAR = DescriptionTemplate(
-    name="upar",
-    phrases={
-        "Age-Young": ("AGE", "young"),
-        "Age-Adult": ("AGE", "adult"),
-        "Age-Old": ("AGE", "old"),
-        "Gender-Female": ("GENDER", "woman"),
-        "Hair-Length-Short": ("HAIR", "short"),
-        "Hair-Length-Long": ("HAIR", "long"),
-        "Hair-Length-Bald": ("HAIR", "no"),
-        "UpperBody-Length-Short": ("SLEEVES", "short"),
-        **_colors("UpperBody-Color-", "UPPER_COLOR", _UPAR_COLORS, {"Other": "other-colored"}),
-        "LowerBody-Length-Short": ("LOWER_LENGTH", "short"),
-        **_colors("LowerBody-Color-", "LOWER_COLOR", _UPAR_COLORS, {"Other": "other-colored"}),
-        "LowerBody-Type-Trousers&Shorts": ("LOWER", "pants"),
-        "LowerBody-Type-Skirt&Dress": ("LOWER", "skirt"),
-        "Accessory-Backpack": ("BACKPACK", "a backpack"),
-        "Accessory-Bag": ("BAG", "a bag"),
-        "Accessory-Glasses-Normal": ("ACCESSORY", "glasses"),
-        "Accessory-Glasses-Sun": ("ACCESSORY", "sunglasses"),
-        "Accessory-Hat": ("ACCESSORY", "a hat"),
-    },
-    defaults={
-        "GENDER": "man",
-        "HAIR": "short",
-        "SLEEVES": "long",
-        "LOWER_LENGTH": "long",
-        "LOWER": "bottoms",
-        "ACCESSORY": "no hat or glasses",
-        "BAG": "no bag",
-        "BACKPACK": "no backpack",
-    },
-)
-
-_SYNTHETIC = DescriptionTemplate(
-    name="synthetic",
-    phrases={
-        "Female": ("GENDER", "woman"),
-        "AgeLess18": ("AGE", "young"),
-        "Age18-60": ("AGE", "adult"),
-        "AgeOver60": ("AGE", "old"),
-        "Front": ("VIEW", "the front"),
-        "Side": ("VIEW", "the side"),
-        "Back": ("VIEW", "the back"),
-        "Hat": ("ACCESSORY", "a hat"),
-        "LongHair": ("HAIR", "long"),
-        "Backpack": ("BACKPACK", "a backpack"),
-        "HandBag": ("BAG", "a handbag"),
-        "ShortSleeve": ("SLEEVES", "short"),
-        "Trousers": ("LOWER", "trousers"),
-        "Shorts": ("LOWER", "shorts"),
-        "Skirt": ("LOWER", "skirt"),
-        **_colors("Upper", "UPPER_COLOR", ("Black", "White", "Red", "Blue", "Green", "Yellow")),
-        **_colors("Lower", "LOWER_COLOR", ("Black", "Blue", "Gray", "Brown")),
-    },
-    defaults={
-        "GENDER": "man",
-        "VIEW": "an unknown angle",
-        "HAIR": "short",
-        "SLEEVES": "long",
-        "LOWER": "bottoms",
-        "ACCESSORY": "no hat",
-        "BAG": "no bag",
-        "BACKPACK": "no backpack",
-    },
-)
-
-_GENERIC = DescriptionTemplate(name="generic", grammar="generic")
-
-_TEMPLATES: dict[str, DescriptionTemplate] = {
-    t.name: t for t in (_PA100K, _PETA, _RAPV2, _MARKET1501, _UPAR, _SYNTHETIC, _GENERIC)
-}
-# Other spellings accepted by get_template (after _norm); the zero-shot splits share their parent's schema.
-_ALIASES = {"market": "market1501", "rap": "rapv2", "rap2": "rapv2", "rapzs": "rapv2", "petazs": "peta"}
+@functools.lru_cache(maxsize=1)
+def _builtin() -> tuple[dict[str, DescriptionTemplate], dict[str, str]]:
+    """The packaged templates by name (file order: it breaks ties in :func:`template_for`) and name aliases."""
+    path = resources.files("clear_sdk").joinpath("data", "descriptions.json")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    templates: dict[str, DescriptionTemplate] = {}
+    for name, entry in data["templates"].items():
+        extra = sorted(set(entry) - _TEMPLATE_KEYS)
+        if extra:
+            raise ValueError(f"{path}: template {name!r} has unknown keys {extra}; valid: {sorted(_TEMPLATE_KEYS)}")
+        fields = {k: v for k, v in entry.items() if k != "notes"}  # notes say why a phrase is chosen; not used
+        templates[name] = DescriptionTemplate.from_dict(
+            {**fields, "name": name, "format_version": data["format_version"]}
+        )
+    # Other spellings accepted by get_template (after _norm); the zero-shot splits share their parent's schema.
+    aliases = dict(data["aliases"])
+    bad = sorted(k for k, v in aliases.items() if v not in templates)
+    if bad or "generic" not in templates:
+        raise ValueError(f"{path}: aliases {bad} name no template, or the 'generic' template is missing")
+    return templates, aliases
 
 
 def list_templates() -> list[str]:
     """Names accepted by :func:`get_template`."""
-    return list(_TEMPLATES)
+    return list(_builtin()[0])
 
 
 def get_template(name: str) -> DescriptionTemplate:
     """A built-in template by dataset name (case- and punctuation-insensitive: "Market-1501" works)."""
+    templates, aliases = _builtin()
     key = _norm(name)
-    key = _ALIASES.get(key, key)
-    if key not in _TEMPLATES:
-        raise KeyError(f"no description template {name!r}; valid: {', '.join(_TEMPLATES)}")
-    return _TEMPLATES[key]
+    key = aliases.get(key, key)
+    if key not in templates:
+        raise KeyError(f"no description template {name!r}; valid: {', '.join(templates)}")
+    return templates[key]
 
 
 def template_for(attribute_names: Sequence[str]) -> DescriptionTemplate:
@@ -666,7 +395,8 @@ def template_for(attribute_names: Sequence[str]) -> DescriptionTemplate:
     """
     names = list(attribute_names)
     best: tuple[int, DescriptionTemplate] | None = None
-    for template in _TEMPLATES.values():
+    templates = _builtin()[0]
+    for template in templates.values():
         if template.grammar == "generic" or template.unknown(names):
             continue
         extra = len(template.phrases) - len({_norm(a) for a in names})
@@ -678,7 +408,7 @@ def template_for(attribute_names: Sequence[str]) -> DescriptionTemplate:
             len(names),
             ", ".join(names[:5]),
         )
-        return _GENERIC
+        return templates["generic"]
     return best[1]
 
 

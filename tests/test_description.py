@@ -208,6 +208,11 @@ def test_templates_cover_the_packaged_schemas(schema: str) -> None:
     assert set(tpl.attribute_names) == set(attrs) | set(colours)  # PETA's colour option included
 
 
+def test_every_packaged_schema_has_one_template() -> None:
+    assert set(list_templates()) == set(list_schemas()) | {"generic"}  # descriptions.json and attributes.json agree
+    assert list_templates()[-1] == "generic"
+
+
 def test_peta_colours_fill_the_colour_tags() -> None:
     names = load_schema("peta").attributes + [a for v in load_schema("peta").meta["colour_groups"].values() for a in v]
     text = describe(["personalMale", "upperBodyRed", "lowerBodyBlack", "lowerBodyTrousers"], names)
