@@ -212,7 +212,8 @@ class Bench:
             t = time.perf_counter()
             qv = s.query_vectors([q])
             t1 = time.perf_counter()
-            s.index.search(qv, k=self.k, where=where, **search_kw)
+            cols = {"columns": s.columns()} if hasattr(s, "columns") else {}
+            s.index.search(qv, k=self.k, where=where, **cols, **search_kw)
             t2 = time.perf_counter()
             enc.append(t1 - t)
             scan.append(t2 - t1)

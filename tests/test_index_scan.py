@@ -1,0 +1,107 @@
+"""The fast exact scan (int8 / fp16 first pass + fp32 re-rank) equals fp32 brute force; deletes survive a kill."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clear_sdk.index import SCAN_MIN_ROWS, VECTORS_FILE, VectorIndex, faiss_available
+
+REPO = Path(__file__).resolve().parents[1]
+needs_faiss = pytest.mark.skipif(not faiss_available(), reason="faiss not installed (pip install clear-sdk[faiss])")
+
+
+def _ref(q, x, rows, k):
+    rows = np.asarray(rows)
+    return [[str(rows[j]) for j in np.argsort(-(qq @ x[rows].T), kind="stable")[:k]] for qq in q]
+
+
+def _ids(result):
+    return [[h[0] for h in hits] for hits in result]
+
+
+@needs_faiss
+@pytest.mark.parametrize("precision", ["int8", "fp16"])
+def test_reduced_precision_top10_equals_fp32_brute_force(precision):
+    rng = np.random.default_rng(0)
+    n, d = SCAN_MIN_ROWS + 5000, 40
+    # clustered (near-duplicate crops of few people, the hard case for a shortlist) plus a block the
+    # query ignores (another scorer's columns)
+    centers = rng.standard_normal((50, 32)).astype(np.float32)
+    x = np.concatenate([centers[rng.integers(0, 50, n)] + 0.05 * rng.standard_normal((n, 32)), rng.random((n, 8))], 1)
+    x = x.astype(np.float32)
+    x[n - 10 :, :32] *= 40  # outliers outside the trained int8 range: clamped, the bound widens
+    q = np.concatenate([rng.standard_normal((6, 32)), np.zeros((6, 8))], 1).astype(np.float32)
+    q[0, :32] = centers[3]
+    index = VectorIndex(d, precision=precision)
+    index.add(x[:-3000], [str(i) for i in range(n - 3000)])
+    got = index.search(q, k=10, columns=(0, 32))  # builds the scan copy
+    assert _ids(got) == _ref(q[:, :32], x[:, :32], range(n - 3000), 10)
+    index.add(x[-3000:], [str(i) for i in range(n - 3000, n)])  # extends it
+    scores = index.search(q, k=10, columns=(0, 32))
+    assert _ids(scores) == _ref(q[:, :32], x[:, :32], range(n), 10)
+    np.testing.assert_allclose(scores[0][0][1], float(x[int(scores[0][0][0]), :32] @ q[0, :32]), rtol=1e-6)
+    assert _ids(index.search(q, k=10, columns=(0, 32), precision="fp32")) == _ids(scores)
+    # a filter that keeps half the rows runs the scan with a selector; removed rows never come back
+    gone = [h[0] for h in scores[1][:4]]
+    index.remove(gone)
+    keep = [i for i in range(0, n, 2) if str(i) not in gone]
+    assert _ids(index.search(q, k=10, columns=(0, 32), where={"id": [str(i) for i in range(0, n, 2)]})) == _ref(
+        q[:, :32], x[:, :32], keep, 10
+    )
+
+
+def test_unknown_precision_and_columns_are_refused():
+    index = VectorIndex(4)
+    with pytest.raises(ValueError, match="precision must be"):
+        VectorIndex(4, precision="int4")
+    with pytest.raises(ValueError, match="columns must be"):
+        index.search(np.ones(4, np.float32), columns=(3, 9))
+
+
+_CHILD = textwrap.dedent(
+    """
+    import os, signal, sys
+    import numpy as np
+    from clear_sdk.index import VectorIndex
+
+    path, mode = sys.argv[1], sys.argv[2]
+    index = VectorIndex(4, path)
+    index.add(np.eye(4, dtype=np.float32).repeat(25, 0), [f"i{i}" for i in range(100)],
+              [{"camera": f"c{i % 2}", "timestamp": float(i)} for i in range(100)])
+    original = VectorIndex._delete_rows
+
+    def die(self, rows):
+        if mode == "after-delete":  # the rows are deleted inside the open transaction
+            original(self, rows)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    VectorIndex._delete_rows = die
+    index.remove(where={"camera": "c1"})
+    print("not killed")
+    """
+)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX SIGKILL")
+@pytest.mark.parametrize("mode", ["before-delete", "after-delete"])
+def test_a_delete_killed_midway_removes_nothing(tmp_path, mode):
+    path = tmp_path / "idx"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, "-c", _CHILD, str(path), mode], capture_output=True, text=True, env=env,
+                          timeout=120)  # fmt: skip
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    with VectorIndex(None, path) as index:
+        assert len(index) == 100 and index.ids == [f"i{i}" for i in range(100)]
+        assert (path / VECTORS_FILE).stat().st_size == 100 * 4 * 4
+        assert index.remove(where={"camera": "c1"}) == 50  # and the delete then goes through whole
+        assert index.remove_older_than(10, now=60.0) == 25  # retention: even rows with timestamp < 50
+    with VectorIndex(None, path) as index:
+        assert sorted(index.ids, key=lambda s: int(s[1:])) == [f"i{i}" for i in range(50, 100, 2)]
