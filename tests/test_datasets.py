@@ -31,7 +31,7 @@ scipy_io = pytest.importorskip("scipy.io")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PETA_MAT = SHARED / "annotations" / "PETA.mat"
 MARKET_MAT = SHARED / "annotations" / "market_attribute.mat"
-SCHEMA_SIZES = {"pa100k": 26, "peta": 35, "rapv2": 54, "market1501": 30, "upar": 40}
+SCHEMA_SIZES = {"pa100k": 26, "peta": 35, "rapv2": 54, "market1501": 30, "upar": 40, "synthetic": 25}
 
 _JPG = cv2.imencode(".jpg", np.full((8, 4, 3), 127, np.uint8))[1].tobytes()
 _PNG = cv2.imencode(".png", np.full((8, 4, 3), 127, np.uint8))[1].tobytes()
@@ -92,7 +92,7 @@ def test_schema_known_groups_and_orders() -> None:
 
 
 def test_schema_errors() -> None:
-    with pytest.raises(KeyError, match="known: market1501, pa100k, peta, rapv2, upar"):
+    with pytest.raises(KeyError, match="known: market1501, pa100k, peta, rapv2, synthetic, upar"):
         load_schema("nope")
     with pytest.raises(ValueError, match="'b' is in groups"):
         DatasetSchema("x", ["a", "b"], {"gender": ["a", "b"], "age": ["b"]})
@@ -617,3 +617,22 @@ def test_infer_groups_uses_packaged_schemas() -> None:
         "age": ["Age-Young"],
         "other": ["upblack", "zzz"],  # raw Market field names are not schema names
     }
+
+
+def test_loaders_declare_their_schema_and_the_base_resolves_it() -> None:
+    """``schema = "peta"`` on the class is all a loader writes; the base fills attributes, groups, homepage."""
+    from clear_sdk.schema import load_schema
+    from clear_sdk.training.data.base import _REGISTRY, PARDataset
+
+    declared = {name: cls for name, cls in _REGISTRY.items() if isinstance(cls, type) and cls.schema}
+    assert {"pa100k", "peta", "rapv2", "market1501", "upar"} <= set(declared)
+    for name, cls in declared.items():
+        s = load_schema(cls.schema)
+        assert (cls.attributes, cls.groups) == (s.attributes, s.groups), name
+        assert cls.homepage == s.meta.get("homepage", "") and cls.schema_meta == s.meta
+
+    class Custom(PARDataset):  # a loader that lists its own attributes keeps them
+        schema = "peta"
+        attributes = ["a", "b"]
+
+    assert Custom.attributes == ["a", "b"]

@@ -115,3 +115,31 @@ def spot_check_images(ds: PARDataset, hint: str = "") -> None:
                 f"{ds.name}: image {recs[0].path} (first of split {split!r}) does not exist. "
                 f"{hint or 'Check that --root is the dataset folder.'} Get the dataset from {ds.homepage}."
             )
+
+
+def mat_struct(mat_path: Path, variable: str, dataset: str) -> np.ndarray:
+    """The annotation struct ``variable`` of a PETA/RAPv2-style ``.mat`` file; an error naming the file otherwise."""
+    mat = load_mat(mat_path)
+    if variable not in mat:
+        raise DatasetError(f"{mat_path}: no variable {variable!r}; is this {dataset}'s annotation file?")
+    return mat[variable]
+
+
+def partition_indices(
+    struct: np.ndarray, field: str, partition: int, count: int, n: int, where: str, key: str = "{split}"
+) -> dict[str, np.ndarray]:
+    """0-based train/val/test (and trainval) row indices of one of the ``count`` random partitions.
+
+    PETA and RAPv2 store them alike: ``struct.<field>`` holds ``count`` structs whose fields (named by
+    ``key``, e.g. ``"{split}_index"``) are 1-based index vectors into the ``n`` images.
+    """
+    parts = np.asarray(struct_get(struct, field, where), dtype=object).reshape(-1)
+    if parts.size != count:
+        raise DatasetError(f"{where}: expected {count} partitions in {field}, found {parts.size}")
+    pwhere = f"{where} {field}[{partition}]"
+    idx = {
+        s: one_based_index(struct_get(parts[partition], key.format(split=s), pwhere), n, pwhere)
+        for s in ("train", "val", "test")
+    }
+    idx["trainval"] = np.concatenate([idx["train"], idx["val"]])
+    return idx

@@ -29,17 +29,31 @@ class DatasetError(FileNotFoundError):
 
 
 class PARDataset:
-    """Base class: subclasses set ``name``, ``attributes`` (ordered), ``groups`` and fill ``splits``.
+    """Base class: subclasses name their packaged ``schema`` (or set ``attributes`` and ``groups``) and fill ``splits``.
 
-    ``splits`` maps split name ("train", "val", "test", and "trainval" where the dataset
-    defines it) to a list of :class:`Record`.
+    ``schema = "peta"`` resolves, when the class is defined, to ``attributes`` (ordered), ``groups``,
+    ``homepage`` and ``schema_meta`` (the rest of that dataset's entry in ``clear_sdk/data/attributes.json``:
+    raw indices, colour groups, ...), as torchreid's datasets declare their files. ``splits`` maps split
+    name ("train", "val", "test", and "trainval" where the dataset defines it) to a list of :class:`Record`.
     """
 
     name: str = ""
+    #: the dataset's entry in clear_sdk/data/attributes.json, resolved by __init_subclass__
+    schema: str | None = None
     attributes: list[str] = []
     groups: dict[str, list[str]] = {}
+    schema_meta: dict = {}
     #: where users obtain the data (shown in errors; nothing is downloaded)
     homepage: str = ""
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.schema is not None and "attributes" not in cls.__dict__:
+            from clear_sdk.schema import load_schema
+
+            s = load_schema(cls.schema)
+            cls.attributes, cls.groups, cls.schema_meta = s.attributes, s.groups, s.meta
+            cls.homepage = cls.__dict__.get("homepage") or s.meta.get("homepage", "")
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser()

@@ -30,14 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-from clear_sdk.schema import load_schema
-
 from ._common import cellstr, load_mat, struct_get
 from .base import DatasetError, PARDataset, Record, register_dataset
 
 logger = logging.getLogger(__name__)
 
-_SCHEMA = load_schema("market1501")
 _NAME = re.compile(r"^(-?\d+)_c(\d+)s\d+_\d+_\d+\.jpg$")
 
 
@@ -53,7 +50,7 @@ def identity_labels(struct: np.ndarray, where: str) -> dict[int, np.ndarray]:
     """Person id -> 30-dim uint8 label vector from one struct (``train`` or ``test``) of market_attribute.mat."""
     ids = [int(s) for s in cellstr(struct_get(struct, "image_index", where))]
     columns = []
-    for _attr, field, positive in _SCHEMA.meta["mat_fields"]:
+    for _attr, field, positive in Market1501.schema_meta["mat_fields"]:
         values = np.asarray(struct_get(struct, field, where)).reshape(-1)
         if values.size != len(ids):
             raise DatasetError(f"{where}: field {field!r} has {values.size} values for {len(ids)} identities")
@@ -68,9 +65,7 @@ def identity_labels(struct: np.ndarray, where: str) -> dict[int, np.ndarray]:
 @register_dataset("market1501")
 class Market1501(PARDataset):
     name = "market1501"
-    attributes = _SCHEMA.attributes
-    groups = _SCHEMA.groups
-    homepage = _SCHEMA.meta["homepage"]
+    schema = "market1501"
 
     def __init__(self, root: str | Path, val_fraction: float = 0.1, seed: int = 0) -> None:
         if not 0.0 <= val_fraction < 1.0:

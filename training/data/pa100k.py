@@ -10,20 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from clear_sdk.schema import load_schema
-
 from ._common import binary_labels, cellstr, check_names, load_mat, make_records, spot_check_images
 from .base import DatasetError, PARDataset, register_dataset
-
-_SCHEMA = load_schema("pa100k")
 
 
 @register_dataset("pa100k")
 class PA100K(PARDataset):
     name = "pa100k"
-    attributes = _SCHEMA.attributes
-    groups = _SCHEMA.groups
-    homepage = _SCHEMA.meta["homepage"]
+    schema = "pa100k"
 
     def __init__(self, root: str | Path) -> None:
         super().__init__(root)

@@ -19,29 +19,24 @@ from pathlib import Path
 
 import numpy as np
 
-from clear_sdk.schema import load_schema
-
 from ._common import (
     binary_labels,
     cellstr,
     check_names,
-    load_mat,
     make_records,
-    one_based_index,
+    mat_struct,
+    partition_indices,
     struct_get,
 )
 from .base import DatasetError, PARDataset, Record, register_dataset
 
-_SCHEMA = load_schema("peta")
 NUM_PARTITIONS = 5
 
 
 @register_dataset("peta")
 class PETA(PARDataset):
     name = "peta"
-    attributes = _SCHEMA.attributes
-    groups = _SCHEMA.groups
-    homepage = _SCHEMA.meta["homepage"]
+    schema = "peta"
 
     def __init__(
         self, root: str | Path, partition: int = 0, colours: bool = False, annotation: str | Path | None = None
@@ -52,10 +47,10 @@ class PETA(PARDataset):
         super().__init__(root)
         self.partition = partition
         self.colours = bool(colours)
-        self.attributes = list(_SCHEMA.attributes)
-        self.groups = {g: list(v) for g, v in _SCHEMA.groups.items()}
+        self.attributes = list(type(self).attributes)
+        self.groups = {g: list(v) for g, v in type(self).groups.items()}
         if self.colours:
-            for group, names in _SCHEMA.meta["colour_groups"].items():
+            for group, names in self.schema_meta["colour_groups"].items():
                 self.groups[group] = list(names)
                 self.attributes += names
         self._missing: dict[str, list[str]] = {}
@@ -67,16 +62,13 @@ class PETA(PARDataset):
             mat_path = Path(annotation).expanduser()
             if not mat_path.is_file():
                 raise DatasetError(f"peta: annotation file {mat_path} does not exist; pass the path of PETA.mat")
-        mat = load_mat(mat_path)
-        if "peta" not in mat:
-            raise DatasetError(f"{mat_path}: no variable 'peta'; is this PETA's PETA.mat?")
-        peta = mat["peta"]
+        peta = mat_struct(mat_path, "peta", "PETA")
         data = np.asarray(struct_get(peta, "data", str(mat_path)))
         if data.ndim != 2 or data.shape[1] != 109:
             raise DatasetError(f"{mat_path}: peta.data has shape {data.shape}, expected (19000, 109)")
         raw_names = cellstr(struct_get(peta, "attribute", str(mat_path)))
-        raw_idx = _SCHEMA.meta["raw_mat_indices"]
-        check_names([raw_names[i] for i in raw_idx], _SCHEMA.attributes, str(mat_path))
+        raw_idx = self.schema_meta["raw_mat_indices"]
+        check_names([raw_names[i] for i in raw_idx], type(self).attributes, str(mat_path))
         if self.colours:
             where_col = {name: i for i, name in enumerate(raw_names)}
             wanted = self.attributes[len(raw_idx) :]
@@ -88,12 +80,7 @@ class PETA(PARDataset):
         n = data.shape[0]
         names = _image_names(self.root / "images", [int(i) for i in data[:, 0]])
 
-        parts = np.asarray(struct_get(peta, "partion_attribute", str(mat_path)), dtype=object).reshape(-1)
-        if parts.size != NUM_PARTITIONS:
-            raise DatasetError(f"{mat_path}: expected {NUM_PARTITIONS} partitions, found {parts.size}")
-        where = f"{mat_path} partion_attribute[{partition}]"
-        idx = {s: one_based_index(struct_get(parts[partition], s, where), n, where) for s in ("train", "val", "test")}
-        idx["trainval"] = np.concatenate([idx["train"], idx["val"]])
+        idx = partition_indices(peta, "partion_attribute", partition, NUM_PARTITIONS, n, str(mat_path))
         image_dir = self.root / "images"
         for split in ("train", "val", "trainval", "test"):
             rows = idx[split].tolist()

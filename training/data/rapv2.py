@@ -15,30 +15,26 @@ from pathlib import Path
 
 import numpy as np
 
-from clear_sdk.schema import load_schema
-
 from ._common import (
     binary_labels,
     cellstr,
     check_names,
-    load_mat,
     make_records,
+    mat_struct,
     one_based_index,
+    partition_indices,
     spot_check_images,
     struct_get,
 )
 from .base import DatasetError, PARDataset, register_dataset
 
-_SCHEMA = load_schema("rapv2")
 NUM_PARTITIONS = 5
 
 
 @register_dataset("rapv2")
 class RAPv2(PARDataset):
     name = "rapv2"
-    attributes = _SCHEMA.attributes
-    groups = _SCHEMA.groups
-    homepage = _SCHEMA.meta["homepage"]
+    schema = "rapv2"
 
     def __init__(self, root: str | Path, partition: int = 0) -> None:
         if partition not in range(NUM_PARTITIONS):
@@ -48,17 +44,14 @@ class RAPv2(PARDataset):
         self.require("RAP_annotation.mat", "RAP_dataset")
         mat_path = self.root / "RAP_annotation.mat"
         where = str(mat_path)
-        mat = load_mat(mat_path)
-        if "RAP_annotation" not in mat:
-            raise DatasetError(f"{mat_path}: no variable 'RAP_annotation'; is this RAPv2's annotation file?")
-        ann = mat["RAP_annotation"]
+        ann = mat_struct(mat_path, "RAP_annotation", "RAPv2")
         names = cellstr(struct_get(ann, "name", where))
         raw_names = cellstr(struct_get(ann, "attribute", where))
         data = np.asarray(struct_get(ann, "data", where))
         if data.shape != (len(names), len(raw_names)):
             raise DatasetError(f"{mat_path}: data has shape {data.shape}, expected ({len(names)}, {len(raw_names)})")
         selected = one_based_index(struct_get(ann, "selected_attribute", where), len(raw_names), where)
-        order = _SCHEMA.meta["selected_group_order"]
+        order = self.schema_meta["selected_group_order"]
         if selected.size != len(order):
             raise DatasetError(f"{mat_path}: selected_attribute has {selected.size} entries, expected {len(order)}")
         cols = selected[order]
@@ -66,15 +59,9 @@ class RAPv2(PARDataset):
         check_names([raw_names[i] for i in cols], self.attributes, where, aliases={"female": "femal"})
         labels = binary_labels(data[:, cols], f"{mat_path} data", uncertain_as_zero=True)
 
-        parts = np.asarray(struct_get(ann, "partition_attribute", where), dtype=object).reshape(-1)
-        if parts.size != NUM_PARTITIONS:
-            raise DatasetError(f"{mat_path}: expected {NUM_PARTITIONS} partitions, found {parts.size}")
-        pwhere = f"{mat_path} partition_attribute[{partition}]"
-        idx = {
-            s: one_based_index(struct_get(parts[partition], f"{s}_index", pwhere), len(names), pwhere)
-            for s in ("train", "val", "test")
-        }
-        idx["trainval"] = np.concatenate([idx["train"], idx["val"]])
+        idx = partition_indices(
+            ann, "partition_attribute", partition, NUM_PARTITIONS, len(names), where, key="{split}_index"
+        )
         image_dir = self.root / "RAP_dataset"
         for split in ("train", "val", "trainval", "test"):
             self.splits[split] = make_records(image_dir, names, labels, idx[split])

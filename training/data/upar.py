@@ -14,12 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from clear_sdk.schema import load_schema
-
 from ._common import spot_check_images
 from .base import DatasetError, PARDataset, Record, register_dataset
 
-_SCHEMA = load_schema("upar")
 TRAIN_CSV = "phase1/annotations/phase1/train/train.csv"
 VAL_CSV = "phase2/annotations/val_gt/val_gt.csv"
 
@@ -27,9 +24,7 @@ VAL_CSV = "phase2/annotations/val_gt/val_gt.csv"
 @register_dataset("upar")
 class UPAR(PARDataset):
     name = "upar"
-    attributes = _SCHEMA.attributes
-    groups = _SCHEMA.groups
-    homepage = _SCHEMA.meta["homepage"]
+    schema = "upar"
 
     def __init__(self, root: str | Path, train_csv: str | None = TRAIN_CSV, val_csv: str | None = VAL_CSV) -> None:
         super().__init__(root)
