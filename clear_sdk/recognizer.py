@@ -11,18 +11,32 @@ Images are decoded and preprocessed by :mod:`clear_sdk.preprocess`, the same cod
 and run through the backend in batches of ``batch_size``. One Recognizer can be shared by several
 threads: ``predict`` and ``embed`` keep all their state in local variables and the backends are
 thread-safe.
+
+Many threads that each send one crop at a time (a video pipeline) leave the backend running batch 1,
+its slowest rate. ``Recognizer(..., micro_batch_ms=5)`` gathers such calls into one backend batch:
+each call waits at most ``micro_batch_ms`` for others to join (a batch closes early once
+``batch_size`` images are in), and each caller gets its own rows back::
+
+    rec = Recognizer("peta-lite0", micro_batch_ms=5)   # share it between threads
+    rec.predict(crop)                                  # from any thread; answers are per caller
+    rec.close()                                        # or: with Recognizer(...) as rec:
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import queue
+import threading
+import time
+import weakref
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
 from typing import Any, Literal
 
 import numpy as np
 
-from clear_sdk.backends import Backend, BackendUnavailable, create_backend
+from clear_sdk.backends import Backend, BackendUnavailable, SessionSettings, create_backend
 from clear_sdk.bundle import Bundle
 from clear_sdk.errors import InputError
 from clear_sdk.preprocess import Preprocessing, load_image, preprocess
@@ -99,13 +113,107 @@ def _as_list(images: Any) -> Sequence[Any]:
     raise TypeError(f"images must be a list of images (paths, bytes, numpy arrays, PIL images), got {type(images)}")
 
 
+class _MicroBatcher:
+    """One worker thread that runs the backend on the images of many concurrent callers at once.
+
+    Written here because no library does in-process request batching for a plain callable (serving
+    frameworks such as Triton or Ray Serve batch at their own network front-end). A call enqueues its
+    preprocessed batch and waits on a Future. The worker takes the first waiting call, then gathers
+    more for up to ``wait_s`` or until ``max_batch`` images are in, runs one backend call on the
+    concatenation and hands each caller its own rows. A call already holding ``max_batch`` images
+    or more runs directly in its own thread.
+    """
+
+    def __init__(self, backend: Backend, max_batch: int, wait_s: float) -> None:
+        self.backend, self.max_batch, self.wait_s = backend, max_batch, wait_s
+        self._queue: queue.SimpleQueue[tuple[np.ndarray, Future] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._closed = False
+        self.batches = 0  # backend calls made, and images in them: how well calls were gathered
+        self.images = 0
+        self._thread = threading.Thread(target=self._loop, name="clear-sdk-micro-batch", daemon=True)
+        self._thread.start()
+
+    def run_images(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        batch = self.backend.check_images(batch)  # a bad array fails its own caller, not the whole batch
+        if batch.shape[0] >= self.max_batch or batch.shape[0] == 0:
+            return self.backend.run_images(batch)
+        fut: Future = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("this Recognizer is closed; create a new one")
+            self._queue.put((batch, fut))
+        return fut.result()
+
+    def _loop(self) -> None:
+        carry: tuple[np.ndarray, Future] | None = None
+        while True:
+            first = carry if carry is not None else self._queue.get()
+            carry = None
+            if first is None:
+                return
+            items, n = [first], len(first[0])
+            deadline = time.monotonic() + self.wait_s
+            stop = False
+            while n < self.max_batch:
+                try:
+                    nxt = self._queue.get(timeout=max(deadline - time.monotonic(), 0.0))
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                if n + len(nxt[0]) > self.max_batch:  # it starts the next batch
+                    carry = nxt
+                    break
+                items.append(nxt)
+                n += len(nxt[0])
+            self._run(items)
+            if stop:
+                return
+
+    def _run(self, items: list[tuple[np.ndarray, Future]]) -> None:
+        try:
+            batch = items[0][0] if len(items) == 1 else np.concatenate([x for x, _ in items])
+            probs, emb = self.backend.run_images(batch)
+        except BaseException as e:  # every waiting caller gets the backend's error
+            for _, fut in items:
+                fut.set_exception(e)
+            return
+        self.batches += 1
+        self.images += len(batch)
+        start = 0
+        for x, fut in items:
+            end = start + len(x)
+            fut.set_result((probs[start:end], None if emb is None else emb[start:end]))
+            start = end
+
+    def stop(self) -> None:
+        """Refuse new calls; the worker answers those already queued, then ends."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._queue.put(None)
+
+    def close(self) -> None:
+        """:meth:`stop`, and wait for the worker to end."""
+        self.stop()
+        self._thread.join()
+
+
 class Recognizer:
     """Pedestrian attribute recognition (and visual embeddings) from a model bundle.
 
     ``backend``: ``"auto"`` (TensorRT when the bundle has an engine for this GPU, else onnxruntime on
-    CUDA when available, else on CPU), ``"onnxruntime"``, ``"tensorrt"``, ``"torch"``, or a
+    CUDA when available, else on CPU), ``"onnxruntime"``, ``"onnxruntime-int8"``,
+    ``"onnxruntime-int8-static"``, ``"tensorrt"``, ``"torch"`` (the training extra's plug-in), or a
     :class:`~clear_sdk.backends.Backend`. ``device``: ``None`` (automatic), ``"cpu"``, ``"cuda[:N]"``.
-    ``threads``: intra-op threads of the backend. ``batch_size``: images per backend call.
+    ``threads``: intra-op threads of the backend (overrides ``settings``). ``settings``: onnxruntime
+    :class:`~clear_sdk.backends.SessionSettings` (default: the measured
+    :data:`~clear_sdk.backends.DEFAULT_SETTINGS`). ``batch_size``: images per backend call.
+    ``micro_batch_ms``: gather calls of fewer than ``batch_size`` images from concurrent threads into
+    one backend batch, each call waiting at most this long for others (``None``: off; see the module
+    docstring). Call :meth:`close` (or use ``with``) to stop its worker thread.
     """
 
     def __init__(
@@ -115,12 +223,22 @@ class Recognizer:
         device: str | None = None,
         batch_size: int = 32,
         threads: int | None = None,
+        settings: SessionSettings | None = None,
+        micro_batch_ms: float | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if micro_batch_ms is not None and not (0 <= micro_batch_ms <= 1000):
+            raise ValueError(f"micro_batch_ms must be between 0 and 1000 (milliseconds), got {micro_batch_ms}")
         self.bundle = Bundle.open(bundle)
-        self.backend: Backend = create_backend(self.bundle, backend, device=device, threads=threads)
+        options = {} if settings is None else {"settings": settings}
+        self.backend: Backend = create_backend(self.bundle, backend, device=device, threads=threads, **options)
         self.batch_size = int(batch_size)
+        self.micro_batch_ms = micro_batch_ms
+        self._batcher = None
+        if micro_batch_ms is not None:
+            self._batcher = _MicroBatcher(self.backend, self.batch_size, micro_batch_ms / 1e3)
+            weakref.finalize(self, self._batcher.stop)  # a Recognizer dropped without close() frees its worker
         names = self.bundle.attribute_names
         self._names = tuple(names)
         self._thresholds = tuple(self.bundle.threshold_vector())
@@ -184,13 +302,35 @@ class Recognizer:
             ok.append(i)
         return out[: len(ok)], ok, failures
 
+    def run_batch(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Preprocessed images float32 [N, 3, H, W] (:meth:`preprocess`) -> (probs [N, A], embedding [N, D] or None).
+
+        The backend's ``run_images``, through the micro-batcher when ``micro_batch_ms`` is set: use this
+        rather than ``backend.run_images`` so that calls from several threads are gathered.
+        """
+        if self._batcher is None:
+            return self.backend.run_images(batch)
+        return self._batcher.run_images(batch)
+
+    def close(self) -> None:
+        """Stop the micro-batching worker (after answering queued calls) and release the backend."""
+        if self._batcher is not None:
+            self._batcher.close()
+        self.backend.close()
+
+    def __enter__(self) -> Recognizer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _run(self, images: Any, color: str, errors: str, want_embedding: bool):
         """Yield (chunk items, ok indices, failures, probs, embedding) per chunk of ``batch_size`` inputs."""
         items = _as_list(images)
         for start in range(0, len(items), self.batch_size):
             chunk = items[start : start + self.batch_size]
             batch, ok, failures = self.preprocess(chunk, color=color, errors=errors)
-            probs, emb = self.backend.run_images(batch)
+            probs, emb = self.run_batch(batch)
             if want_embedding and emb is None:
                 raise BackendUnavailable(self._no_retrieval())
             yield start, chunk, ok, failures, probs, emb

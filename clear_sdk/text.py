@@ -73,6 +73,10 @@ class OnnxTextEncoder:
         self.tokenizer.enable_truncation(max_length=self.n_w)
         self.tokenizer.enable_padding(direction="right", pad_id=pad_id, pad_token=pad_token, length=self.n_w)
 
+        if session_options is None:  # the measured defaults (clear_sdk.backends.onnxruntime, benchmarks/README.md)
+            from clear_sdk.backends.onnxruntime import DEFAULT_TEXT_SETTINGS
+
+            session_options = DEFAULT_TEXT_SETTINGS.session_options()
         try:
             self.session = ort.InferenceSession(
                 str(onnx_path), sess_options=session_options, providers=list(providers or ["CPUExecutionProvider"])

@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from clear_sdk.backends import TensorRTUnavailable, cuda_check, cuda_device_name, cudart, import_tensorrt
+from clear_sdk.backends.base import TensorRTUnavailable
+from clear_sdk.backends.cuda import cuda_check, cuda_device_name, cudart, import_tensorrt
 from clear_sdk.bundle import engine_filename, gpu_slug
 from clear_sdk.errors import ClearSDKError
 from clear_sdk.paths import IMAGE_SUFFIXES, list_images
