@@ -2,15 +2,16 @@
 
 ::
 
-    capture thread per source --(DropOldestQueue: a slow model drops the oldest frame)--+
-    capture thread per source --(DropOldestQueue)---------------------------------------+--> detect + track
-        thread (one detector and one ByteTrack per source) --(bounded, blocking)--> the caller's thread:
-        crops of every source batched into one Recognizer call, aggregated per track, tracks indexed
+    capture thread per source --(DropOldestQueue)--> detect + track thread per source --+
+    capture thread per source --(DropOldestQueue)--> detect + track thread per source --+--(bounded)--> the
+        caller's thread: crops of every source batched into one Recognizer call (:meth:`Pipeline.step`),
+        aggregated per track, tracks indexed
 
-The detection and the recognition stage run in different threads (onnxruntime releases the GIL),
-so two cores are both used; back-pressure from recognition reaches the capture queues, where
-frames are dropped, never memory. Ctrl-C (KeyboardInterrupt) stops cleanly: the open tracks are
-finalised and indexed, and the summary says ``interrupted``.
+Each source has its own detection thread (onnxruntime releases the GIL, so the detectors of two
+cameras run on two cores at once; on 2 cores this measured faster than one detector call on a batch of
+both cameras' tiles, benchmarks/results/video_profile.md). Back-pressure from recognition reaches the
+capture queues, where frames are dropped, never memory. Ctrl-C (KeyboardInterrupt) stops cleanly: the
+open tracks are finalised and indexed, and the summary says ``interrupted``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from clear_sdk.video.detectors import Detector, create_detector
 from clear_sdk.video.indexer import TrackIndexer
 from clear_sdk.video.queues import DropOldestQueue, Empty
 from clear_sdk.video.sources import VideoSource
-from clear_sdk.video.tracking import ByteTracker, TrackBook
+from clear_sdk.video.tracking import ByteTracker, TrackBook, require_supervision
 from clear_sdk.video.types import Frame, TrackedBox
 
 logger = logging.getLogger(__name__)
@@ -83,7 +84,9 @@ class SourceStats:
 
 
 @dataclasses.dataclass
-class _Packet:
+class Packet:
+    """One detected and tracked frame on its way to recognition; ``ended``: track ids that ended with it."""
+
     frame: Frame
     boxes: list[TrackedBox]
     ended: list[int]
@@ -127,6 +130,8 @@ class Pipeline:
             self.detectors = {s.name: create_detector(kind, **opts) for s in self.sources}
         else:
             self.detectors = {s.name: detector() for s in self.sources}
+        if tracker is None:
+            require_supervision()  # its import takes ~1.5 s: here, not in a detection thread with frames waiting
         self._tracker_factory = tracker or (lambda fps: ByteTracker(frame_rate=fps or 10.0))
         self.indexer = TrackIndexer(searcher, run=run) if searcher is not None else None
         self.searcher = searcher
@@ -168,37 +173,32 @@ class Pipeline:
             with self._lock:
                 self._done.add(source.name)
 
-    def _detect(self) -> None:
-        trackers: dict[str, Any] = {}
-        books: dict[str, TrackBook] = {}
-        steps: dict[str, int] = {}  # tracker updates per source: "frames unseen" counts these, as ByteTrack does,
-        # not source frame numbers (a source that drops frames would otherwise end every track on each gap)
+    def _detect(self, source: VideoSource) -> None:
+        """Detect and track one source's frames, in its own thread (one detector and one tracker per source)."""
+        name, q, st = source.name, self._queues[source.name], self.stats[source.name]
+        detector, tracker, book = self.detectors[name], None, None
+        step = -1  # tracker updates: "frames unseen" counts these, as ByteTrack does, not source frame
+        # numbers (a source that drops frames would otherwise end every track at each gap)
         try:
             while not self.stop_event.is_set():
-                got = False
-                for s in self.sources:
-                    try:
-                        frame = self._queues[s.name].get_nowait()
-                    except Empty:
-                        continue
-                    got = True
-                    if s.name not in books:  # the frame rate is known once the source is open
-                        tracker = trackers[s.name] = self._tracker_factory(s.fps or 10.0)
-                        books[s.name] = TrackBook(self.config.max_lost or getattr(tracker, "max_lost", 30))
-                    dets = self.detectors[s.name].detect(frame.image)
-                    boxes = trackers[s.name].update(dets)
-                    self.stats[s.name].detections += len(dets)
-                    steps[s.name] = steps.get(s.name, -1) + 1
-                    ended = books[s.name].update(steps[s.name], [b.track_id for b in boxes])
-                    self._put(_Packet(frame, boxes, ended))
-                if not got:
+                try:
+                    frame = q.get(timeout=0.05)
+                except Empty:
                     with self._lock:
-                        finished = len(self._done) == len(self.sources)
-                    if finished and not any(len(q) for q in self._queues.values()):
+                        finished = name in self._done
+                    if finished and not len(q):  # the capture thread puts its last frame before it is done
                         break
-                    time.sleep(0.002)
-            for name, book in books.items():  # every track still open ends with its stream
-                self._put(_Packet(Frame(name, -1, 0.0, np.zeros((0, 0, 3), np.uint8), 0.0), [], book.close()))
+                    continue
+                if tracker is None:  # the frame rate is known once the source is open
+                    tracker = self._tracker_factory(source.fps or 10.0)
+                    book = TrackBook(self.config.max_lost or getattr(tracker, "max_lost", 30))
+                dets = detector.detect(frame.image)
+                boxes = tracker.update(dets)
+                st.detections += len(dets)
+                step += 1
+                self._put(Packet(frame, boxes, book.update(step, [b.track_id for b in boxes])))
+            if book is not None:  # every track still open ends with its stream
+                self._put(Packet(Frame(name, -1, 0.0, np.zeros((0, 0, 3), np.uint8), 0.0), [], book.close()))
         except BaseException as e:
             self._errors.append(e)
             self.stop_event.set()
@@ -206,18 +206,24 @@ class Pipeline:
             self._put(_END, force=True)
 
     def _put(self, item: Any, force: bool = False) -> None:
+        """Hand ``item`` to the recognition stage, waiting while it is busy (back-pressure).
+
+        Once the run is stopping, a plain item is given up; ``force`` (the end marker) instead makes
+        room by discarding a waiting packet, so that the consumer always learns that this source ended.
+        """
         while True:
             try:
                 self._packets.put(item, timeout=0.1)
                 return
             except queue.Full:
-                if self.stop_event.is_set() and not force:
+                if not self.stop_event.is_set():
+                    continue
+                if not force:
                     return
-                if force:  # make room for the end marker: the consumer is gone or stopping
-                    try:
-                        self._packets.get_nowait()
-                    except queue.Empty:
-                        pass
+                try:
+                    self._packets.get_nowait()
+                except queue.Empty:
+                    pass
 
     # ------------------------------------------------------------------------- recognition stage
     def _recognize(self, jobs: list[tuple[TrackAttributes, np.ndarray, float, Frame, TrackedBox]]) -> None:
@@ -244,7 +250,14 @@ class Pipeline:
                     self.finished[-1]["indexed"] = True
                     self.stats[source].tracks_indexed += 1
 
-    def _handle(self, packets: list[_Packet]) -> None:
+    def step(self, packets: Sequence[Packet]) -> int:
+        """One recognition step over ``packets`` (tracked frames of any sources): returns the crops recognised.
+
+        The crops due in all packets go through the Recognizer together, ``max_batch`` per call, so
+        the crops of several cameras share one batch; then the frames are counted, ``on_frame`` is
+        called, ended tracks are indexed and long ones re-indexed. :meth:`run` calls this with every
+        packet that is ready; call it directly to drive the pipeline without threads.
+        """
         cfg = self.config
         jobs = []
         for p in packets:
@@ -282,6 +295,7 @@ class Pipeline:
                     since = ta.last_indexed_ts if ta.last_indexed_ts is not None else ta.first_ts
                     if ta.last_ts - since >= cfg.reindex_every_s:
                         self.indexer.index(ta, finished=False)
+        return len(jobs)
 
     # ---------------------------------------------------------------------------------------- run
     def run(self) -> dict[str, Any]:
@@ -289,12 +303,14 @@ class Pipeline:
         t0 = time.perf_counter()
         threads = [threading.Thread(target=self._capture, args=(s,), name=f"capture-{s.name}", daemon=True)
                    for s in self.sources]  # fmt: skip
-        threads.append(threading.Thread(target=self._detect, name="detect", daemon=True))
+        threads += [threading.Thread(target=self._detect, args=(s,), name=f"detect-{s.name}", daemon=True)
+                    for s in self.sources]  # fmt: skip
         for t in threads:
             t.start()
         interrupted = False
+        ended = 0  # detection threads that have finished (each sends one end marker)
         try:
-            while True:
+            while ended < len(self.sources):
                 try:
                     first = self._packets.get(timeout=0.1)
                 except queue.Empty:
@@ -305,10 +321,8 @@ class Pipeline:
                         packets.append(self._packets.get_nowait())
                     except queue.Empty:
                         break
-                end = any(p is _END for p in packets)
-                self._handle([p for p in packets if p is not _END])
-                if end:
-                    break
+                ended += sum(p is _END for p in packets)
+                self.step([p for p in packets if p is not _END])
         except KeyboardInterrupt:
             interrupted = True
             logger.info("interrupted: finishing the open tracks")
@@ -318,7 +332,7 @@ class Pipeline:
                 t.join(timeout=5.0)
         if self._errors:
             raise self._errors[0]
-        for name in list(self.tracks):  # Ctrl-C, or the detect thread ended first: close what is open
+        for name in list(self.tracks):  # Ctrl-C, or a detection thread ended first: close what is open
             self._finish(name, list(self.tracks[name]))
         return self.summary(time.perf_counter() - t0, interrupted)
 
