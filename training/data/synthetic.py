@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-from clear_sdk.schema import load_schema
 from clear_sdk.synthetic import (  # re-exported (see the docstring)
     LABELS_FILE,
     META_FILE,
@@ -83,9 +82,7 @@ class SyntheticDataset(PARDataset):
     """
 
     name = "synthetic"
-    attributes = list(SYNTHETIC_ATTRIBUTES)
-    groups = {k: list(v) for k, v in SYNTHETIC_GROUPS.items()}
-    homepage = load_schema("synthetic").meta["homepage"]
+    schema = "synthetic"  # attributes, groups and homepage: the synthetic entry of attributes.json
 
     def __init__(self, root: str | Path, generate: bool = False, config: SyntheticConfig | None = None) -> None:
         super().__init__(root)
