@@ -105,7 +105,7 @@ def run_variant(variant: dict[str, str], paths: list[Path], args, tmp: Path, run
     searcher = AttributeSearcher(args.bundle, index_dir=tmp / f"index-{run_no}")
     rec = Recognizer(args.bundle, threads=int(variant["rec_threads"])) if "rec_threads" in variant else None
     rec = rec or searcher.recognizer
-    rec.backend.run_images = clock.wrap("recognizer model", rec.backend.run_images)
+    rec.run_batch = clock.wrap("recognizer model", rec.run_batch)
     rec.preprocess = clock.wrap("recognizer preprocess", rec.preprocess)
     tiles = tuple(int(v) for v in variant.get("tiles", "2x1").split("x"))
     det_opts = {"conf": 0.1, "tiles": tiles, "threads": int(variant.get("det_threads", 1))}

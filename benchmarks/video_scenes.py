@@ -273,9 +273,10 @@ def _detectors(tuned: dict | None = None) -> dict:
     from clear_sdk.video.detectors import create_detector
 
     out = {
-        "ssdlite 1x1": lambda: create_detector("ssdlite", conf=0.05),
+        "ssdlite 1x1": lambda: create_detector("ssdlite", conf=0.05, tiles=(1, 1)),
         "ssdlite 2x1": lambda: create_detector("ssdlite", conf=0.05, tiles=(2, 1)),
         "ssdlite 3x2": lambda: create_detector("ssdlite", conf=0.05, tiles=(3, 2)),
+        "ssdlite fp32 2x1": lambda: create_detector("ssdlite", precision="fp32", conf=0.05, tiles=(2, 1)),
         "hog": lambda: create_detector("hog", conf=0.0),
         "bgsub": lambda: create_detector("bgsub"),
     }
@@ -573,7 +574,7 @@ def main() -> None:
     p.add_argument("--tune-scenes", type=int, default=4)
     p.add_argument("--test-scenes", type=int, default=4)
     p.add_argument("--attr-scenes", type=int, default=4)
-    p.add_argument("--conf", type=float, default=0.1, help="ssdlite score threshold (the tuned default)")
+    p.add_argument("--conf", type=float, default=None, help="ssdlite score threshold (default: the tuned one)")
     p.add_argument("--hog-conf", type=float, default=0.3)
     p.add_argument("--tiles", default="2x1")
     p.add_argument("--detectors", help="detect: only these (comma-separated names, e.g. 'hog,bgsub')")

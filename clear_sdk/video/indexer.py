@@ -72,17 +72,13 @@ class TrackIndexer:
             "attributes": list(summary["attributes"]),
             "status": "finished" if finished else "active",
         }
-        if item in self.searcher.index:
-            self.searcher.index.remove([item])
-            self.updates += 1
-        else:
-            self.added += 1
-        probs = ta.probabilities.astype(np.float32)[None]
-        if self.has_embedding:
-            self.searcher.add_embeddings(ta.embedding[None], [item], [md], probabilities=probs)
-        else:
-            # A recognition-only bundle: the searcher has no public way to add probabilities alone, so the
-            # best crop is recognised once more (the stored attributes are then that crop's, not the track's).
-            self.searcher.add([ta.best_crop], ids=[item], metadata=[md])
+        replacing = item in self.searcher.index
+        # the track's aggregated probabilities (and mean embedding), not any one crop's: nothing is recognised again;
+        # a growing track replaces its previous item in the same transaction
+        self.searcher.add_probabilities(ta.probabilities.astype(np.float32)[None], [item], [md],
+                                        embeddings=ta.embedding[None] if self.has_embedding else None,
+                                        replace=replacing)  # fmt: skip
+        self.updates += replacing
+        self.added += not replacing
         ta.last_indexed_ts = ta.last_ts
         return item

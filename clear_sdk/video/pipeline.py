@@ -233,7 +233,7 @@ class Pipeline:
             batch, ok, _ = self.recognizer.preprocess([j[1] for j in chunk], errors="skip")
             if not ok:
                 continue
-            probs, emb = self.recognizer.backend.run_images(batch)
+            probs, emb = self.recognizer.run_batch(batch)
             for row, i in enumerate(ok):
                 ta, crop, weight, frame, box = chunk[i]
                 ta.add(probs[row], weight, crop, box.box, frame.timestamp, None if emb is None else emb[row])
