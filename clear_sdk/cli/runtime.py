@@ -132,7 +132,9 @@ def _crop_id(scheme: str, root: Path, f: Path, camera: str | None) -> str:
 def index(
     bundle: Annotated[str, typer.Argument(help="Model bundle folder.")],
     folder: Annotated[str, typer.Argument(help="Folder of person crops (searched recursively).")],
-    index_dir: Annotated[str, typer.Option("--index", help="Index folder (created, or added to).")],
+    index_dir: Annotated[
+        str, typer.Option("--index", help="Index folder (created, or added to), or a Milvus URI / Lite .db file.")
+    ],
     camera: Annotated[str | None, typer.Option(help="Camera id stored with every crop.")] = None,
     backend: Annotated[str, typer.Option(help="auto, onnxruntime, tensorrt or torch.")] = "auto",
     batch: Annotated[int, typer.Option(help="Images per add (each add is committed atomically).")] = 256,
@@ -143,6 +145,10 @@ def index(
             "--camera), path = PATH, absolute = the crop's absolute path."
         ),
     ] = "camera-path",
+    keep_days: Annotated[
+        float | None,
+        typer.Option(help="Retention: after adding, remove items whose timestamp is older than this many days."),
+    ] = None,
 ) -> None:
     """Index a folder of crops for attribute search.
 
@@ -155,6 +161,8 @@ def index(
 
     if batch < 1:
         fail(f"--batch {batch}: pass a positive number of images per add (e.g. 256)")
+    if keep_days is not None and not keep_days > 0:
+        fail(f"--keep-days {keep_days}: pass a positive number of days (e.g. 30)")
     if id_scheme not in ID_SCHEMES:
         fail(f"--id-scheme {id_scheme!r}: choose one of {', '.join(ID_SCHEMES)}")
     root = Path(folder)
@@ -172,7 +180,7 @@ def index(
         else:
             unreadable.append(f"{plain(f)}: the file name is not valid UTF-8, so the index cannot store it; rename it")
     try:
-        searcher = AttributeSearcher(bundle, index_dir=index_dir, backend=backend)
+        searcher = AttributeSearcher(bundle, index=index_dir, backend=backend)
     except (ClearSDKError, FileNotFoundError, ValueError) as e:
         fail(str(e))
     for line in unreadable:
@@ -203,8 +211,11 @@ def index(
                 added += sum(o is not None for o in out)
                 failed += sum(o is None for o in out)
                 bar.update(task, advance=len(chunk))
+            expired = searcher.apply_retention(keep_days) if keep_days is not None else 0
     except (ClearSDKError, ValueError) as e:
         fail(f"{e} ({added} crops of this run were indexed and kept)")
+    if keep_days is not None:
+        say(f"retention: removed {expired} items older than {keep_days:g} days")
     for line in clashes[:20]:
         say(f"not indexed: {line}", err=True)
     say(
@@ -238,7 +249,12 @@ def _new_crops(searcher, chunk: list[tuple[Path, str, str]]) -> tuple[list[tuple
 @app.command()
 def search(
     query: Annotated[str, typer.Argument(help='Attributes, e.g. "female, backpack, long hair" or "man, no hat".')],
-    index_dir: Annotated[str, typer.Option("--index", help="Index folder written by clear-sdk index.")],
+    index_dir: Annotated[
+        str,
+        typer.Option(
+            "--index", help="Index folder written by clear-sdk index, or a Milvus URI / Lite .db (with --bundle)."
+        ),
+    ],
     k: Annotated[int, typer.Option("-k", help="Number of results.")] = 10,
     bundle: Annotated[str | None, typer.Option(help="Bundle (default: the one the index was built with).")] = None,
     scorer: Annotated[
@@ -253,20 +269,25 @@ def search(
 ) -> None:
     """Find people by attributes in an index."""
     from clear_sdk.errors import ClearSDKError
+    from clear_sdk.index import is_milvus_uri
     from clear_sdk.searcher import AttributeSearcher, read_searcher_file
 
+    milvus = is_milvus_uri(index_dir)
     idx = Path(index_dir)
-    if not idx.is_dir():
+    if milvus and bundle is None:
+        fail(f"--index {index_dir} is a Milvus collection: pass the --bundle its items were indexed with")
+    if not milvus and not idx.is_dir():
         fail(f"{index_dir} is not a folder; pass the --index folder that `clear-sdk index` wrote")
     try:
         if bundle is None:
             bundle = read_searcher_file(idx).get("bundle")
             if not isinstance(bundle, str):
                 fail(f"{idx / 'searcher.json'} names no bundle; pass --bundle")
-        with AttributeSearcher(bundle, index_dir=idx, scorer=scorer, verify=True if verify else None) as searcher:
+        extra = {} if milvus else {"verify": True if verify else None}
+        with AttributeSearcher(bundle, index=index_dir if milvus else idx, scorer=scorer, **extra) as searcher:
             hits = searcher.search(query, k=k, where={"camera": camera} if camera else None)
             parsed = searcher.parse(query)
-            corrupt = len(searcher.index.corrupt_ids)
+            corrupt = len(getattr(searcher.index, "corrupt_ids", ()))
     except (ClearSDKError, FileNotFoundError, ValueError) as e:
         fail(str(e))
     if corrupt:
@@ -282,10 +303,30 @@ def search(
         typer.echo(json.dumps({"query": query, "parsed": parsed, "hits": [h.__dict__ for h in hits]}, indent=2))
         return
     table = Table(title=Text(f"{plain(query)}  →  {', '.join(('' if v else 'no ') + n for n, v in parsed.items())}"))
-    for col in ("rank", "id", "score", "camera"):
+    tracks = any(h.metadata.get("track") is not None for h in hits)  # items indexed by `clear-sdk watch`
+    for col in ("rank", "id", "score", "camera", *(("track", "seen") if tracks else ())):
         table.add_column(col)
     for i, h in enumerate(hits, 1):
-        table.add_row(str(i), Text(plain(h.id)), f"{h.score:.4f}", Text(plain(h.metadata.get("camera") or "")))
+        md = h.metadata
+        row = [str(i), Text(plain(h.id)), f"{h.score:.4f}", Text(plain(md.get("camera") or ""))]
+        if tracks:
+            row += [str(md.get("track") if md.get("track") is not None else ""), _time_span(md)]
+        table.add_row(*row)
     console.print(table)
     if grid:
         say(f"grid: {grid}")
+
+
+def _time_span(md: dict) -> str:
+    """When an item was seen: its timestamp, and the track's end when it has one (local time)."""
+    from datetime import datetime
+
+    start, end = md.get("timestamp"), md.get("end")
+    if not isinstance(start, (int, float)):
+        return ""
+    first = datetime.fromtimestamp(start)
+    text = first.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(end, (int, float)) and end > start:
+        last = datetime.fromtimestamp(end)
+        text += " – " + last.strftime("%H:%M:%S" if last.date() == first.date() else "%Y-%m-%d %H:%M:%S")
+    return text
