@@ -39,15 +39,25 @@ TINY = dict(
 RET = RetrievalConfig(embed_dim=16, hidden_dim=24, soft_dim=40)
 
 
+# promptpar-*: CLIP towers shrunk to two narrow layers (the paper-size ones take minutes to build)
+PROMPTPAR_TINY = {
+    "width": 64, "layers": 2, "heads": 2, "embed_dim": 64, "text_width": 32, "text_layers": 1, "text_heads": 2,
+    "context_length": 24, "global_prompts": 2, "regions": 2, "region_prompts": 2,
+}  # fmt: skip
+
+
 def _tiny(name: str, variant: str | None = None, retrieval: bool = True):
-    kw = dict(TINY) if name.startswith("clear") else {"img_size": (112, 64), "num_attrs": 7}
+    kw: dict = {"img_size": (112, 64), "num_attrs": 7}
+    if name.startswith("clear"):
+        kw = dict(TINY)
+    elif name.startswith("promptpar"):
+        kw.update(promptpar=PROMPTPAR_TINY, attribute_names=[f"attr{i}" for i in range(7)])
     return create_model(name, variant=variant, retrieval=RET if retrieval else None, **kw)
 
 
-# every CLEAR config (clear-lite* on its CNN trunk included) in every Table 5 variant, and the baselines
-CASES = [(n, v) for n in list_models("clear*") for v in VARIANTS] + [
-    (n, None) for n in ["resnet50", *list_models("lite*")]
-]
+# every registered model: the CLEAR configs (clear-lite* on its CNN trunk included) in every Table 5
+# variant, every other family (baselines, PromptPAR, whatever is registered next) as it is
+CASES = [(n, v) for n in list_models() for v in (VARIANTS if n.startswith("clear") else [None])]
 
 
 @pytest.mark.parametrize("name,variant", CASES)
