@@ -13,7 +13,6 @@ pytest.importorskip("timm")
 from typer.testing import CliRunner  # noqa: E402
 
 from clear_sdk.cli import app  # noqa: E402
-from clear_sdk.preprocess import load_image, preprocess  # noqa: E402
 from clear_sdk.training.config import load_config  # noqa: E402
 from clear_sdk.training.data import create_dataset  # noqa: E402
 from clear_sdk.training.data.synthetic import SyntheticConfig, generate_synthetic  # noqa: E402
@@ -72,19 +71,27 @@ def test_config_merges_yaml_kwargs_and_overrides(tmp_path) -> None:
     assert load_config("synthetic_tiny").img_size == (112, 56)
 
 
-def test_training_pixels_equal_the_runtime_preprocessing(synthetic_root) -> None:
-    from clear_sdk.training.data import create_dataset
+def test_training_pixels_equal_what_a_recognizer_computes_from_the_exported_bundle(tiny_bundle, tmp_path) -> None:
+    """The pixels the trainer feeds (checkpoint's preprocessing, ImageDataset) are the pixels a Recognizer feeds
+    the exported graph (bundle's manifest, Recognizer.preprocess), on crops that need resizing."""
+    import cv2
 
-    ds = create_dataset("synthetic", synthetic_root)
-    cfg = _cfg(synthetic_root, "unused")
-    from clear_sdk.training.models import create_model
+    from clear_sdk.bundle import Bundle
+    from clear_sdk.recognizer import Recognizer
+    from clear_sdk.training.data.base import Record
 
-    pp = create_model("clear-tiny", img_size=(64, 32), num_attrs=25, **TINY_MODEL).cfg.preprocessing
-    recs = ds.split("test")[:3]
-    tds = ImageDataset(recs, pp, train=False)
-    for i, r in enumerate(recs):
-        np.testing.assert_array_equal(tds[i][0].numpy(), preprocess(load_image(r.path), pp))
-    assert cfg.pad == 10
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, (h, w) in enumerate([(100, 47), (37, 20), (64, 32)]):
+        paths.append(str(tmp_path / f"crop{i}.png"))
+        cv2.imwrite(paths[-1], rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    model, _ = load_checkpoint(Bundle.open(tiny_bundle).checkpoint_path)
+    train_ds = ImageDataset([Record(p, np.zeros(25, np.uint8)) for p in paths], model.cfg.preprocessing, train=False)
+    runtime, ok, failed = Recognizer(tiny_bundle).preprocess(paths)
+    assert ok == [0, 1, 2] and not failed and runtime.shape == (3, 3, 64, 32)
+    for i in range(3):
+        np.testing.assert_array_equal(train_ds[i][0].numpy(), runtime[i])
+    assert np.abs(runtime).max() > 1.0  # normalised with the ImageNet mean/std, not left in [0, 1]
 
 
 def test_augment_pads_crops_and_flips_without_changing_colours() -> None:
