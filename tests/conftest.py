@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 import textwrap
@@ -34,6 +35,22 @@ def run_without_torch():
     return run
 
 
+#: clear-tiny shrunk for tests at 64x32 (one block per stage, narrow): builds and trains in a second.
+#: Random weights: for plumbing, shapes and parity, never for accuracy.
+TINY_CLEAR: dict = {
+    "vit": {"dim": 32, "depth": 1, "num_heads": 2},
+    "swin": {"dims": [8, 16, 32, 64], "depths": [1, 1, 1, 1], "num_heads": [1, 2, 2, 4], "out_dim": 32},
+    "fusion_dim": 16,
+    "fusion_heads": 2,
+}
+
+
+@pytest.fixture
+def tiny_model_kwargs() -> dict:
+    """``model_kwargs`` of the tests' clear-tiny (a fresh copy: a test may change it)."""
+    return copy.deepcopy(TINY_CLEAR)
+
+
 @pytest.fixture
 def shared_data() -> Path:
     """../shared/data beside the checkout (CI has it; a user's clone does not)."""
@@ -50,7 +67,7 @@ def tiny_bundle(tmp_path_factory) -> Path:
 
     from clear_sdk.description import template_for
     from clear_sdk.export.bundle_writer import export_bundle
-    from clear_sdk.training.data.synthetic import SYNTHETIC_ATTRIBUTES, SYNTHETIC_GROUPS
+    from clear_sdk.synthetic import SYNTHETIC_ATTRIBUTES, SYNTHETIC_GROUPS
     from clear_sdk.training.models import RetrievalConfig, create_model, save_checkpoint
     from clear_sdk.training.text_encoder import TextEncoder
 
@@ -62,10 +79,7 @@ def tiny_bundle(tmp_path_factory) -> Path:
         img_size=(64, 32),
         num_attrs=len(SYNTHETIC_ATTRIBUTES),
         attribute_names=SYNTHETIC_ATTRIBUTES,
-        vit={"dim": 32, "depth": 1, "num_heads": 2},
-        swin={"dims": (8, 16, 32, 64), "depths": (1, 1, 1, 1), "num_heads": (1, 2, 2, 4), "out_dim": 32},
-        fusion_dim=16,
-        fusion_heads=2,
+        **TINY_CLEAR,
     )
     enc = TextEncoder.from_pretrained("minilm")
     model.add_retrieval(RetrievalConfig(embed_dim=16, hidden_dim=32, soft_dim=enc.soft_dim))

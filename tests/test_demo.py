@@ -14,15 +14,8 @@ from typer.testing import CliRunner  # noqa: E402
 from clear_sdk import Recognizer  # noqa: E402
 from clear_sdk.cli import app  # noqa: E402
 
-TINY = {
-    "vit": {"dim": 32, "depth": 1, "num_heads": 2},
-    "swin": {"dims": [8, 16, 32, 64], "depths": [1, 1, 1, 1], "num_heads": [1, 2, 2, 4], "out_dim": 32},
-    "fusion_dim": 16,
-    "fusion_heads": 2,
-}
 
-
-def test_demo_trains_exports_recognises_and_searches(tmp_path, monkeypatch) -> None:
+def test_demo_trains_exports_recognises_and_searches(tmp_path, monkeypatch, tiny_model_kwargs) -> None:
     import clear_sdk.cli.demo as demo
 
     monkeypatch.setattr(
@@ -41,7 +34,7 @@ def test_demo_trains_exports_recognises_and_searches(tmp_path, monkeypatch) -> N
         "--set",
         "img_size=[64, 32]",
         "--set",
-        f"model_kwargs={json.dumps(TINY)}",
+        f"model_kwargs={json.dumps(tiny_model_kwargs)}",
     ]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output

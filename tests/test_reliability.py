@@ -31,48 +31,14 @@ from clear_sdk.preprocess import load_image
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    """A tiny exported bundle with the retrieval stage and text encoder, and 8 synthetic crops."""
-    torch = pytest.importorskip("torch")
-    pytest.importorskip("timm")
-    from clear_sdk.description import template_for
-    from clear_sdk.export.bundle_writer import export_bundle
-    from clear_sdk.training.data.synthetic import (
-        SYNTHETIC_ATTRIBUTES,
-        SYNTHETIC_GROUPS,
-        SyntheticConfig,
-        generate_synthetic,
-    )
-    from clear_sdk.training.models import RetrievalConfig, create_model, save_checkpoint
-    from clear_sdk.training.text_encoder import TextEncoder
+def env(tmp_path_factory, tiny_bundle):
+    """The shared tiny bundle (conftest: retrieval stage and text encoder), and 8 synthetic crops."""
+    pytest.importorskip("torch")
+    from clear_sdk.synthetic import SYNTHETIC_ATTRIBUTES, SyntheticConfig, generate_synthetic
 
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
     names = list(SYNTHETIC_ATTRIBUTES)
     root = tmp_path_factory.mktemp("reliability")
-    enc = TextEncoder.from_pretrained("minilm")
-    model = create_model(
-        "clear-tiny",
-        img_size=(64, 32),
-        num_attrs=len(names),
-        attribute_names=names,
-        vit={"dim": 32, "depth": 1, "num_heads": 2},
-        swin={"dims": (8, 16, 32, 64), "depths": (1, 1, 1, 1), "num_heads": (1, 2, 2, 4), "out_dim": 32},
-        fusion_dim=16,
-        fusion_heads=2,
-    )
-    model.add_retrieval(RetrievalConfig(embed_dim=16, hidden_dim=32, soft_dim=enc.soft_dim))
-    model.eval()
-    ckpt = save_checkpoint(
-        model,
-        root / "ckpt" / "best.safetensors",
-        extra={
-            "dataset": {"name": "synthetic", "attributes": names, "groups": SYNTHETIC_GROUPS},
-            "text_encoder": enc.config.to_dict(),
-            "description_template": template_for(names).to_dict(),
-        },
-    )
-    bundle = export_bundle(ckpt, root / "bundle", simplify=False)
+    bundle = tiny_bundle
     gallery = generate_synthetic(
         root / "gallery", SyntheticConfig(num_identities=4, images_per_identity=2, image_size=(64, 32), seed=5)
     )

@@ -22,13 +22,6 @@ from clear_sdk.training.trainer import evaluate, resolve_checkpoint, train  # no
 
 torch.set_num_threads(1)
 
-TINY_MODEL = {
-    "vit": {"dim": 32, "depth": 1, "num_heads": 2},
-    "swin": {"dims": [8, 16, 32, 64], "depths": [1, 1, 1, 1], "num_heads": [1, 2, 2, 4], "out_dim": 32},
-    "fusion_dim": 16,
-    "fusion_heads": 2,
-}
-
 
 @pytest.fixture(scope="module")
 def synthetic_root(tmp_path_factory):
@@ -37,13 +30,19 @@ def synthetic_root(tmp_path_factory):
     return root
 
 
-def _cfg(root, out, **kw):
+@pytest.fixture
+def make_cfg(tiny_model_kwargs):
+    """A TrainConfig for the tests' clear-tiny on a synthetic root: make_cfg(root, out, **overrides)."""
+    return lambda root, out, **kw: _cfg(root, out, tiny_model_kwargs, **kw)
+
+
+def _cfg(root, out, model_kwargs, **kw):
     base = dict(
         dataset="synthetic",
         root=str(root),
         model="clear-tiny",
         img_size=(64, 32),
-        model_kwargs=TINY_MODEL,
+        model_kwargs=model_kwargs,
         out=str(out),
         epochs=2,
         batch_size=16,
@@ -104,9 +103,9 @@ def test_augment_pads_crops_and_flips_without_changing_colours() -> None:
     assert set(z.unique().tolist()) <= set(x.unique().tolist()) | {0.0}
 
 
-def test_two_stage_training_checkpoints_eval_and_resume(synthetic_root, tmp_path) -> None:
+def test_two_stage_training_checkpoints_eval_and_resume(synthetic_root, tmp_path, make_cfg) -> None:
     out = tmp_path / "run"
-    summary = train(_cfg(synthetic_root, out), progress=False)
+    summary = train(make_cfg(synthetic_root, out), progress=False)
     for name in ("par_best", "par_last", "best"):
         assert (out / f"{name}.safetensors").is_file() and (out / f"{name}.json").is_file()
     assert json.loads((out / "config.json").read_text())["epochs"] == 2
@@ -127,12 +126,12 @@ def test_two_stage_training_checkpoints_eval_and_resume(synthetic_root, tmp_path
     # resume continues from the saved epoch instead of starting over
     history = json.loads((out / "history_par.json").read_text())
     assert [h["epoch"] for h in history] == [0, 1]
-    train(_cfg(synthetic_root, out, epochs=3, stage="par", resume=True), progress=False)
+    train(make_cfg(synthetic_root, out, epochs=3, stage="par", resume=True), progress=False)
     history = json.loads((out / "history_par.json").read_text())
     assert [h["epoch"] for h in history] == [2]
 
 
-def test_cli_train_eval_and_errors(synthetic_root, tmp_path) -> None:
+def test_cli_train_eval_and_errors(synthetic_root, tmp_path, tiny_model_kwargs) -> None:
     runner = CliRunner()
     out = tmp_path / "cli"
     args = [
@@ -154,7 +153,7 @@ def test_cli_train_eval_and_errors(synthetic_root, tmp_path) -> None:
         "--set",
         "img_size=[64, 32]",
         "--set",
-        f"model_kwargs={json.dumps(TINY_MODEL)}",
+        f"model_kwargs={json.dumps(tiny_model_kwargs)}",
         "--json",
     ]
     res = runner.invoke(app, args)
@@ -219,13 +218,13 @@ def test_collapse_guard_fires_on_a_collapsed_embedding_and_stays_quiet_on_a_heal
 
 
 @pytest.mark.parametrize("form", ["hard", "hard+soft"])
-def test_stage2_query_forms_log_branches_and_flag_collapse(synthetic_root, tmp_path, form) -> None:
+def test_stage2_query_forms_log_branches_and_flag_collapse(synthetic_root, tmp_path, form, make_cfg) -> None:
     from clear_sdk.training.losses import collapsed_margin_loss
 
     out = tmp_path / form
-    train(_cfg(synthetic_root, out, stage="par", epochs=1), progress=False)
+    train(make_cfg(synthetic_root, out, stage="par", epochs=1), progress=False)
     kw = dict(stage="retrieval", retrieval_epochs=2, query_form=form, max_classes_per_step=8)
-    train(_cfg(synthetic_root, out, **kw), progress=False)
+    train(make_cfg(synthetic_root, out, **kw), progress=False)
     history = json.loads((out / "history_retrieval.json").read_text())
     n_classes = len(np.unique(create_dataset("synthetic", synthetic_root).labels("train"), axis=0))
     branches = ["hard"] if form == "hard" else ["hard", "soft"]
@@ -242,6 +241,6 @@ def test_stage2_query_forms_log_branches_and_flag_collapse(synthetic_root, tmp_p
     result = evaluate(out, "synthetic", synthetic_root, split="test")
     assert result["collapse"]["collapsed"] == int(result["collapse"]["max_mean_cosine"] > 0.95)
     # a rate that sends every embedding one way: the epochs are flagged, and the history says why
-    train(_cfg(synthetic_root, out, **{**kw, "retrieval_lr": 3.0}), progress=False)
+    train(make_cfg(synthetic_root, out, **{**kw, "retrieval_lr": 3.0}), progress=False)
     flagged = json.loads((out / "history_retrieval.json").read_text())
     assert all(h["collapsed"] and h["reasons"] for h in flagged)
