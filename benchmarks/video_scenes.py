@@ -442,6 +442,34 @@ def _rss_mb() -> float:
     return 0.0
 
 
+def write_memory(out: dict, series: list[dict], args) -> None:
+    """results/video_memory.json (RSS and counters every 5 s) and video_memory.png (the plot)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    res = ROOT / "benchmarks" / "results"
+    meta = {k: v for k, v in out.items() if k != "rss_mb"}
+    meta["load_average_at_end"] = os.getloadavg()
+    meta["nice"] = os.nice(0)
+    (res / "video_memory.json").write_text(json.dumps({"command": "python " + " ".join(sys.argv), **meta,
+                                                        "series": series}, indent=2))  # fmt: skip
+    t = [x["t"] / 60 for x in series]
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    ax.plot(t, [x["rss_mb"] for x in series], label="RSS (MB)")
+    ax.set_xlabel("minutes")
+    ax.set_ylabel("RSS MB")
+    ax2 = ax.twinx()
+    ax2.plot(t, [x["tracks_indexed"] for x in series], color="tab:orange", label="tracks indexed")
+    ax2.set_ylabel("tracks indexed")
+    g = out.get("rss_growth_mb")
+    ax.set_title(f"two cameras, 10 fps each: RSS growth after warm-up {g} MB", fontsize=10)
+    fig.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(res / "video_memory.png", dpi=110)
+
+
 def run_pipeline(args, report: dict, key: str, seconds: float | None, live: bool) -> None:
     """Two cameras in one process: full speed from files (throughput), or paced at 10 fps (live, memory)."""
     import tempfile
@@ -470,13 +498,19 @@ def run_pipeline(args, report: dict, key: str, seconds: float | None, live: bool
     pipe = Pipeline(
         srcs, searcher.recognizer, "ssdlite", detector_options={"conf": args.conf, "tiles": tiles}, searcher=searcher
     )
-    rss = []
+    rss, series = [], []
     done = threading.Event()
 
     def sample() -> None:
         t0 = time.perf_counter()
         while not done.wait(5.0):
-            rss.append((round(time.perf_counter() - t0, 1), round(_rss_mb(), 1)))
+            t, mb = round(time.perf_counter() - t0, 1), round(_rss_mb(), 1)
+            rss.append((t, mb))
+            st = pipe.stats.values()
+            series.append({"t": t, "rss_mb": mb, "frames_processed": sum(x.frames_processed for x in st),
+                           "frames_dropped": sum(x.frames_dropped for x in st),
+                           "tracks_indexed": sum(x.tracks_indexed for x in st),
+                           "open_tracks": sum(len(v) for v in pipe.tracks.values())})  # fmt: skip
             if seconds and time.perf_counter() - t0 >= seconds:
                 pipe.stop()
 
@@ -495,7 +529,13 @@ def run_pipeline(args, report: dict, key: str, seconds: float | None, live: bool
     if len(rss) >= 3:  # growth after warm-up: from the sample at ~1/6 of the run to the end
         first = rss[max(1, len(rss) // 6)][1]
         out["rss_growth_mb"] = round(rss[-1][1] - first, 1)
+        after = np.asarray(rss[max(1, len(rss) // 6) :], np.float64)
+        slope = float(np.polyfit(after[:, 0], after[:, 1], 1)[0] * 60)
+        out["rss_after_warmup_mb"] = {"min": float(after[:, 1].min()), "max": float(after[:, 1].max()),
+                                      "slope_mb_per_min": slope}  # fmt: skip
     searcher.close()
+    if key == "memory":
+        write_memory(out, series, args)
     print(key, json.dumps({k: v for k, v in out.items() if k != "rss_mb"}), flush=True)
     report[key] = out
 

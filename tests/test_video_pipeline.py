@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from clear_sdk import AttributeSearcher, Recognizer
 from clear_sdk.video import Pipeline, PipelineConfig, VideoSource
-from clear_sdk.video.types import Detection
+from clear_sdk.video.pipeline import Packet
+from clear_sdk.video.types import Detection, Frame, TrackedBox
 
 FPS = 10.0
 
@@ -110,6 +111,60 @@ def test_two_cameras_share_one_batched_recognizer_and_index_tracks(tiny_bundle, 
         assert isinstance(md["track"], int) and isinstance(md["attributes"], list)
     hits = searcher.search("Female, Backpack", k=3, where={"camera": "lobby"})
     assert len(hits) == 3 and all(h.metadata["camera"] == "lobby" for h in hits)
+    searcher.close()
+
+
+def test_one_step_puts_the_crops_of_two_cameras_in_one_recognizer_batch(tiny_bundle, street):
+    """The batching decision, driven directly (no threads, no timing): crops due in packets of two cameras
+    go through one backend call; more than max_batch crops are split; a track is not recognised again
+    within recognize_every frames."""
+    path, truth = street
+    frames = _frames(path)
+    rec = Recognizer(tiny_bundle)
+    calls: list[int] = []
+    run_images = rec.backend.run_images
+    rec.backend.run_images = lambda x: (calls.append(len(x)), run_images(x))[1]
+    sources = [VideoSource(str(path), "gate"), VideoSource(str(path), "lobby")]
+    pipe = Pipeline(sources, rec, lambda: TruthDetector(truth), config=PipelineConfig(recognize_every=3, max_batch=8))
+
+    def packet(camera: str, i: int) -> Packet:
+        people = [p for p in truth[i]["people"] if p["bbox"][3] - p["bbox"][1] >= 32]
+        boxes = [TrackedBox(p["pid"] + 1, tuple(int(v) for v in p["bbox"]), 0.9) for p in people]
+        return Packet(Frame(camera, i, float(i), frames[i], 0.0), boxes, [])
+
+    gate, lobby = packet("gate", 0), packet("lobby", 0)
+    n = len(gate.boxes) + len(lobby.boxes)
+    assert len(gate.boxes) >= 1 and len(lobby.boxes) >= 1 and n <= 8
+    assert pipe.step([gate, lobby]) == n
+    assert calls == [n]  # one Recognizer call for both cameras
+    assert pipe.stats["gate"].crops == len(gate.boxes) and pipe.stats["lobby"].crops == len(lobby.boxes)
+    assert all(ta.crops == 1 for book in pipe.tracks.values() for ta in book.values())
+
+    calls.clear()
+    assert pipe.step([packet("gate", 1), packet("lobby", 1)]) == 0 and calls == []  # too soon for the same tracks
+    many = [packet(cam, i) for i in (3, 6) for cam in ("gate", "lobby")]
+    due = sum(len(p.boxes) for p in many)
+    assert due > 8 and pipe.step(many) == due
+    assert sum(calls) == due and max(calls) == 8 and len(calls) == -(-due // 8)  # split at max_batch
+    assert pipe.stats["gate"].frames_processed == pipe.stats["lobby"].frames_processed == 4
+
+
+def test_a_track_id_given_again_after_its_track_ended_is_a_new_item(tiny_bundle, street, tmp_path):
+    """ByteTrack may hand out an id again after our book ended its track: the finished item must stay."""
+    path, truth = street
+    frames = _frames(path)
+    searcher = AttributeSearcher(tiny_bundle, index_dir=tmp_path / "index")
+    pipe = Pipeline([VideoSource(str(path), "gate")], searcher.recognizer, lambda: TruthDetector(truth),
+                    searcher=searcher, config=PipelineConfig(reindex_every_s=0))  # fmt: skip
+    box = TrackedBox(7, tuple(int(v) for v in truth[0]["people"][0]["bbox"]), 0.9)
+    pipe.step([Packet(Frame("gate", 0, 0.0, frames[0], 0.0), [box], [])])
+    pipe.step([Packet(Frame("gate", 1, 0.1, frames[1], 0.0), [], [7])])  # ended: indexed
+    pipe.step([Packet(Frame("gate", 5, 0.5, frames[5], 0.0), [box], [])])  # the same id again
+    pipe.step([Packet(Frame("gate", 6, 0.6, frames[6], 0.0), [], [7])])
+    run = pipe.indexer.run
+    assert sorted(searcher.index.ids) == [f"gate/{run}/t7", f"gate/{run}/t7.1"]
+    spans = sorted((md["timestamp"], md["end"]) for md in searcher.index.get_metadata(searcher.index.ids))
+    assert spans == [(0.0, 0.0), (0.5, 0.5)]
     searcher.close()
 
 

@@ -57,6 +57,7 @@ class TrackAttributes:
     best_ts: float | None = None
     last_crop_frame: int = -(10**9)
     last_indexed_ts: float | None = None
+    segment: int = 0  # > 0: the tracker re-used this id after the track had ended (a new person, or the same later)
 
     def __post_init__(self) -> None:
         self.prob_sum = np.zeros(self.num_attributes, np.float64)

@@ -44,7 +44,11 @@ class TrackIndexer:
         self.updates = 0
 
     def item_id(self, ta: TrackAttributes) -> str:
-        return f"{ta.source}/{self.run}/t{ta.track_id}"
+        return f"{ta.source}/{self.run}/{self._name(ta)}"
+
+    @staticmethod
+    def _name(ta: TrackAttributes) -> str:
+        return f"t{ta.track_id}" if not ta.segment else f"t{ta.track_id}.{ta.segment}"
 
     def index(self, ta: TrackAttributes, finished: bool) -> str | None:
         """Index (or re-index) ``ta``; returns its id, or None for a track with no recognised crop."""
@@ -53,7 +57,7 @@ class TrackIndexer:
         item = self.item_id(ta)
         source = None
         if self.crops_dir is not None:
-            path = self.crops_dir / _safe(ta.source) / f"{self.run}-t{ta.track_id}.jpg"
+            path = self.crops_dir / _safe(ta.source) / f"{self.run}-{self._name(ta)}.jpg"
             path.parent.mkdir(parents=True, exist_ok=True)
             if cv2.imwrite(str(path), ta.best_crop):
                 source = str(path.resolve())

@@ -21,7 +21,7 @@ import logging
 import queue
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -141,6 +141,7 @@ class Pipeline:
         self.embed_dim = int(getattr(searcher, "embedding_dim", 0) or 0) if searcher is not None else 0
         self.stats = {s.name: SourceStats(s.name) for s in self.sources}
         self.tracks: dict[str, dict[int, TrackAttributes]] = {s.name: {} for s in self.sources}
+        self._ended: dict[str, OrderedDict[int, int]] = {s.name: OrderedDict() for s in self.sources}  # id -> segment
         self.finished: deque[dict[str, Any]] = deque(maxlen=100)  # the latest finished tracks, for the summary
         self.stop_event = threading.Event()
         self._queues = {s.name: DropOldestQueue[Frame](self.config.queue_size) for s in self.sources}
@@ -244,6 +245,11 @@ class Pipeline:
             ta = self.tracks[source].pop(tid, None)
             if ta is None:
                 continue
+            ended = self._ended[source]
+            ended[tid] = ta.segment
+            ended.move_to_end(tid)
+            while len(ended) > 4096:  # ids re-appear within seconds; remembering the latest few bounds memory
+                ended.popitem(last=False)
             self.finished.append(ta.summary(self.names, self.thresholds) | {"indexed": False})
             if self.indexer is not None and ta.crops >= self.config.min_track_crops:
                 if self.indexer.index(ta, finished=True):
@@ -266,6 +272,9 @@ class Pipeline:
                 ta = book.get(b.track_id)
                 if ta is None:
                     ta = book[b.track_id] = TrackAttributes(f.source, b.track_id, len(self.names), self.embed_dim)
+                    ended = self._ended[f.source]
+                    if b.track_id in ended:  # an id the tracker gives again after its track ended: a new item,
+                        ta.segment = ended[b.track_id] + 1  # not a replacement of the finished one
                     self.stats[f.source].tracks += 1
                 ta.seen(f.timestamp)
                 x1, y1, x2, y2 = b.box
