@@ -11,7 +11,7 @@ open_clip = pytest.importorskip("open_clip")
 
 from clear_sdk.training.models import CheckpointError, create_model, load_checkpoint, save_checkpoint  # noqa: E402
 from clear_sdk.training.models.config import PromptPARConfig  # noqa: E402
-from clear_sdk.training.models.profile import profile_model  # noqa: E402
+from clear_sdk.training.models.model_profile import profile_model  # noqa: E402
 from clear_sdk.training.models.promptpar import region_attention_mask, trainable_fraction  # noqa: E402
 
 torch.set_num_threads(1)

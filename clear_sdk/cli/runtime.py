@@ -38,7 +38,7 @@ def info(
         report["bundle"] = {**b.summary(), "attributes": b.attribute_names, "groups": b.groups}
     if model is not None:
         try:
-            from clear_sdk.training.models.profile import profile_model
+            from clear_sdk.training.models.model_profile import profile_model
         except ImportError as e:
             fail(f"--model needs the training extra ({e.name} is missing): pip install 'clear-sdk[train]'")
         try:
