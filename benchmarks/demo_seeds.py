@@ -65,9 +65,7 @@ def run_seeds(args: argparse.Namespace) -> None:
                 "timings": rep["timings"],
             }
         )
-    agg = {
-        scorer: {m: _spread([r["retrieval"][scorer][m] for r in rows]) for m in METRICS} for scorer in SCORERS
-    }
+    agg = {scorer: {m: _spread([r["retrieval"][scorer][m] for r in rows]) for m in METRICS} for scorer in SCORERS}
     agg["recognition_mA"] = _spread([r["recognition"]["mA"] for r in rows])
     agg["embedding_minus_recognition"] = {
         m: _spread([r["retrieval"]["embedding"][m] - r["retrieval"]["recognition"][m] for r in rows])
