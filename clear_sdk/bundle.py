@@ -61,7 +61,10 @@ ONNX_META_INPUT_SIZE = "clear_sdk.input_size"
 QUERY_FORMS = ("hard+soft", "hard", "soft", "words")
 
 #: Model-file roles a manifest's ``models`` table may name.
-ROLES = ("recognizer", "recognizer_int8", "query", "text", "tokenizer", "checkpoint", "checkpoint_config")
+ROLES = (
+    "recognizer", "recognizer_int8", "recognizer_int8_static", "query", "text", "tokenizer", "checkpoint",
+    "checkpoint_config",
+)  # fmt: skip
 
 _CHUNK = 1 << 20
 

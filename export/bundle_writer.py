@@ -16,7 +16,7 @@ import platform
 import shutil
 import tempfile
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +36,25 @@ from clear_sdk.bundle import (
     sha256_file,
 )
 from clear_sdk.metrics import attribute_metrics
-from clear_sdk.paths import package_versions, resolve_checkpoint
+from clear_sdk.paths import list_images, package_versions, resolve_checkpoint
 from clear_sdk.preprocess import Preprocessing, preprocess_batch
 
-from .onnx_export import ExportError, export_query, export_recognizer, quantize_recognizer_int8
+from .onnx_export import (
+    ExportError,
+    export_query,
+    export_recognizer,
+    quantize_recognizer_int8,
+    quantize_recognizer_int8_static,
+)
 
-__all__ = ["best_thresholds", "export_bundle", "resolve_checkpoint", "val_probabilities"]
+__all__ = [
+    "best_thresholds",
+    "calibration_images",
+    "dataset_evaluator",
+    "export_bundle",
+    "resolve_checkpoint",
+    "val_probabilities",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -90,8 +103,10 @@ def best_thresholds(probs: np.ndarray, labels: np.ndarray, default: float = 0.5)
 def _with_checkpoint_kwargs(val_dataset: Any, meta: Mapping[str, Any]) -> Any:
     """``(name, root)`` completed with the checkpoint's dataset options (PETA colours, annotation path)."""
     trained = meta.get("training") or {}
-    if isinstance(val_dataset, (list, tuple)) and len(val_dataset) == 2 and trained.get("dataset") == val_dataset[0]:
-        return (*val_dataset, dict(trained.get("dataset_kwargs") or {}))
+    same = isinstance(val_dataset, (list, tuple)) and len(val_dataset) in (2, 3) and trained.get("dataset") == val_dataset[0]
+    if same:
+        given = dict(val_dataset[2]) if len(val_dataset) == 3 else {}  # options given here win
+        return (*val_dataset[:2], {**dict(trained.get("dataset_kwargs") or {}), **given})
     return val_dataset
 
 
@@ -133,6 +148,91 @@ def val_probabilities(
         batch, _, _ = preprocess_batch([r.path for r in records[i : i + batch_size]], preprocessing, errors="raise")
         probs.append(sess.run(["probs"], {"image": batch})[0])
     return np.concatenate(probs), ds.labels(split), f"{name}/{split}"
+
+
+# ------------------------------------------------------------------------------------ static int8
+
+#: A measurement of one graph on real data: ``fn(recognizer_onnx_path) -> {"mA": ..., ...}``.
+GraphEvaluator = Callable[[Path], Mapping[str, float]]
+
+
+def _dataset_spec(spec: Sequence[Any] | Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    if isinstance(spec, Mapping):
+        return spec["name"], spec["root"], dict(spec.get("kwargs") or {})
+    if len(spec) not in (2, 3):
+        raise ValueError("a dataset must be (name, root) or (name, root, kwargs)")
+    return spec[0], spec[1], dict(spec[2]) if len(spec) == 3 else {}
+
+
+def calibration_images(
+    source: str | os.PathLike[str] | Sequence[Any] | Mapping[str, Any],
+    preprocessing: Preprocessing,
+    split: str = "train",
+    count: int = 256,
+    seed: int = 0,
+) -> tuple[np.ndarray, str]:
+    """Preprocessed calibration images [N, 3, H, W] and a name for them: ``count`` images drawn with a
+    fixed seed from a folder (``source`` a path) or from a dataset split (``(name, root[, kwargs])``)."""
+    if isinstance(source, (str, os.PathLike)):
+        paths = list_images(source)
+        name = f"folder {Path(source).name}"
+    else:
+        from clear_sdk.training.data import create_dataset
+
+        ds_name, root, kwargs = _dataset_spec(source)
+        paths = [r.path for r in create_dataset(ds_name, root, **kwargs).split(split)]
+        name = f"{ds_name}/{split}"
+    if not paths:
+        raise ValueError(f"no calibration images in {name}: pass a folder of person crops or a non-empty split")
+    rng = np.random.default_rng(seed)
+    pick = sorted(rng.choice(len(paths), min(count, len(paths)), replace=False).tolist())
+    batch, _, _ = preprocess_batch([paths[i] for i in pick], preprocessing, errors="raise")
+    return batch, f"{name}, {len(pick)} images (seed {seed})"
+
+
+def dataset_evaluator(
+    dataset: Sequence[Any] | Mapping[str, Any], names: Sequence[str], pp: Preprocessing, split: str = "val"
+) -> GraphEvaluator:
+    """mA / F1 of a recognizer graph on a labelled split at thresholds 0.5; with ``mA_standard`` over the
+    dataset's standard attributes when the model predicts more (PETA's first 35 of 57 with colours)."""
+
+    def evaluate(graph: Path) -> dict[str, float]:
+        from clear_sdk.training.data import create_dataset
+
+        probs, labels, _ = val_probabilities(graph, pp, names, dataset, split=split)
+        m = attribute_metrics(probs, labels)
+        out = {"mA": float(m["mA"]), "f1": float(m["f1"]), "images": int(len(labels))}
+        ds_name, root, kwargs = _dataset_spec(dataset)
+        standard = len(type(create_dataset(ds_name, root, **kwargs)).attributes)
+        if 0 < standard < len(names):
+            out["mA_standard"] = float(attribute_metrics(probs[:, :standard], labels[:, :standard])["mA"])
+            out["standard_attributes"] = standard
+        return out
+
+    return evaluate
+
+
+def _static_int8(
+    tmp: Path,
+    pp: Preprocessing,
+    source: Any,
+    split: str,
+    count: int,
+    method: str,
+    evaluators: Mapping[str, GraphEvaluator],
+) -> dict[str, Any]:
+    """Write ``recognizer.int8-static.onnx`` and measure it beside the fp32 graph with each evaluator."""
+    calib, described = calibration_images(source, pp, split=split, count=count)
+    q = quantize_recognizer_int8_static(
+        tmp / "recognizer.onnx", tmp / "recognizer.int8-static.onnx", calib, method=method
+    )
+    info = {"method": q["method"], "calibration": described, "qdq_nodes": q["qdq_nodes"], "accuracy": {}}
+    for name, evaluate in evaluators.items():
+        fp32, int8 = evaluate(tmp / "recognizer.onnx"), evaluate(tmp / "recognizer.int8-static.onnx")
+        delta = {k: float(int8[k]) - float(fp32[k]) for k in fp32 if k.startswith(("mA", "f1")) and k in int8}
+        info["accuracy"][name] = {"fp32": dict(fp32), "int8_static": dict(int8), "int8_minus_fp32": delta}
+        logger.info("static int8 on %s: %s", name, delta)
+    return {"info": info, "parity": q["parity_max_abs_vs_fp32"]}
 
 
 # ----------------------------------------------------------------------------------------- bundle
@@ -213,6 +313,13 @@ def export_bundle(
     cpu_int8: bool = False,
     checkpoint_copy: bool = True,
     calibration_split: str = "val",
+    cpu_int8_static: bool = False,
+    int8_dataset: Sequence[Any] | Mapping[str, Any] | None = None,
+    int8_calibration_split: str = "train",
+    int8_calibration_images: int = 256,
+    int8_method: str = "minmax",
+    int8_eval_split: str | None = "val",
+    int8_evaluators: Mapping[str, GraphEvaluator] | None = None,
 ) -> Path:
     """Export ``checkpoint`` into the bundle folder ``out_dir`` and return its path.
 
@@ -222,6 +329,11 @@ def export_bundle(
     (see :func:`best_thresholds`; "train" keeps val unseen for reporting); otherwise every threshold is 0.5.
     ``text=False`` skips ``text.onnx``.
     ``cpu_int8`` adds ``recognizer.int8.onnx`` (dynamic int8 for CPUs; backend ``onnxruntime-int8``).
+    ``cpu_int8_static`` adds ``recognizer.int8-static.onnx`` (static int8 QDQ, for conv trunks; backend
+    ``onnxruntime-int8-static``), calibrated on ``int8_calibration_images`` images of ``int8_dataset``'s
+    ``int8_calibration_split`` (or of the folder ``calib_dir``). Its accuracy beside fp32 on
+    ``int8_dataset``'s ``int8_eval_split`` and with each of ``int8_evaluators`` is recorded in the
+    manifest (``onnx.int8_static.accuracy``).
     ``checkpoint_copy=False`` leaves the torch checkpoint out (a smaller bundle, as the shipped models are;
     the ``torch`` backend then cannot serve it).
     """
@@ -235,6 +347,11 @@ def export_bundle(
         profile_batches(batch_sizes)
         if "int8" in precisions and calib_dir is None:
             raise ValueError("--int8 needs calibration images: pass --calib DIR (a folder of person crops)")
+    if cpu_int8_static and int8_dataset is None and calib_dir is None:
+        raise ValueError(
+            "--cpu-int8-static needs calibration images: pass --dataset NAME --root DIR (its train split) "
+            "or --calib DIR (a folder of person crops)"
+        )
     if calibrate_thresholds and val_dataset is None:
         raise ValueError("--calibrate-thresholds needs a validation split: pass the dataset name and its root")
     if existing := _existing_non_bundle(Path(out_dir)):
@@ -267,6 +384,22 @@ def export_bundle(
             stamp_graph(tmp / "recognizer.int8.onnx", names, pp)
             models["recognizer_int8"] = "recognizer.int8.onnx"
             parity["recognizer_int8_vs_fp32"] = q8["parity_max_abs_vs_fp32"]
+        int8_static = None
+        if cpu_int8_static:
+            evaluators = dict(int8_evaluators or {})
+            source: Any = calib_dir
+            if int8_dataset is not None:
+                source = _with_checkpoint_kwargs(int8_dataset, meta)
+                if int8_eval_split:
+                    name = f"{_dataset_spec(source)[0]}/{int8_eval_split}"
+                    evaluators = {name: dataset_evaluator(source, names, pp, int8_eval_split), **evaluators}
+            q8s = _static_int8(
+                tmp, pp, source, int8_calibration_split, int8_calibration_images, int8_method, evaluators
+            )
+            stamp_graph(tmp / "recognizer.int8-static.onnx", names, pp)
+            models["recognizer_int8_static"] = "recognizer.int8-static.onnx"
+            parity["recognizer_int8_static_vs_fp32"] = q8s["parity"]
+            int8_static = q8s["info"]
         retrieval = None
         embed_dim = soft_dim = None
         if model.retrieval is not None:
@@ -357,7 +490,9 @@ def export_bundle(
             query_form=None if retrieval is None else retrieval.get("query_form"),
             engines=[EngineSpec(**{k: e[k] for k in EngineSpec.__dataclass_fields__ if k in e}) for e in engines],
             info={
-                "model": {"name": cfg.name, "arch": cfg.arch, "variant": cfg.variant, "config": cfg.to_dict()},
+                # the model config once per bundle: in the copied (hashed) checkpoint config, else here
+                "model": {"name": cfg.name, "arch": cfg.arch, "variant": cfg.variant}
+                | ({} if checkpoint_copy else {"config": cfg.to_dict()}),
                 "dataset": (meta.get("dataset") or {}).get("name"),
                 "threshold_calibration": calibration,
                 "onnx": {
@@ -367,6 +502,7 @@ def export_bundle(
                     "dynamic_batch": True,
                     "parity_max_abs": parity,
                     "parity_inputs": "seeded random, batch 1 and 3 (query: 1 and 5)",
+                    **({"int8_static": int8_static} if int8_static else {}),
                 },
                 "source_checkpoint": {
                     "file": ckpt.name,

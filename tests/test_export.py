@@ -268,6 +268,49 @@ def test_cpu_int8_graph_is_written_hashed_and_served(tmp_path, tiny_checkpoint):
     plain = Bundle.open(export_bundle(tiny_checkpoint, tmp_path / "plain", simplify=False, text=False))
     with pytest.raises(BackendUnavailable, match="--cpu-int8"):
         create_backend(plain, "onnxruntime-int8")
+    with pytest.raises(BackendUnavailable, match="--cpu-int8-static"):
+        create_backend(plain, "onnxruntime-int8-static")
+
+
+def test_static_int8_graph_holds_qdq_nodes_is_measured_and_served(tmp_path, tiny_checkpoint):
+    from clear_sdk.backends import create_backend
+    from clear_sdk.export.onnx_export import qdq_node_counts
+
+    data = _csv_dataset(tmp_path / "data")
+    calls = []
+
+    def extra(graph: Path) -> dict[str, float]:  # a second measurement, as benchmarks pass for PA-100K
+        calls.append(graph.name)
+        return {"mA": float(len(graph.name))}
+
+    out = export_bundle(
+        tiny_checkpoint, tmp_path / "b", simplify=False, text=False, cpu_int8_static=True,
+        int8_dataset=("csv", data), int8_calibration_split="val", int8_calibration_images=16,
+        int8_evaluators={"extra": extra},
+    )  # fmt: skip
+    b = Bundle.open(out)
+    path = b.model_path("recognizer_int8_static")
+    assert path.name == "recognizer.int8-static.onnx" and path.name in b.manifest["files"]
+    graph = onnx.load(str(path)).graph
+    counts = qdq_node_counts(path)
+    assert counts["QuantizeLinear"] > 0 and counts["DequantizeLinear"] > 0
+    made_by = {o: n.op_type for n in graph.node for o in n.output}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    assert convs and all(made_by.get(n.input[0]) == "DequantizeLinear" for n in convs)  # int8 activations in
+    assert all(made_by.get(n.input[1]) == "DequantizeLinear" for n in convs)  # and int8 weights
+    info = b.manifest["onnx"]["int8_static"]
+    assert info["qdq_nodes"] == counts and "csv/val, 16 images" in info["calibration"]
+    acc = info["accuracy"]["csv/val"]
+    assert acc["fp32"]["images"] == 24 and 0 <= acc["int8_static"]["mA"] <= 1
+    assert acc["int8_minus_fp32"]["mA"] == pytest.approx(acc["int8_static"]["mA"] - acc["fp32"]["mA"])
+    assert calls == ["recognizer.onnx", "recognizer.int8-static.onnx"]
+    assert info["accuracy"]["extra"]["int8_minus_fp32"]["mA"] == len("-static.int8")
+    x = np.random.default_rng(1).standard_normal((4, 3, 112, 64), dtype=np.float32)
+    q = create_backend(b, "onnxruntime-qdq")
+    assert q.name == "onnxruntime-int8-static" and q.device == "cpu"
+    assert np.abs(q.run_images(x)[0] - create_backend(b, "onnxruntime", device="cpu").run_images(x)[0]).max() < 0.1
+    with pytest.raises(ValueError, match="needs calibration images"):
+        export_bundle(tiny_checkpoint, tmp_path / "c", cpu_int8_static=True)
 
 
 def test_export_bundle_replaces_a_bundle_but_not_other_folders(tmp_path, tiny_checkpoint):

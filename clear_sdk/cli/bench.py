@@ -10,6 +10,8 @@ import gc
 import json
 import os
 import platform
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -55,11 +57,61 @@ def _flops_per_image(bundle: Bundle) -> float | None:
     if ckpt is None:
         return None
     try:  # counting needs torch; a runtime-only install reports no FLOPs
-        from clear_sdk.training.models.profile import profile_config
+        from clear_sdk.training.models.model_profile import profile_config
 
         return float(profile_config(json.loads(ckpt.with_suffix(".json").read_text())["model"])["flops_per_image"])
     except (ImportError, OSError, KeyError, ValueError):
         return None
+
+
+class BusyLoad:
+    """``n`` processes that each keep one core busy (a pure-Python spin), beside a measurement.
+
+    They stand for what shares a deployment's CPU (video decoding, other services), so the contended
+    case is measured on purpose, not by accident. Used as a context manager; the processes are ended
+    by their own ids on exit.
+    """
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self._procs: list[subprocess.Popen] = []
+
+    def __enter__(self) -> BusyLoad:
+        for _ in range(self.n):
+            self._procs.append(subprocess.Popen([sys.executable, "-c", "while True: pass"]))
+        if self.n:
+            time.sleep(0.5)  # let them reach the scheduler before anything is timed
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for p in self._procs:
+            p.kill()
+        for p in self._procs:
+            p.wait()
+        self._procs = []
+
+
+def _loadavg() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def _spread(values: Sequence[float]) -> float:
+    """(max - min) / median of repeated measurements: 0.10 means they disagree by 10 % of their median."""
+    med = float(np.median(values))
+    return float((max(values) - min(values)) / med) if med > 0 else float("inf")
+
+
+def _time_window(backend: Any, x: np.ndarray, seconds: float, min_iters: int) -> list[float]:
+    times: list[float] = []
+    t_start = time.perf_counter()
+    while len(times) < min_iters or time.perf_counter() - t_start < seconds:
+        t = time.perf_counter()
+        backend.run_images(x)
+        times.append(time.perf_counter() - t)
+    return times
 
 
 def bench_backends(
@@ -67,13 +119,29 @@ def bench_backends(
     backends: Sequence[str] = ("onnxruntime", "torch"),
     batch_sizes: Sequence[int] = (1, 8, 32),
     threads: int | None = None,
+    settings: Any = None,
+    repeats: int = 5,
+    seconds: float = 0.6,
+    load: int = 0,
+    spread_limit: float = 0.15,
     warmup: int = 3,
-    min_iters: int = 10,
-    min_seconds: float = 2.0,
+    min_iters: int = 3,
 ) -> dict[str, Any]:
-    """Latency p50/p95/p99, throughput, memory, FLOP efficiency and parity with torch per backend."""
-    from clear_sdk.backends import BackendUnavailable, create_backend
+    """Throughput (median of ``repeats`` interleaved windows, with its spread), latency p50/p95/p99,
+    memory, FLOP efficiency and parity with torch, per backend and batch size.
 
+    Each repeat measures every (batch size, backend) for ``seconds``, the backends in a rotated order,
+    so that drift of the machine hits all of them alike; ratios to torch are taken within a repeat and
+    their median reported. A result whose spread ((max - min) / median over the repeats) exceeds
+    ``spread_limit`` is flagged ``unstable``: too noisy to compare. ``settings`` (a
+    :class:`~clear_sdk.backends.SessionSettings`) configures the onnxruntime backends (default: what
+    ``Recognizer`` uses); ``threads`` overrides their intra-op threads and torch's. ``load`` busy
+    processes run beside the measurement (:class:`BusyLoad`); the load average is recorded.
+    """
+    from clear_sdk.backends import DEFAULT_SETTINGS, BackendUnavailable, create_backend
+
+    if repeats < 1 or seconds <= 0:
+        raise ValueError(f"repeats must be >= 1 and seconds > 0, got {repeats} and {seconds}")
     b = Bundle.open(bundle)
     h, w = b.preprocessing.input_size
     rng = np.random.default_rng(0)
@@ -81,57 +149,102 @@ def bench_backends(
     parity_batch = rng.standard_normal((4, 3, h, w), dtype=np.float32)
     flops = _flops_per_image(b)
     peak = measure_peak_gflops()
-    rows: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
+    live: dict[str, Any] = {}
+    parity: dict[str, float | None] = {}
     reference: np.ndarray | None = None
-    ordered = sorted(backends, key=lambda n: n != "torch")  # torch first: it is the parity reference
+    ordered = sorted(dict.fromkeys(backends), key=lambda n: n != "torch")  # torch first: the parity reference
     for name in ordered:
         try:
-            backend = create_backend(b, name, threads=threads)
-        except (BackendUnavailable, ImportError) as e:
+            backend = create_backend(b, name, threads=threads, **({"settings": settings} if settings else {}))
+        except (BackendUnavailable, ImportError, TypeError) as e:
             skipped[name] = str(e)
             continue
         probs, _ = backend.run_images(parity_batch)
         if name == "torch":
             reference = probs
-        parity = float(np.abs(probs - reference).max()) if reference is not None else None
+        parity[name] = float(np.abs(probs - reference).max()) if reference is not None else None
         for bs in batch_sizes:
-            x = inputs[bs]
             for _ in range(warmup):
-                backend.run_images(x)
-            times: list[float] = []
-            t_start = time.perf_counter()
-            while len(times) < min_iters or time.perf_counter() - t_start < min_seconds:
-                t = time.perf_counter()
-                backend.run_images(x)
-                times.append(time.perf_counter() - t)
-            lat = np.array(times) * 1e3
-            throughput = bs / float(np.median(times))
+                backend.run_images(inputs[bs])
+        live[name] = backend
+    names = list(live)
+    windows: dict[tuple[str, int], list[list[float]]] = {(n, bs): [] for n in names for bs in batch_sizes}
+    with BusyLoad(load):
+        load_before = _loadavg()
+        t0 = time.perf_counter()
+        for r in range(repeats):
+            for bs in batch_sizes:
+                order = names[r % len(names) :] + names[: r % len(names)] if names else []
+                for name in order:
+                    windows[(name, bs)].append(_time_window(live[name], inputs[bs], seconds, min_iters))
+        wall = time.perf_counter() - t0
+        load_after = _loadavg()
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        backend = live[name]
+        for bs in batch_sizes:
+            reps = windows[(name, bs)]
+            per_rep = [bs * len(t) / sum(t) for t in reps]
+            lat = np.concatenate([np.array(t) for t in reps]) * 1e3
+            throughput = float(np.median(per_rep))
+            spread = _spread(per_rep)
             row = {
                 "backend": name,
                 "device": backend.device,
                 "batch_size": bs,
                 "throughput": throughput,
+                "throughput_repeats": per_rep,
+                "spread": spread,
+                "unstable": spread > spread_limit,
                 "p50_ms": float(np.percentile(lat, 50)),
                 "p95_ms": float(np.percentile(lat, 95)),
                 "p99_ms": float(np.percentile(lat, 99)),
-                "iterations": len(times),
+                "iterations": int(len(lat)),
                 "rss_mb": _proc_status("VmRSS"),
                 "peak_rss_mb": _proc_status("VmHWM"),
                 "gpu_mem_mb": _gpu_memory_mb(name),
                 "flops_per_image": flops,
                 "achieved_gflops": flops * throughput / 1e9 if flops else None,
                 "peak_fraction": flops * throughput / 1e9 / peak if flops else None,
-                "parity_max_abs_vs_torch": parity,
+                "parity_max_abs_vs_torch": parity[name],
             }
+            if "torch" in live and name != "torch":  # paired within each repeat
+                torch_reps = [bs * len(t) / sum(t) for t in windows[("torch", bs)]]
+                ratios = [a / t for a, t in zip(per_rep, torch_reps)]
+                row["vs_torch"] = float(np.median(ratios))
+                row["vs_torch_repeats"] = ratios
+                row["vs_torch_spread"] = _spread(ratios)
             rows.append(row)
-        backend.close()
-        del backend
-        gc.collect()
+    described = {n: live[n].describe() for n in names}
+    for name in names:
+        live[name].close()
+    live.clear()
+    gc.collect()
+    unstable = [f"{r['backend']}@{r['batch_size']}" for r in rows if r["unstable"]]
     return {
         "bundle": str(b.path),
         "model": b.model_name,
         "input_size": [h, w],
+        "protocol": {
+            "repeats": repeats,
+            "seconds_per_window": seconds,
+            "interleaved": "each repeat measures every batch size and backend once, backends in rotated order",
+            "throughput": "median over repeats of images / s in each window",
+            "spread": "(max - min) / median over repeats",
+            "spread_limit": spread_limit,
+            "wall_seconds": wall,
+        },
+        "settings": {
+            "requested": {
+                "threads": threads,
+                "onnxruntime": (settings.to_dict() if settings else None),
+            },
+            "backends": described,
+            "onnxruntime_default": DEFAULT_SETTINGS.to_dict(),
+        },
+        "load": {"busy_processes": load, "loadavg_before": load_before, "loadavg_after": load_after},
+        "unstable": unstable,
         "machine": {
             "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(),
@@ -228,10 +341,25 @@ def throughput_plot(report: dict[str, Any], path: str | Path) -> Path:
 def bench_command(
     bundle: Annotated[str, typer.Argument(help="Model bundle folder.")],
     backends: Annotated[
-        str, typer.Option(help="Comma-separated: torch, onnxruntime, onnxruntime-int8, tensorrt.")
+        str,
+        typer.Option(help="Comma-separated: torch, onnxruntime, onnxruntime-int8, onnxruntime-int8-static, tensorrt."),
     ] = "torch,onnxruntime",
     batch_sizes: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1,8,32",
-    threads: Annotated[int | None, typer.Option(help="Intra-op threads per backend (default: all cores).")] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="Intra-op threads of every backend (default: what Recognizer uses).")
+    ] = None,
+    spinning: Annotated[
+        bool | None, typer.Option("--spinning/--no-spinning", help="onnxruntime: idle workers spin-wait.")
+    ] = None,
+    execution_mode: Annotated[str | None, typer.Option(help="onnxruntime: sequential or parallel.")] = None,
+    inter_threads: Annotated[int | None, typer.Option(help="onnxruntime: inter-op threads (parallel mode).")] = None,
+    graph_opt: Annotated[str | None, typer.Option(help="onnxruntime: disable, basic, extended or all.")] = None,
+    repeats: Annotated[int, typer.Option(help="Interleaved repeats of every measurement (median, spread).")] = 5,
+    seconds: Annotated[float, typer.Option(help="Seconds per measurement window.")] = 0.6,
+    load: Annotated[int, typer.Option(help="Busy processes to run beside the measurement (contended CPU).")] = 0,
+    spread_limit: Annotated[
+        float, typer.Option(help="Flag a result whose (max - min) / median over repeats is above this.")
+    ] = 0.15,
     dataset: Annotated[str | None, typer.Option(help="Also measure accuracy per backend on this dataset.")] = None,
     root: Annotated[str | None, typer.Option(help="Dataset folder.")] = None,
     split: Annotated[str, typer.Option(help="Dataset split for accuracy.")] = "test",
@@ -257,8 +385,29 @@ def bench_command(
         fail(f"--threads {threads}: pass a positive number of threads")
     if dataset and not root:
         fail("--dataset needs --root")
+    if repeats < 1 or seconds <= 0 or load < 0:
+        fail(f"--repeats {repeats} / --seconds {seconds} / --load {load}: pass repeats >= 1, seconds > 0, load >= 0")
+    from clear_sdk.backends import DEFAULT_SETTINGS
+
+    changes = {
+        k: v
+        for k, v in (
+            ("spinning", spinning),
+            ("execution_mode", execution_mode),
+            ("inter_op_threads", inter_threads),
+            ("graph_optimization", graph_opt),
+        )
+        if v is not None
+    }
     try:
-        report = bench_backends(bundle, names, sizes, threads=threads)
+        settings = DEFAULT_SETTINGS.replace(**changes) if changes else None
+    except ValueError as e:
+        fail(f"onnxruntime settings: {e}")
+    try:
+        report = bench_backends(
+            bundle, names, sizes, threads=threads, settings=settings, repeats=repeats, seconds=seconds, load=load,
+            spread_limit=spread_limit,
+        )  # fmt: skip
         if dataset:
             report["accuracy"] = []
             for name in names:
@@ -279,14 +428,23 @@ def bench_command(
         typer.echo(json.dumps(report, indent=2))
         return
     peak = report["machine"]["peak_gflops_numpy_sgemm"]
-    t = Table(title=f"{report['model']} {tuple(report['input_size'])}: peak {peak:.0f} GFLOP/s (numpy sgemm)")
-    for col in ("backend", "batch", "img/s", "p50 ms", "p95 ms", "p99 ms", "RSS MB", "% peak", "parity vs torch"):
+    ld = report["load"]
+    title = (
+        f"{report['model']} {tuple(report['input_size'])}: peak {peak:.0f} GFLOP/s (numpy sgemm); "
+        f"{report['protocol']['repeats']} interleaved repeats; {ld['busy_processes']} busy processes, "
+        f"load average {ld['loadavg_before']} -> {ld['loadavg_after']}"
+    )
+    t = Table(title=title)
+    cols = ("backend", "batch", "img/s", "spread", "x torch", "p50 ms", "p95 ms", "p99 ms", "RSS MB", "% peak")
+    for col in (*cols, "parity vs torch"):
         t.add_column(col, justify="right")
     for r in report["results"]:
         t.add_row(
             r["backend"],
             str(r["batch_size"]),
             f"{r['throughput']:.1f}",
+            f"{100 * r['spread']:.0f}%" + (" UNSTABLE" if r["unstable"] else ""),
+            f"{r['vs_torch']:.2f}" if "vs_torch" in r else "-",
             f"{r['p50_ms']:.1f}",
             f"{r['p95_ms']:.1f}",
             f"{r['p99_ms']:.1f}",
@@ -297,6 +455,12 @@ def bench_command(
     console.print(t)
     for name, why in report["skipped"].items():
         say(f"skipped {name}: {why}", err=True)
+    if report["unstable"]:
+        say(
+            f"spread above {100 * spread_limit:.0f}% for {', '.join(report['unstable'])}: too noisy to compare; "
+            "rerun on a quieter machine or with more --repeats",
+            err=True,
+        )
     for acc in report.get("accuracy", []):
         line = f"{acc['backend']}: mA {acc['recognition']['mA']:.4f} F1 {acc['recognition']['f1']:.4f}"
         for scorer, m in acc["retrieval"].items():

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from clear_sdk.cli.app import app, console, fail
+from clear_sdk.cli.app import app, console, dataset_options, fail
 
 
 @app.command()
@@ -22,8 +22,24 @@ def export(
     cpu_int8: Annotated[
         bool, typer.Option(help="Also write recognizer.int8.onnx (dynamic int8 for CPUs; backend onnxruntime-int8).")
     ] = False,
-    dataset: Annotated[str | None, typer.Option(help="Dataset for --calibrate-thresholds.")] = None,
-    root: Annotated[str | None, typer.Option(help="Dataset folder for --calibrate-thresholds.")] = None,
+    cpu_int8_static: Annotated[
+        bool,
+        typer.Option(
+            help="Also write recognizer.int8-static.onnx (static int8 QDQ for conv trunks; backend "
+            "onnxruntime-int8-static), calibrated on --dataset's train split or on --calib DIR."
+        ),
+    ] = False,
+    int8_calibration_images: Annotated[int, typer.Option(help="Static int8: calibration images.")] = 256,
+    int8_calibration_split: Annotated[str, typer.Option(help="Static int8: split to calibrate on.")] = "train",
+    int8_method: Annotated[str, typer.Option(help="Static int8 calibration: minmax, percentile, entropy.")] = "minmax",
+    int8_eval_split: Annotated[
+        str, typer.Option(help="Static int8: split of --dataset on which fp32 and int8 accuracy are recorded.")
+    ] = "val",
+    dataset: Annotated[str | None, typer.Option(help="Dataset for --calibrate-thresholds / --cpu-int8-static.")] = None,
+    root: Annotated[str | None, typer.Option(help="Dataset folder for --dataset.")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Dataset option, e.g. --set annotation=PATH/PETA.mat.")
+    ] = None,
     batch_sizes: Annotated[
         str, typer.Option(help="TensorRT optimisation profile batch sizes, e.g. 1,8,32.")
     ] = "1,8,32",
@@ -46,6 +62,10 @@ def export(
         fail(f"--engine {engine!r}: choose onnx or trt")
     if int8 and not calib:
         fail("--int8 needs --calib DIR: a folder of representative images for calibration")
+    if cpu_int8_static and not ((dataset and root) or calib):
+        fail("--cpu-int8-static needs calibration images: --dataset NAME --root DIR, or --calib DIR")
+    if int8_calibration_images < 1:
+        fail(f"--int8-calibration-images {int8_calibration_images}: pass a positive number")
     if calibrate_thresholds and not (dataset and root):
         fail("--calibrate-thresholds needs --dataset NAME --root DIR (its val split picks the thresholds)")
     try:
@@ -62,14 +82,26 @@ def export(
             calib_dir=calib,
             opset=opset,
             calibrate_thresholds=calibrate_thresholds,
-            val_dataset=(dataset, root) if calibrate_thresholds else None,
+            val_dataset=_dataset(dataset, root, set_) if calibrate_thresholds else None,
             batch_sizes=sizes,
             cpu_int8=cpu_int8,
             checkpoint_copy=with_checkpoint,
             calibration_split=calibration_split,
+            cpu_int8_static=cpu_int8_static,
+            int8_dataset=_dataset(dataset, root, set_) if dataset and root else None,
+            int8_calibration_split=int8_calibration_split,
+            int8_calibration_images=int8_calibration_images,
+            int8_method=int8_method,
+            int8_eval_split=int8_eval_split or None,
         )
     except TensorRTUnavailable as e:
         fail(str(e), code=2)
     except (ClearSDKError, FileNotFoundError, FileExistsError, ValueError, RuntimeError) as e:
         fail(str(e))
     console.print(f"bundle written: [bold]{bundle}[/]")
+
+
+def _dataset(name: str | None, root: str | None, options: list[str] | None) -> tuple:
+    """(name, root) or (name, root, --set options) for the exporter."""
+    opts = dataset_options(options)
+    return (name, root, opts) if opts else (name, root)
