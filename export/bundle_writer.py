@@ -103,7 +103,11 @@ def best_thresholds(probs: np.ndarray, labels: np.ndarray, default: float = 0.5)
 def _with_checkpoint_kwargs(val_dataset: Any, meta: Mapping[str, Any]) -> Any:
     """``(name, root)`` completed with the checkpoint's dataset options (PETA colours, annotation path)."""
     trained = meta.get("training") or {}
-    same = isinstance(val_dataset, (list, tuple)) and len(val_dataset) in (2, 3) and trained.get("dataset") == val_dataset[0]
+    same = (
+        isinstance(val_dataset, (list, tuple))
+        and len(val_dataset) in (2, 3)
+        and trained.get("dataset") == val_dataset[0]
+    )
     if same:
         given = dict(val_dataset[2]) if len(val_dataset) == 3 else {}  # options given here win
         return (*val_dataset[:2], {**dict(trained.get("dataset_kwargs") or {}), **given})
