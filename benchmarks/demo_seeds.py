@@ -40,6 +40,33 @@ def _spread(values: list[float]) -> dict[str, float]:
             "min": float(a.min()), "max": float(a.max())}  # fmt: skip
 
 
+def grid_hits(demo_out: Path, k: int = 5) -> dict[str, dict[str, int]]:
+    """Per scorer: how many of the top-k hits of the demo grid's queries truly match (the grid's green frames).
+
+    The grid's queries name a few attributes each, unlike the full-vector queries of R-1/mAP; read
+    through the runtime on the seed's own bundle and index.
+    """
+    from clear_sdk.cli.demo import DEMO_QUERIES
+    from clear_sdk.searcher import AttributeSearcher
+    from clear_sdk.training.data import create_dataset
+
+    ds = create_dataset("synthetic", demo_out / "data")
+    label_of = {Path(r.path).stem: lab for r, lab in zip(ds.split("test"), ds.labels("test"))}
+    searcher = AttributeSearcher(demo_out / "bundle", index_dir=demo_out / "index")
+    out = {}
+    try:
+        for scorer in SCORERS:
+            right = 0
+            for q in DEMO_QUERIES:
+                wanted = searcher.parse(q)
+                for h in searcher.search(q, k=k, scorer=scorer):
+                    right += all(bool(label_of[h.id][ds.attributes.index(n)]) == v for n, v in wanted.items())
+            out[scorer] = {"right": right, "of": k * len(DEMO_QUERIES)}
+    finally:
+        searcher.close()
+    return out
+
+
 def run_seeds(args: argparse.Namespace) -> None:
     exe = Path(sys.executable).with_name("clear-sdk")
     rows = []
@@ -63,9 +90,11 @@ def run_seeds(args: argparse.Namespace) -> None:
                 "stage2_s": summary["retrieval"]["seconds"],
                 "stage2_best_val": summary["retrieval"]["best_val"],
                 "timings": rep["timings"],
+                "grid_hits": grid_hits(out),
             }
         )
     agg = {scorer: {m: _spread([r["retrieval"][scorer][m] for r in rows]) for m in METRICS} for scorer in SCORERS}
+    agg["grid_hits"] = {s: _spread([r["grid_hits"][s]["right"] for r in rows]) for s in SCORERS}
     agg["recognition_mA"] = _spread([r["recognition"]["mA"] for r in rows])
     agg["embedding_minus_recognition"] = {
         m: _spread([r["retrieval"]["embedding"][m] - r["retrieval"]["recognition"][m] for r in rows])
@@ -86,24 +115,30 @@ def run_seeds(args: argparse.Namespace) -> None:
     results.parent.mkdir(parents=True, exist_ok=True)
     results.with_suffix(".json").write_text(json.dumps(record, indent=2))
     lines = [
-        "| seed | mA | embedding R-1 / mAP | recognition R-1 / mAP | fused R-1 / mAP | stage 1 s | stage 2 s |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| seed | mA | embedding R-1 / mAP | recognition R-1 / mAP | fused R-1 / mAP "
+        "| grid hits right (emb / rec / fused) "
+        "| stage 1 s | stage 2 s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         e, rc, f = (r["retrieval"][s] for s in SCORERS)
         lines.append(
             f"| {r['seed']} | {r['recognition']['mA']:.3f} | {e['R-1']:.3f} / {e['mAP']:.3f} | "
-            f"{rc['R-1']:.3f} / {rc['mAP']:.3f} | {f['R-1']:.3f} / {f['mAP']:.3f} | {r['stage1_s']:.0f} | "
+            f"{rc['R-1']:.3f} / {rc['mAP']:.3f} | {f['R-1']:.3f} / {f['mAP']:.3f} | "
+            f"{' / '.join(str(r['grid_hits'][s]['right']) for s in SCORERS)} of {r['grid_hits']['fused']['of']} | "
+            f"{r['stage1_s']:.0f} | "
             f"{r['stage2_s']:.0f} |"
         )
 
     def ms(d: dict[str, float]) -> str:
         return f"{d['mean']:.3f} ± {d['std']:.3f}"
 
+    grid_mean = " / ".join(f"{agg['grid_hits'][s]['mean']:.1f}" for s in SCORERS)
     lines.append(
         f"| mean ± sd | {ms(agg['recognition_mA'])} | {ms(agg['embedding']['R-1'])} / {ms(agg['embedding']['mAP'])} | "
         f"{ms(agg['recognition']['R-1'])} / {ms(agg['recognition']['mAP'])} | "
-        f"{ms(agg['fused']['R-1'])} / {ms(agg['fused']['mAP'])} | | |"
+        f"{ms(agg['fused']['R-1'])} / {ms(agg['fused']['mAP'])} | "
+        f"{grid_mean} | | |"
     )
     d = agg["embedding_minus_recognition"]
     lines.append(
