@@ -111,6 +111,8 @@ def run_seeds(args: argparse.Namespace) -> None:
         "rows": rows,
         "summary": agg,
     }
+    if args.stage2_time:  # the quiet stage-2 measurement of time-stage2, kept beside the seeds it is about
+        record["stage2_quiet"] = json.loads(Path(args.stage2_time).read_text())
     results = Path(args.results)
     results.parent.mkdir(parents=True, exist_ok=True)
     results.with_suffix(".json").write_text(json.dumps(record, indent=2))
@@ -145,6 +147,13 @@ def run_seeds(args: argparse.Namespace) -> None:
         f"\nembedding − recognition: R-1 {ms(d['R-1'])} (min {d['R-1']['min']:+.3f}), "
         f"mAP {ms(d['mAP'])} (min {d['mAP']['min']:+.3f})"
     )
+    if args.stage2_time:
+        t = record["stage2_quiet"]
+        lines.append(
+            f"\nstage 2 alone, quiet machine, {t['threads']} threads: {t['total_s']:.0f} s (frozen features "
+            f"{t['features_s']:.0f} s, language model {t['text_encoder_s']:.0f} s, val {t['val_eval_s']:.0f} s, "
+            f"adapter updates and setup {t['adapter_updates_s']:.0f} s)"
+        )
     table = "\n".join(lines)
     results.with_suffix(".md").write_text(f"`{record['command']}`\n\n{table}\n")
     print(table)
@@ -211,6 +220,7 @@ def main() -> None:
     r.add_argument("--set", nargs="*", default=[], help="extra training overrides for every seed")
     r.add_argument("--reuse", action="store_true", help="read a seed's report.json when it exists")
     r.add_argument("--results", required=True)
+    r.add_argument("--stage2-time", default="", help="a time-stage2 result to record beside the seeds")
     t = sub.add_parser("time-stage2", help="stage 2 alone on a demo's stage-1 checkpoint, by phase")
     t.add_argument("--run", required=True, help="a demo's --out folder (data/ and run/par_best.safetensors)")
     t.add_argument("--set", nargs="*", default=[], help="stage-2 overrides, e.g. retrieval_epochs=6")
