@@ -35,14 +35,20 @@ from clear_sdk.cli.bench import BusyLoad, _loadavg, _spread
 from clear_sdk.paths import package_versions
 
 
+#: Pause before each window: the spinning workers of the session measured before must park first,
+#: or they take cores from the next one (which made spinning look free and everything else noisy).
+SETTLE_S = 0.05
+
+
 def grid(full: bool) -> dict[str, SessionSettings]:
     """Threads x spinning (sequential, all optimisations), then one change at a time from the default."""
     out = {}
     for t in (1, 2):
         for spin in (False, True):
             out[f"intra{t}{'-spin' if spin else ''}"] = SessionSettings(intra_op_threads=t, spinning=spin)
+    for us in (100, 1000):
+        out[f"intra2-spin{us}us"] = SessionSettings(intra_op_threads=2, spinning=True, spin_duration_us=us)
     out["default-threads"] = SessionSettings()
-    out["default-threads-spin"] = SessionSettings(spinning=True)
     out["parallel-inter2"] = SessionSettings(intra_op_threads=2, execution_mode="parallel", inter_op_threads=2)
     for level in ("basic", "extended") + (("disable",) if full else ()):
         out[f"opt-{level}"] = SessionSettings(intra_op_threads=2, graph_optimization=level)
@@ -110,6 +116,7 @@ def main() -> None:
                 order = names[r % len(names) :] + names[: r % len(names)]
                 for bs in sizes:
                     for k in order:
+                        time.sleep(SETTLE_S)
                         sess, feed, n, t = sessions[k], inputs[bs], 0, time.perf_counter()
                         while n < 2 or time.perf_counter() - t < args.seconds:
                             sess.run(None, feed)

@@ -59,18 +59,20 @@ class SessionSettings:
     physical core). ``inter_op_threads``: threads running independent operators, used only with
     ``execution_mode="parallel"``. ``spinning``: idle intra-op workers spin-wait for the next
     operator instead of sleeping (``session.intra_op.allow_spinning``; spinning saves microseconds
-    on an idle machine and costs a core on a shared one). ``graph_optimization``: ``disable``,
-    ``basic``, ``extended`` or ``all``.
+    on an idle machine and costs a core on a shared one). ``spin_duration_us``: with spinning, how
+    long a worker spins before it sleeps (``session.intra_op.spin_duration_us``; ``None``:
+    onnxruntime's own spin count). ``graph_optimization``: ``disable``, ``basic``, ``extended`` or ``all``.
     """
 
     intra_op_threads: int | None = None
     inter_op_threads: int = 1
     spinning: bool = False
+    spin_duration_us: int | None = None
     execution_mode: str = "sequential"
     graph_optimization: str = "all"
 
     def __post_init__(self) -> None:
-        for key in ("intra_op_threads", "inter_op_threads"):
+        for key in ("intra_op_threads", "inter_op_threads", "spin_duration_us"):
             v = getattr(self, key)
             if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
                 raise ValueError(f"{key} must be a positive integer, got {v!r}")
@@ -115,15 +117,24 @@ class SessionSettings:
         }[self.graph_optimization]
         opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spinning else "0")
         opts.add_session_config_entry("session.inter_op.allow_spinning", "1" if self.spinning else "0")
+        if self.spinning and self.spin_duration_us is not None:
+            for pool in ("intra_op", "inter_op"):
+                opts.add_session_config_entry(f"session.{pool}.spin_duration_us", str(self.spin_duration_us))
         return opts
 
 
-#: The recognizer graph's defaults (Recognizer, AttributeSearcher's gallery, ``clear-sdk bench``).
+#: The recognizer graph's defaults (Recognizer, AttributeSearcher's gallery, ``clear-sdk bench``): one
+#: intra-op thread per core (onnxruntime's count), no spinning, sequential, every graph optimisation.
+#: In the sweep (benchmarks/results/ort_sweep_recognizer_*.json, 2 cores) this was the most robust
+#: choice: worst case 0.91 (peta-lite0) / 0.84 (demo) of the best setting of each (batch, load)
+#: cell, and the best or within noise of it with 2 busy processes; unbounded spinning gained up to
+#: ~9 % on an idle machine and lost up to 23 % (peta-lite0) / 36 % (demo) under load.
 DEFAULT_SETTINGS = SessionSettings()
-#: query.onnx (AttributeSearcher's query path): a few small matrix products per query, where waking
-#: worker threads costs more than it saves.
-DEFAULT_QUERY_SETTINGS = SessionSettings(intra_op_threads=1)
-#: text.onnx (the frozen language model of the text encoder).
+#: query.onnx (AttributeSearcher's query path): the same; one thread was 0.56-0.68 of the best
+#: (benchmarks/results/ort_sweep_query_demo.json).
+DEFAULT_QUERY_SETTINGS = SessionSettings()
+#: text.onnx (the frozen language model of the text encoder): the same
+#: (benchmarks/results/ort_sweep_text_demo.json: worst case 0.87 of the best, spinning 0.46-0.67).
 DEFAULT_TEXT_SETTINGS = SessionSettings()
 
 

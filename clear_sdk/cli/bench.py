@@ -91,6 +91,11 @@ class BusyLoad:
         self._procs = []
 
 
+#: Pause before each window so that the spin-waiting worker threads of the backend measured before
+#: (onnxruntime with spinning, torch's OpenMP pool) go idle instead of competing with the next one.
+SETTLE_S = 0.05
+
+
 def _loadavg() -> list[float] | None:
     try:
         return [round(v, 2) for v in os.getloadavg()]
@@ -177,6 +182,7 @@ def bench_backends(
             for bs in batch_sizes:
                 order = names[r % len(names) :] + names[: r % len(names)] if names else []
                 for name in order:
+                    time.sleep(SETTLE_S)
                     windows[(name, bs)].append(_time_window(live[name], inputs[bs], seconds, min_iters))
         wall = time.perf_counter() - t0
         load_after = _loadavg()
