@@ -34,7 +34,6 @@ from clear_sdk.bundle import Bundle
 from clear_sdk.cli.bench import BusyLoad, _loadavg, _spread
 from clear_sdk.paths import package_versions
 
-
 #: Pause before each window: the spinning workers of the session measured before must park first,
 #: or they take cores from the next one (which made spinning look free and everything else noisy).
 SETTLE_S = 0.05
