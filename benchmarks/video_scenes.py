@@ -449,7 +449,7 @@ def write_memory(out: dict, series: list[dict], args) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    res = ROOT / "benchmarks" / "results"
+    res = Path(args.out).parent
     meta = {k: v for k, v in out.items() if k != "rss_mb"}
     meta["load_average_at_end"] = os.getloadavg()
     meta["nice"] = os.nice(0)

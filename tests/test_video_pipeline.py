@@ -84,7 +84,7 @@ def test_two_cameras_share_one_batched_recognizer_and_index_tracks(tiny_bundle, 
     sources = [VideoSource(str(path), "gate", start_time=1000.0), VideoSource(str(path), "lobby", start_time=2000.0)]
     seen_frames = []
     pipe = Pipeline(sources, searcher.recognizer, lambda: TruthDetector(truth), searcher=searcher,
-                    config=PipelineConfig(recognize_every=5, reindex_every_s=1.0),
+                    config=PipelineConfig(recognize_every=5, reindex_every_s=1.0, warm_up=False),
                     on_frame=lambda f, boxes, tracks: seen_frames.append((f.source, f.index, len(boxes))))  # fmt: skip
     s = pipe.run()
     people = {p["pid"] for f in truth for p in f["people"]}
