@@ -53,8 +53,8 @@ def test_demo_trains_exports_recognises_and_searches(tmp_path, monkeypatch, tiny
 def test_demo_recipe_fits_its_dataset() -> None:
     """The shipped recipe trains at the size the demo renders, with no pixel or token wasted."""
     from clear_sdk.cli.demo import DEMO_CONFIG, DEMO_DATASET
+    from clear_sdk.synthetic import SyntheticConfig, sample_identities
     from clear_sdk.training.config import load_config
-    from clear_sdk.training.data.synthetic import SyntheticConfig, sample_identities
     from clear_sdk.training.models import create_model
 
     cfg = load_config(DEMO_CONFIG)

@@ -200,7 +200,7 @@ def test_onnx_export_folds_the_text_tower(tmp_path):
 
 @pytest.fixture(scope="module")
 def synthetic_root(tmp_path_factory):
-    from clear_sdk.training.data.synthetic import SyntheticConfig, generate_synthetic
+    from clear_sdk.synthetic import SyntheticConfig, generate_synthetic
 
     root = tmp_path_factory.mktemp("synthetic")
     generate_synthetic(root, SyntheticConfig(num_identities=20, images_per_identity=2, image_size=(64, 32), seed=2))

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from clear_sdk.synthetic import SyntheticConfig, generate_synthetic
 from clear_sdk.training.data import DatasetError, create_dataset
 from clear_sdk.training.data.splits import make_zero_shot_split
-from clear_sdk.training.data.synthetic import SyntheticConfig, generate_synthetic
 
 
 @pytest.fixture(scope="module")

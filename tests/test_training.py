@@ -13,9 +13,9 @@ pytest.importorskip("timm")
 from typer.testing import CliRunner  # noqa: E402
 
 from clear_sdk.cli import app  # noqa: E402
+from clear_sdk.synthetic import SyntheticConfig, generate_synthetic  # noqa: E402
 from clear_sdk.training.config import load_config  # noqa: E402
 from clear_sdk.training.data import create_dataset  # noqa: E402
-from clear_sdk.training.data.synthetic import SyntheticConfig, generate_synthetic  # noqa: E402
 from clear_sdk.training.datasets_torch import ImageDataset, augment  # noqa: E402
 from clear_sdk.training.models import load_checkpoint  # noqa: E402
 from clear_sdk.training.trainer import evaluate, resolve_checkpoint, train  # noqa: E402
