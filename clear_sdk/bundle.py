@@ -50,7 +50,12 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Newest manifest format this code reads and the one the exporter writes.
+#: Newest manifest format this code reads and the one the exporter writes. Migration notes, one per
+#: version: a change that an older reader would misread bumps it, and :meth:`Manifest.from_dict` says
+#: here how a bundle of each older version is read or why it is refused.
+#: - 1: every bundle so far. Optional keys added within 1 (read as absent in older bundles):
+#:   ``retrieval.query_form`` (absent: "hard+soft"), ``models.recognizer_int8_static``,
+#:   ``onnx.int8_static``; ``model.config`` is left out when the bundle copies the checkpoint config.
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 #: ONNX metadata keys in which export records the attribute order and input size inside the graph itself.
@@ -138,6 +143,17 @@ def _bad(manifest: Path, what: str) -> BundleError:
     return BundleError(f"{manifest}: {what}; the manifest is damaged or hand-edited: re-export the bundle")
 
 
+def _known_keys(data: Mapping[str, Any], known: tuple[str, ...], where: str, manifest: Path) -> None:
+    """A key this format does not define is an error naming its path (a typo would otherwise be ignored)."""
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        path = ", ".join(f"{where}.{k}" if where else k for k in unknown)
+        raise BundleError(
+            f"{manifest}: unknown key {path} (format {FORMAT_VERSION} defines {', '.join(known)}); "
+            "it was hand-edited or written by a newer clear-sdk: fix the key, upgrade clear-sdk, or re-export"
+        )
+
+
 def _typed(data: Mapping[str, Any], key: str, typ: type | tuple[type, ...], manifest: Path, default: Any = ...) -> Any:
     """``data[key]`` if it has type ``typ`` (bool is never an int here), else a BundleError naming the key."""
     if key not in data or data[key] is None:
@@ -201,6 +217,10 @@ class EngineSpec:
 
 #: Informational manifest keys: carried as they are, never used to find or run a file.
 _INFO_KEYS = ("model", "dataset", "threshold_calibration", "onnx", "source_checkpoint", "producer")
+_MANIFEST_KEYS = (
+    "format_version", *_INFO_KEYS, "attributes", "groups", "thresholds", "preprocessing", "dims", "outputs",
+    "retrieval", "models", "engines", "files",
+)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -270,6 +290,7 @@ class Manifest:
         version = m.get("format_version")
         if not isinstance(version, int) or isinstance(version, bool) or version < 1:
             raise BundleError(f"{mp}: format_version is {version!r}, not a positive integer; re-export the bundle")
+        _known_keys(m, _MANIFEST_KEYS, "", mp)
 
         files: dict[str, FileEntry] = {}
         for name, entry in _typed(m, "files", dict, mp).items():
@@ -313,6 +334,7 @@ class Manifest:
             raise BundleError(f"{mp}: invalid 'preprocessing' ({e}); re-export the bundle") from e
 
         d = _typed(m, "dims", dict, mp)
+        _known_keys(d, tuple(f.name for f in dataclasses.fields(Dims)), "dims", mp)
         dims = Dims(
             num_attrs=_typed(d, "num_attrs", int, mp, None),
             feature_dim=_typed(d, "feature_dim", int, mp, None),
@@ -348,6 +370,7 @@ class Manifest:
         retrieval = m.get("retrieval") or {}
         if not isinstance(retrieval, dict):
             raise _bad(mp, "'retrieval' is not an object")
+        _known_keys(retrieval, ("description_template", "text_encoder", "query_form"), "retrieval", mp)
         template = retrieval.get("description_template")
         if template is not None and not isinstance(template, dict):
             raise _bad(mp, "retrieval.description_template is not an object")

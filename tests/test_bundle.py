@@ -214,3 +214,21 @@ def test_engines_are_listed_and_hashed(tmp_path):
 def test_gpu_slug():
     assert gpu_slug("NVIDIA GeForce RTX 4090") == "nvidia-geforce-rtx-4090"
     assert gpu_slug("  ") == "unknown-gpu"
+
+
+@pytest.mark.parametrize(
+    "section,key",
+    [(None, "thresholdz"), ("dims", "embed_dims"), ("retrieval", "query_from")],
+)
+def test_unknown_manifest_keys_are_refused_by_their_path(tmp_path, section, key) -> None:
+    root = write_bundle(tmp_path / "b")
+    Bundle.open(root)  # the untouched manifest opens
+    m = json.loads((root / "manifest.json").read_text())
+    target = m if section is None else (m.get(section) or m.setdefault(section, {}))
+    if section is not None:
+        m[section] = target
+    target[key] = 1
+    (root / "manifest.json").write_text(json.dumps(m))
+    path = key if section is None else f"{section}.{key}"
+    with pytest.raises(BundleError, match=rf"unknown key {path} \(format {FORMAT_VERSION} defines"):
+        Bundle.open(root)
