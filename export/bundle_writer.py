@@ -344,20 +344,7 @@ def export_bundle(
     from clear_sdk.training.models import load_checkpoint
 
     precisions = _precisions(engine, fp16, int8)
-    if precisions:  # fail fast, before minutes of export, when TensorRT cannot run here
-        from .tensorrt_build import profile_batches, tensorrt_status
-
-        tensorrt_status()
-        profile_batches(batch_sizes)
-        if "int8" in precisions and calib_dir is None:
-            raise ValueError("--int8 needs calibration images: pass --calib DIR (a folder of person crops)")
-    if cpu_int8_static and int8_dataset is None and calib_dir is None:
-        raise ValueError(
-            "--cpu-int8-static needs calibration images: pass --dataset NAME --root DIR (its train split) "
-            "or --calib DIR (a folder of person crops)"
-        )
-    if calibrate_thresholds and val_dataset is None:
-        raise ValueError("--calibrate-thresholds needs a validation split: pass the dataset name and its root")
+    _check_options(precisions, batch_sizes, calib_dir, cpu_int8_static, int8_dataset, calibrate_thresholds, val_dataset)
     if existing := _existing_non_bundle(Path(out_dir)):
         raise FileExistsError(existing)
 
@@ -397,35 +384,13 @@ def export_bundle(
                 if int8_eval_split:
                     name = f"{_dataset_spec(source)[0]}/{int8_eval_split}"
                     evaluators = {name: dataset_evaluator(source, names, pp, int8_eval_split), **evaluators}
-            q8s = _static_int8(
-                tmp, pp, source, int8_calibration_split, int8_calibration_images, int8_method, evaluators
-            )
-            stamp_graph(tmp / "recognizer.int8-static.onnx", names, pp)
-            models["recognizer_int8_static"] = "recognizer.int8-static.onnx"
-            parity["recognizer_int8_static_vs_fp32"] = q8s["parity"]
-            int8_static = q8s["info"]
-        retrieval = None
-        embed_dim = soft_dim = None
+            calibration_set = (source, int8_calibration_split, int8_calibration_images, int8_method)
+            int8_static = _add_static_int8(tmp, names, pp, calibration_set, evaluators, models, parity)
+        retrieval, embed_dim, soft_dim = None, None, None
         if model.retrieval is not None:
-            q = export_query(model, tmp / "query.onnx", opset=opset, simplify=simplify)
-            parity["query"] = q["parity_max_abs"]
-            outputs["query"] = q["outputs"]
-            models["query"] = "query.onnx"
-            embed_dim = cfg.retrieval.embed_dim
-            soft_dim = cfg.retrieval.soft_dim if cfg.retrieval.uses_text else None  # HA: no soft input
-            retrieval = {"description_template": meta.get("description_template"), "text_encoder": None}
-            if cfg.retrieval.query_form != "hard+soft":  # older readers know only HA+SP: keep the key out then
-                retrieval["query_form"] = cfg.retrieval.query_form
-            if text and meta.get("text_encoder") and cfg.retrieval.uses_text:
-                info = _export_text(meta["text_encoder"], tmp, opset, soft_dim)
-                retrieval["text_encoder"] = info
-                models["text"], models["tokenizer"] = info["onnx"], info["tokenizer"]
-                if "max_abs_diff" in info:
-                    parity["text"] = {"soft_query": info["max_abs_diff"]}
-            elif text and cfg.retrieval.uses_text:
-                logger.warning(
-                    "%s records no text encoder: the bundle has no text.onnx (queries need soft input)", ckpt
-                )
+            retrieval, embed_dim, soft_dim = _export_retrieval(
+                model, meta, tmp, opset, simplify, text, models, outputs, parity, ckpt
+            )
 
         if checkpoint_copy:
             (tmp / "checkpoint").mkdir()
@@ -434,23 +399,12 @@ def export_bundle(
             models["checkpoint"] = "checkpoint/model.safetensors"
             models["checkpoint_config"] = "checkpoint/model.json"
 
-        thresholds = {n: 0.5 for n in names}
-        calibration = None
+        thresholds, calibration = {n: 0.5 for n in names}, None
         if calibrate_thresholds:
-            val_dataset = _with_checkpoint_kwargs(val_dataset, meta)
-            probs, labels, source = val_probabilities(
-                tmp / "recognizer.onnx", pp, names, val_dataset, split=calibration_split
+            dataset = _with_checkpoint_kwargs(val_dataset, meta)
+            thresholds, calibration = _calibrated_thresholds(
+                tmp / "recognizer.onnx", pp, names, dataset, calibration_split
             )
-            thr = best_thresholds(probs, labels)
-            thresholds = {n: float(t) for n, t in zip(names, thr)}
-            calibration = {
-                "source": source,
-                "num_images": int(len(labels)),
-                "criterion": "per-attribute balanced accuracy (TP/P + TN/N) / 2",
-                "mA_at_0.5": attribute_metrics(probs, labels)["mA"],
-                "mA_calibrated": attribute_metrics(probs, labels, thr)["mA"],
-                "note": "both mA values are measured on the split the thresholds were chosen on",
-            }
 
         engines = []
         if precisions:
@@ -465,19 +419,10 @@ def export_bundle(
                     )
                 )
 
-        files = {}
-        for f in sorted(tmp.rglob("*")):
-            if f.is_file() and f.name != MANIFEST_NAME:
-                files[f.relative_to(tmp).as_posix()] = FileEntry(sha256=sha256_file(f), size=f.stat().st_size)
-        text_spec = None
-        if retrieval is not None and retrieval["text_encoder"]:
-            info = dict(retrieval["text_encoder"])
-            # its files are named once, in models.text / models.tokenizer (and hashed in files)
-            info.pop("onnx", None), info.pop("tokenizer", None)
-            text_spec = TextEncoderSpec(
-                n_w=int(info.pop("n_w")), pad_id=info.pop("pad_id", None), pad_token=info.pop("pad_token", None),
-                info=info,
-            )  # fmt: skip
+        files = _hash_files(tmp)
+        text_spec = (
+            _text_spec(retrieval["text_encoder"]) if retrieval is not None and retrieval["text_encoder"] else None
+        )
         spec = Manifest(
             attributes=names,
             preprocessing=pp,
@@ -493,32 +438,7 @@ def export_bundle(
             text_encoder=text_spec,
             query_form=None if retrieval is None else retrieval.get("query_form"),
             engines=[EngineSpec(**{k: e[k] for k in EngineSpec.__dataclass_fields__ if k in e}) for e in engines],
-            info={
-                # the model config once per bundle: in the copied (hashed) checkpoint config, else here
-                "model": {"name": cfg.name, "arch": cfg.arch, "variant": cfg.variant}
-                | ({} if checkpoint_copy else {"config": cfg.to_dict()}),
-                "dataset": (meta.get("dataset") or {}).get("name"),
-                "threshold_calibration": calibration,
-                "onnx": {
-                    "opset": rec["opset"],
-                    "exporter": rec["exporter"],
-                    "simplified": rec["simplified"],
-                    "dynamic_batch": True,
-                    "parity_max_abs": parity,
-                    "parity_inputs": "seeded random, batch 1 and 3 (query: 1 and 5)",
-                    **({"int8_static": int8_static} if int8_static else {}),
-                },
-                "source_checkpoint": {
-                    "file": ckpt.name,
-                    "stage": meta.get("stage"),
-                    "epoch": meta.get("epoch"),
-                    "val": meta.get("val"),
-                },
-                "producer": {
-                    **_versions(("tensorrt",) if engines else ()),
-                    "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                },
-            },
+            info=_info(cfg, meta, ckpt, checkpoint_copy, rec, parity, int8_static, calibration, bool(engines)),
         )
         manifest = spec.to_dict()
         (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n")
@@ -529,6 +449,162 @@ def export_bundle(
         raise
     logger.info("bundle written to %s", out_dir)
     return out_dir
+
+
+def _info(
+    cfg: Any,
+    meta: Mapping[str, Any],
+    ckpt: Path,
+    checkpoint_copy: bool,
+    rec: Mapping[str, Any],
+    parity: Mapping[str, Any],
+    int8_static: Mapping[str, Any] | None,
+    calibration: Mapping[str, Any] | None,
+    engines: bool,
+) -> dict[str, Any]:
+    """The manifest's informational keys: model, dataset, calibration, ONNX export, source checkpoint, producer."""
+    return {
+        # the model config once per bundle: in the copied (hashed) checkpoint config, else here
+        "model": {"name": cfg.name, "arch": cfg.arch, "variant": cfg.variant}
+        | ({} if checkpoint_copy else {"config": cfg.to_dict()}),
+        "dataset": (meta.get("dataset") or {}).get("name"),
+        "threshold_calibration": calibration,
+        "onnx": {
+            "opset": rec["opset"],
+            "exporter": rec["exporter"],
+            "simplified": rec["simplified"],
+            "dynamic_batch": True,
+            "parity_max_abs": parity,
+            "parity_inputs": "seeded random, batch 1 and 3 (query: 1 and 5)",
+            **({"int8_static": int8_static} if int8_static else {}),
+        },
+        "source_checkpoint": {
+            "file": ckpt.name,
+            "stage": meta.get("stage"),
+            "epoch": meta.get("epoch"),
+            "val": meta.get("val"),
+        },
+        "producer": {
+            **_versions(("tensorrt",) if engines else ()),
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        },
+    }
+
+
+def _check_options(
+    precisions: Sequence[str],
+    batch_sizes: Sequence[int],
+    calib_dir: Any,
+    cpu_int8_static: bool,
+    int8_dataset: Any,
+    calibrate_thresholds: bool,
+    val_dataset: Any,
+) -> None:
+    """Fail fast, before minutes of export: TensorRT that cannot run here, calibration data that is missing."""
+    if precisions:
+        from .tensorrt_build import profile_batches, tensorrt_status
+
+        tensorrt_status()
+        profile_batches(batch_sizes)
+        if "int8" in precisions and calib_dir is None:
+            raise ValueError("--int8 needs calibration images: pass --calib DIR (a folder of person crops)")
+    if cpu_int8_static and int8_dataset is None and calib_dir is None:
+        raise ValueError(
+            "--cpu-int8-static needs calibration images: pass --dataset NAME --root DIR (its train split) "
+            "or --calib DIR (a folder of person crops)"
+        )
+    if calibrate_thresholds and val_dataset is None:
+        raise ValueError("--calibrate-thresholds needs a validation split: pass the dataset name and its root")
+
+
+def _add_static_int8(
+    tmp: Path,
+    names: list[str],
+    pp: Preprocessing,
+    calibration_set: tuple[Any, str, int, str],
+    evaluators: Mapping[str, Any],
+    models: dict[str, str],
+    parity: dict[str, Any],
+) -> dict[str, Any]:
+    """recognizer.int8-static.onnx beside the fp32 graph; returns what the manifest records of it."""
+    source, split, images, method = calibration_set
+    q8s = _static_int8(tmp, pp, source, split, images, method, evaluators)
+    stamp_graph(tmp / "recognizer.int8-static.onnx", names, pp)
+    models["recognizer_int8_static"] = "recognizer.int8-static.onnx"
+    parity["recognizer_int8_static_vs_fp32"] = q8s["parity"]
+    return q8s["info"]
+
+
+def _export_retrieval(
+    model: Any,
+    meta: Mapping[str, Any],
+    tmp: Path,
+    opset: int,
+    simplify: bool,
+    text: bool,
+    models: dict[str, str],
+    outputs: dict[str, Any],
+    parity: dict[str, Any],
+    ckpt: Path,
+) -> tuple[dict[str, Any], int, int | None]:
+    """query.onnx (and text.onnx + tokenizer where the query form reads text); fills models/outputs/parity.
+
+    Returns the manifest's retrieval block (before the text encoder's files are named once), D and the
+    soft input's width (None for HA, which has no soft input).
+    """
+    rcfg = model.cfg.retrieval
+    q = export_query(model, tmp / "query.onnx", opset=opset, simplify=simplify)
+    parity["query"] = q["parity_max_abs"]
+    outputs["query"] = q["outputs"]
+    models["query"] = "query.onnx"
+    soft_dim = rcfg.soft_dim if rcfg.uses_text else None
+    retrieval: dict[str, Any] = {"description_template": meta.get("description_template"), "text_encoder": None}
+    if rcfg.query_form != "hard+soft":  # older readers know only HA+SP: keep the key out then
+        retrieval["query_form"] = rcfg.query_form
+    if text and meta.get("text_encoder") and rcfg.uses_text:
+        info = _export_text(meta["text_encoder"], tmp, opset, soft_dim)
+        retrieval["text_encoder"] = info
+        models["text"], models["tokenizer"] = info["onnx"], info["tokenizer"]
+        if "max_abs_diff" in info:
+            parity["text"] = {"soft_query": info["max_abs_diff"]}
+    elif text and rcfg.uses_text:
+        logger.warning("%s records no text encoder: the bundle has no text.onnx (queries need soft input)", ckpt)
+    return retrieval, rcfg.embed_dim, soft_dim
+
+
+def _calibrated_thresholds(
+    recognizer: Path, pp: Preprocessing, names: list[str], dataset: Any, split: str
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Per-attribute thresholds picked on ``split`` of ``dataset`` by the exported graph, and the record of it."""
+    probs, labels, source = val_probabilities(recognizer, pp, names, dataset, split=split)
+    thr = best_thresholds(probs, labels)
+    calibration = {
+        "source": source,
+        "num_images": int(len(labels)),
+        "criterion": "per-attribute balanced accuracy (TP/P + TN/N) / 2",
+        "mA_at_0.5": attribute_metrics(probs, labels)["mA"],
+        "mA_calibrated": attribute_metrics(probs, labels, thr)["mA"],
+        "note": "both mA values are measured on the split the thresholds were chosen on",
+    }
+    return {n: float(t) for n, t in zip(names, thr)}, calibration
+
+
+def _hash_files(tmp: Path) -> dict[str, FileEntry]:
+    """sha256 and size of every file of the bundle being written (the manifest itself is not hashed)."""
+    return {
+        f.relative_to(tmp).as_posix(): FileEntry(sha256=sha256_file(f), size=f.stat().st_size)
+        for f in sorted(tmp.rglob("*"))
+        if f.is_file() and f.name != MANIFEST_NAME
+    }
+
+
+def _text_spec(exported: Mapping[str, Any]) -> TextEncoderSpec:
+    """The manifest's text encoder; its files are named once, in models.text / models.tokenizer (and hashed)."""
+    info = dict(exported)
+    info.pop("onnx", None), info.pop("tokenizer", None)
+    return TextEncoderSpec(
+        n_w=int(info.pop("n_w")), pad_id=info.pop("pad_id", None), pad_token=info.pop("pad_token", None), info=info
+    )
 
 
 def _existing_non_bundle(out_dir: Path) -> str | None:
