@@ -27,7 +27,7 @@ def _load(name: str):
 
 @pytest.fixture(scope="module")
 def video(tmp_path_factory) -> Path:
-    from clear_sdk.training.data.synthetic import write_synthetic_video
+    from clear_sdk.synthetic import write_synthetic_video
 
     return write_synthetic_video(tmp_path_factory.mktemp("video") / "street.mp4", num_frames=20, seed=1, fps=10.0)
 
@@ -74,7 +74,7 @@ def test_several_cameras(tiny_bundle, video, tmp_path):
 
 
 def test_search_gallery(tiny_bundle, tmp_path):
-    from clear_sdk.training.data.synthetic import SyntheticConfig, generate_synthetic
+    from clear_sdk.synthetic import SyntheticConfig, generate_synthetic
 
     gallery_dir = generate_synthetic(
         tmp_path / "gallery",

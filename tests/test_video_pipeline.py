@@ -23,7 +23,7 @@ FPS = 10.0
 @pytest.fixture(scope="module")
 def street(tmp_path_factory) -> tuple[Path, list[dict]]:
     """A generated street video (the synthetic renderer) and where its people are."""
-    from clear_sdk.training.data.synthetic import write_synthetic_video
+    from clear_sdk.synthetic import write_synthetic_video
 
     d = tmp_path_factory.mktemp("street")
     path = write_synthetic_video(d / "street.mp4", num_frames=30, seed=1, fps=FPS, annotations=d / "truth.json")

@@ -113,6 +113,7 @@ def watch(
     detector: Annotated[str, typer.Option(help="ssdlite (shipped), hog, bgsub, or a YOLO .onnx path.")] = "ssdlite",
     conf: Annotated[float | None, typer.Option(help="Detector score threshold (default: the detector's).")] = None,
     tiles: Annotated[str | None, typer.Option(help="SSDLite tiles COLSxROWS, e.g. 2x1 for small people.")] = None,
+    precision: Annotated[str, typer.Option(help="SSDLite graph: int8 (2x faster on CPU) or fp32.")] = "int8",
     max_frames: Annotated[int | None, typer.Option(help="Stop each source after this many frames.")] = None,
     realtime: Annotated[bool, typer.Option(help="Pace files at their frame rate, as a camera would.")] = False,
     recognize_every: Annotated[int, typer.Option(help="Frames between two recognised crops of a track.")] = 3,
@@ -145,6 +146,10 @@ def watch(
         if detector != "ssdlite":
             _fail("--tiles applies to the ssdlite detector")
         options["tiles"] = _parse_tiles(tiles)
+    if precision != "int8":
+        if detector != "ssdlite":
+            _fail("--precision applies to the ssdlite detector")
+        options["precision"] = precision
     err = Console(stderr=True)
     try:
         srcs = [
