@@ -221,6 +221,11 @@ def bench_backends(
                 row["vs_torch"] = float(np.median(ratios))
                 row["vs_torch_repeats"] = ratios
                 row["vs_torch_spread"] = _spread(ratios)
+            if "onnxruntime" in live and name.startswith("onnxruntime-"):  # an int8 graph against its fp32 one
+                fp32_reps = [bs * len(t) / sum(t) for t in windows[("onnxruntime", bs)]]
+                ratios = [a / f for a, f in zip(per_rep, fp32_reps)]
+                row["vs_fp32"] = float(np.median(ratios))
+                row["vs_fp32_spread"] = _spread(ratios)
             rows.append(row)
     described = {n: live[n].describe() for n in names}
     for name in names:
