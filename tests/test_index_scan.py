@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clear_sdk.index import SCAN_MIN_ROWS, VECTORS_FILE, VectorIndex, faiss_available
+from clear_sdk.index import SCAN_MIN_ROWS, VECTORS_FILE, VectorIndex, faiss_available, scan_int8
+from clear_sdk.index.scan_int8 import onnx_available, quantize_query, quantize_rows
 
 REPO = Path(__file__).resolve().parents[1]
 needs_faiss = pytest.mark.skipif(not faiss_available(), reason="faiss not installed (pip install clear-sdk[faiss])")
@@ -105,3 +106,53 @@ def test_a_delete_killed_midway_removes_nothing(tmp_path, mode):
         assert index.remove_older_than(10, now=60.0) == 25  # retention: even rows with timestamp < 50
     with VectorIndex(None, path) as index:
         assert sorted(index.ids, key=lambda s: int(s[1:])) == [f"i{i}" for i in range(50, 100, 2)]
+
+
+@pytest.mark.skipif(not onnx_available(), reason="onnx not installed (the int8 scan builds its graph with it)")
+def test_int8_scan_is_exact_on_a_near_duplicate_gallery(monkeypatch):
+    """Crops repeated with small noise (as bench_search's gallery): top scores packed tight, per-row bounds."""
+    monkeypatch.setattr(scan_int8, "SHARD_ROWS", 4096)  # several onnxruntime shards and an fp32 tail
+    monkeypatch.setattr(scan_int8, "TAIL_ROWS", 1024)
+    rng = np.random.default_rng(3)
+    crops = rng.standard_normal((300, 64)).astype(np.float32)
+    crops /= np.linalg.norm(crops, axis=1, keepdims=True)
+    n = SCAN_MIN_ROWS + 2500
+    x = crops[rng.integers(0, 300, n)] + rng.standard_normal((n, 64)).astype(np.float32) * np.float32(0.45 / 8)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    x = np.concatenate([x, rng.random((n, 6)).astype(np.float32)], 1)  # another scorer's columns, never read
+    q = crops[:8] + 0.1 * rng.standard_normal((8, 64)).astype(np.float32)
+    q = np.concatenate([q / np.linalg.norm(q, axis=1, keepdims=True), np.zeros((8, 6), np.float32)], 1)
+    index = VectorIndex(70, precision="int8")
+    index.add(x[:-1500], [str(i) for i in range(n - 1500)])
+    assert _ids(index.search(q, k=10, columns=(0, 64))) == _ref(q[:, :64], x[:, :64], range(n - 1500), 10)
+    index.add(x[-1500:-300], [str(i) for i in range(n - 1500, n - 300)])  # a new shard
+    index.search(q[:1], k=10, columns=(0, 64))
+    index.add(x[-300:], [str(i) for i in range(n - 300, n)])  # an fp32 tail
+    cache = index._scan("int8", (0, 64))
+    assert isinstance(cache, scan_int8.Int8Scan) and len(cache.shards) >= 6 and cache.rows > cache.sealed
+    s, r, proven = cache.search(q[:, :64], 10, index._vectors()[:, :64], None, n)
+    assert proven.all()  # the first shortlist suffices: per-row bounds are tight
+    assert [[str(j) for j in row] for row in r] == _ref(q[:, :64], x[:, :64], range(n), 10)
+    np.testing.assert_allclose(s, np.take_along_axis(q[:, :64] @ x[:, :64].T, r, 1), rtol=1e-6)
+    index.remove([str(j) for j in r[0, :3]])  # removed rows never return; a filter keeping half
+    keep = [i for i in range(1, n, 2) if i not in set(r[0, :3].tolist())]
+    got = index.search(q, k=10, columns=(0, 64), where={"id": [str(i) for i in range(1, n, 2)]})
+    assert _ids(got) == _ref(q[:, :64], x[:, :64], keep, 10)
+    alive = [i for i in range(n) if i not in set(r[0, :3].tolist())]
+    assert _ids(index.search(q, k=10, columns=(0, 64))) == _ref(q[:, :64], x[:, :64], alive, 10)
+
+
+def test_quantisation_bounds_hold():
+    """The stored residual and norm bound the true error of every row and query (what the proof rests on)."""
+    rng = np.random.default_rng(4)
+    x = (rng.standard_normal((500, 33)) * rng.random((500, 1)) * 10).astype(np.float32)
+    x[0] = 0  # an all-zero row
+    codes, scale, resid, norm = quantize_rows(x)
+    x_hat = codes.astype(np.float64) * scale.astype(np.float64)[:, None]
+    assert (np.linalg.norm(x - x_hat, axis=1) <= resid).all() and (np.linalg.norm(x_hat, axis=1) <= norm).all()
+    for qq in rng.standard_normal((20, 33)).astype(np.float32):
+        u, t, qn, dqn = quantize_query(qq)
+        assert u.min() >= 1 and u.max() <= 127  # 7 bits: no int16 saturation in any u8 x s8 kernel
+        q_hat = t * (u.astype(np.float64) - 64)
+        err = np.abs(x.astype(np.float64) @ qq - x_hat @ q_hat)
+        assert (err <= qn * resid + dqn * norm).all()

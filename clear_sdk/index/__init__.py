@@ -6,7 +6,10 @@ Parts (one job each):
 - :mod:`.filters`: metadata validation and the ``where`` filter language (SQL, Milvus, numpy);
 - :mod:`.store`: the on-disk store (fp32 vectors file + SQLite in WAL mode, crash-safe adds and
   deletes, checksums);
-- :mod:`.scan`: the fast exact scan (int8 / fp16 FAISS first pass, fp32 re-rank, proof of exactness);
+- :mod:`.reads`: the store's read side (ids, metadata, selections, stored vectors);
+- :mod:`.scan_int8`: the fast exact scan (int8 GEMV in onnxruntime, per-row error bounds, fp32
+  re-rank, proof of exactness);
+- :mod:`.scan`: the FAISS fp16 (and, without ``onnx``, int8) first pass with the same proof;
 - :mod:`.ann`: FAISS IVF / HNSW approximate search;
 - :mod:`.local`: :class:`VectorIndex`, the one-machine index that puts them together;
 - :mod:`.milvus`: :class:`MilvusIndex`, the same interface on Milvus (Milvus Lite file or a server).

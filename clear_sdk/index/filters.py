@@ -94,6 +94,29 @@ def _metadata_row(md: Mapping[str, Any] | None, where: str) -> tuple[Any, ...]:
     return (camera, ts, track, bbox, source, extra_json)
 
 
+_FAST_KEYS = frozenset(("camera", "timestamp", "track", "source"))
+
+
+def _metadata_rows(metadata: list[Any]) -> list[tuple[Any, ...]]:
+    """:func:`_metadata_row` of every entry; the common shape (str camera / source, float timestamp, int
+    track, nothing else) is checked inline, since at a million items per add the general path is the cost."""
+    out: list[tuple[Any, ...]] = []
+    append = out.append
+    for i, md in enumerate(metadata):
+        if type(md) is dict and md.keys() <= _FAST_KEYS:
+            cam, ts, tr, src = md.get("camera"), md.get("timestamp"), md.get("track"), md.get("source")
+            if (
+                (cam is None or (type(cam) is str and cam.isascii()))
+                and (ts is None or (type(ts) is float and ts - ts == 0.0))  # finite
+                and (tr is None or type(tr) is int)
+                and (src is None or (type(src) is str and src.isascii()))
+            ):
+                append((cam, ts, tr, None, src, None))
+                continue
+        append(_metadata_row(md, f"metadata[{i}]"))
+    return out
+
+
 def _metadata_dict(camera: Any, ts: Any, track: Any, bbox: Any, source: Any, extra: Any) -> dict[str, Any]:
     md: dict[str, Any] = {}
     if camera is not None:

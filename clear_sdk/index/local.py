@@ -3,9 +3,9 @@
 Search paths, all behind :meth:`VectorIndex.search`:
 
 - exact fp32: numpy blocked top-k (:mod:`.topk`), no dependency beyond numpy;
-- exact int8 / fp16 (the default with FAISS installed, above ``SCAN_MIN_ROWS``): a reduced-precision
-  FAISS scan of only the columns the query uses, an fp32 re-rank and a proof that the top k equals
-  fp32 brute force (:mod:`.scan`);
+- exact int8 (the default above ``SCAN_MIN_ROWS``): an onnxruntime int8 scan of only the columns the
+  query uses with per-row error bounds, an fp32 re-rank and a proof that the top k equals fp32 brute
+  force (:mod:`.scan_int8`); fp16 (and int8 without the ``onnx`` package) scan in FAISS (:mod:`.scan`);
 - approximate (``faiss_type="ivf" | "hnsw"``, or ``"auto"`` above ``ANN_AUTO_ROWS``): :mod:`.ann`.
 
 ``where`` filters are evaluated on a numpy mirror of camera / timestamp / track (SQLite for the
@@ -27,14 +27,17 @@ import numpy as np
 from clear_sdk.index.ann import ANN_TYPES, AnnIndex
 from clear_sdk.index.filters import _SQL_CHUNK, ColumnMirror, clauses_sql, parse_where
 from clear_sdk.index.scan import PRECISIONS, ScanCache, faiss_available, import_faiss
+from clear_sdk.index.scan import _threads as scan_threads
+from clear_sdk.index.scan_int8 import Int8Scan, onnx_available
 from clear_sdk.index.store import VERIFY_ON_OPEN_MAX_BYTES, IndexStore
 from clear_sdk.index.topk import topk_inner_product
 
 #: Below this many rows the fp32 numpy scan is as fast as any other: no reduced-precision copy is made.
 SCAN_MIN_ROWS = 20_000
-#: ``faiss_type="auto"`` switches to IVF above this many rows: measured here, the exact int8 scan costs
-#: about 20 ns per item on the 2 cores (bench_search.py), so past 5M items a lone query exceeds 100 ms.
-ANN_AUTO_ROWS = 5_000_000
+#: ``faiss_type="auto"`` switches to IVF above this many rows. Measured (bench_search.py, 1M x 256, 2 cores):
+#: the exact int8 scan costs ~50 ns per item (46-51 ms at 1M) and IVF nprobe=32 ~4 ms at recall@10 0.99, so
+#: past 2M items an exact lone query exceeds 100 ms, where approximate search starts to pay for its recall.
+ANN_AUTO_ROWS = 2_000_000
 #: A filter keeping at most this fraction of the rows scores them directly (fp32 gather) instead of scanning.
 _GATHER_MAX_FRACTION = 0.05
 
@@ -83,6 +86,7 @@ class VectorIndex(IndexStore):
         if backend == "faiss" or faiss_type in ("ivf", "hnsw") or precision in ("fp16", "int8"):
             import_faiss()  # fail now, with the install hint, rather than at the first search
         self._faiss_ok = backend != "numpy" and faiss_available()
+        self._int8_ok = backend != "numpy" and onnx_available()  # the onnxruntime int8 scan (no FAISS needed)
         if dim is not None and (isinstance(dim, bool) or int(dim) != dim or dim < 1):
             raise ValueError(f"dim must be a positive int, got {dim!r}")
         if block_rows < 1:
@@ -96,7 +100,8 @@ class VectorIndex(IndexStore):
         self.nlist, self.nprobe, self.hnsw_m, self.ef_search = nlist, nprobe, hnsw_m, ef_search
         self.block_rows = int(block_rows)
         self.path = None if path is None else Path(path)
-        self._scans: dict[tuple[str, int, int], ScanCache] = {}
+        self._scans: dict[tuple[str, int, int], ScanCache | Int8Scan] = {}
+        self._blocks: dict[Columns, np.ndarray] = {}  # contiguous fp32 copies of a scorer's columns
         self._anns: dict[tuple[str, int, int], AnnIndex] = {}
         self._mirror: ColumnMirror | None = None
         self._excluded_cache: np.ndarray | None = None
@@ -109,7 +114,9 @@ class VectorIndex(IndexStore):
     @property
     def precisions(self) -> tuple[str, ...]:
         """The precisions exact search can use here (int8 / fp16 need FAISS)."""
-        return PRECISIONS if self._faiss_ok else ("fp32",)
+        if self._faiss_ok:
+            return PRECISIONS
+        return ("fp32", "int8") if self._int8_ok else ("fp32",)
 
     def __repr__(self) -> str:
         where = "in memory" if self.path is None else str(self.path)
@@ -127,6 +134,8 @@ class VectorIndex(IndexStore):
 
     def _after_refresh(self) -> None:
         self._excluded_cache = None
+        if any(len(b) > self._count for b in self._blocks.values()):
+            self._blocks.clear()
         if self._mirror is not None and self._mirror.rows > self._count:
             self._mirror = None
 
@@ -135,6 +144,7 @@ class VectorIndex(IndexStore):
             cache.close()
         self._scans.clear()
         self._anns.clear()
+        self._blocks.clear()
 
     def verify(self, start: int = 0) -> list[str]:
         self._excluded_cache = None
@@ -257,10 +267,10 @@ class VectorIndex(IndexStore):
         nprobe: int | None,
         ef_search: int | None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        # fp32 reads whole rows (a contiguous product: faster in BLAS than a column slice of a memory map, and
-        # the query is zero outside its columns); the FAISS paths read only their columns
-        q_full, vectors = q, self._vectors()
-        q = np.ascontiguousarray(q_full[:, cols[0] : cols[1]])
+        # every path reads only the scorer's columns: fp32 from a contiguous in-memory copy of them (one
+        # BLAS product per block), the reduced-precision scans from their own copies
+        vectors = self._vectors()
+        q = np.ascontiguousarray(q[:, cols[0] : cols[1]])
         master = vectors[:, cols[0] : cols[1]]
         allowed = self._allowed(clauses, exclude)
         n_allowed = self._count if allowed is None else int(allowed.sum())
@@ -273,7 +283,8 @@ class VectorIndex(IndexStore):
             nprobe, ef_search = nprobe or self.nprobe, ef_search or self.ef_search
             return index.search(q, k, master, allowed, nprobe=nprobe, ef_search=ef_search)
         if allowed is not None and n_allowed <= _GATHER_MAX_FRACTION * self._count:  # few rows: score them all
-            return topk_inner_product(q_full, vectors, k, rows=np.flatnonzero(allowed), block_rows=self.block_rows)
+            block = self._block(cols) if self._blocks.get(cols) is not None else master
+            return topk_inner_product(q, block, k, rows=np.flatnonzero(allowed), block_rows=self.block_rows)
         prec = self._precision(precision)
         if prec != "fp32":
             cache = self._scan(prec, cols)
@@ -282,10 +293,10 @@ class VectorIndex(IndexStore):
                 return s, r
             # not proven (very many near-equal scores): the fp32 scan answers those queries
             todo = np.flatnonzero(~proven)
-            s2, r2 = self._fp32(q_full[todo], vectors, k, allowed)
+            s2, r2 = self._fp32(q[todo], self._block(cols), k, allowed)
             s[todo, : s2.shape[1]], r[todo, : r2.shape[1]] = s2, r2
             return s, r
-        return self._fp32(q_full, vectors, k, allowed)
+        return self._fp32(q, self._block(cols), k, allowed)
 
     def _fp32(self, q: np.ndarray, master: np.ndarray, k: int, allowed: np.ndarray | None):
         if allowed is None:
@@ -303,10 +314,30 @@ class VectorIndex(IndexStore):
             out_s[i, : len(s)], out_r[i, : len(r)] = s, r
         return out_s, out_r
 
+    def _block(self, cols: Columns) -> np.ndarray:
+        """Columns ``cols`` of every committed row as one C-contiguous fp32 array (built once, extended on add).
+
+        Scanning a column slice of the [N, dim] memory map made BLAS copy strided blocks at every query;
+        the copy costs 4 B per item per column and makes a lone fp32 query one contiguous GEMV per block.
+        """
+        block = self._blocks.get(cols)
+        n = 0 if block is None else len(block)
+        if n < self._count:
+            new = np.asarray(self._vectors()[n : self._count, cols[0] : cols[1]], dtype=np.float32)
+            new = np.array(new, dtype=np.float32)
+            new[~np.isfinite(new).all(axis=1)] = np.nan  # a corrupt row scores NaN: ranked last, never returned
+            block = np.ascontiguousarray(new if block is None else np.concatenate((block, new)))
+            self._blocks[cols] = block
+        assert block is not None
+        return block
+
     def _precision(self, precision: str | None) -> str:
         p = precision or self.precision
         if p == "auto":
-            return "int8" if self._faiss_ok and self._count >= SCAN_MIN_ROWS else "fp32"
+            fast = self._int8_ok or self._faiss_ok
+            return "int8" if fast and self._count >= SCAN_MIN_ROWS else "fp32"
+        if p == "int8" and self._int8_ok:
+            return p
         if p != "fp32" and not self._faiss_ok:
             import_faiss()  # the install hint
         return p
@@ -329,6 +360,8 @@ class VectorIndex(IndexStore):
         key = (precision, *cols)
         cache = self._scans.get(key)
         vectors = self._vectors()
+        if cache is None and precision == "int8" and self._int8_ok:
+            cache = self._scans[key] = Int8Scan(*cols, threads=scan_threads())
         if cache is None:
             sample = np.asarray(vectors[:: max(1, self._count // 65536), cols[0] : cols[1]], dtype=np.float32)
             cache = self._scans[key] = ScanCache(precision, *cols, np.where(np.isfinite(sample), sample, 0))

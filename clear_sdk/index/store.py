@@ -45,7 +45,8 @@ from typing import Any
 import numpy as np
 
 from clear_sdk.errors import BundleError, ClearSDKError, IndexBusyError
-from clear_sdk.index.filters import _SQL_CHUNK, _metadata_dict, _metadata_row, _utf8, _where_sql
+from clear_sdk.index.filters import _SQL_CHUNK, _metadata_rows, _utf8, _where_sql
+from clear_sdk.index.reads import StoreReads
 
 logger = logging.getLogger("clear_sdk.index")
 
@@ -77,7 +78,7 @@ _BATCHES = (
 VERIFY_ON_OPEN_MAX_BYTES = 256 << 20
 
 
-class IndexStore:
+class IndexStore(StoreReads):
     """Persistence, integrity and metadata of the local index; :class:`~clear_sdk.index.VectorIndex` adds search.
 
     Subclasses set up ``path``, ``busy_timeout``, ``block_rows`` and call :meth:`_open_store`; they get
@@ -151,6 +152,9 @@ class IndexStore:
     def _connect(self, db_path: Path) -> sqlite3.Connection:
         db = sqlite3.connect(str(db_path), timeout=self.busy_timeout, check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA synchronous=FULL")
+        # a big add dirties many B-tree pages (the id index above all): with SQLite's 2 MiB default cache they
+        # spill to the WAL mid-transaction and are written twice; up to 256 MiB, used only as needed
+        db.execute("PRAGMA cache_size=-262144")
         return db
 
     def _open_dir(self, dim: int | None) -> None:
@@ -347,21 +351,7 @@ class IndexStore:
                 )
             return ids
 
-    @property
-    def corrupt_ids(self) -> list[str]:
-        """Ids whose vectors failed :meth:`verify` (left out of search)."""
-        with self._lock:
-            rows = np.flatnonzero(self._corrupt).tolist()
-            return [item_id for item_id, _ in self._metadata_by_row(rows).values()]
-
     # ------------------------------------------------------------------------------------ metadata store
-
-    def get_meta(self, key: str) -> str | None:
-        """A value of the index's own key-value table (``meta``), or None."""
-        with self._lock:
-            self._check_open()
-            row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-            return None if row is None else row[0]
 
     def set_meta_default(self, key: str, value: str) -> str:
         """Store ``value`` under ``key`` unless a value is there already; returns the stored value."""
@@ -384,23 +374,11 @@ class IndexStore:
         with self._lock:
             return self._count if self._alive is None else int(self._alive.sum())
 
-    def __contains__(self, item_id: object) -> bool:
-        with self._lock:
-            self._check_open()
-            return self._db.execute("SELECT 1 FROM items WHERE id=?", (item_id,)).fetchone() is not None
-
     def __enter__(self) -> Any:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    @property
-    def ids(self) -> list[str]:
-        """Ids of the items, in insertion order."""
-        with self._lock:
-            self._check_open()
-            return [r[0] for r in self._db.execute("SELECT id FROM items ORDER BY row")]
 
     def close(self) -> None:
         """Release the database and the memory map (idempotent)."""
@@ -430,61 +408,6 @@ class IndexStore:
             assert self.path is not None
             self._mmap = np.memmap(self.path / VECTORS_FILE, dtype="<f4", mode="r", shape=(self._count, self.dim))
         return self._mmap
-
-    def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
-        """The stored embeddings of ``ids`` (float32 [len(ids), dim])."""
-        with self._lock:
-            rows = self._rows_of(ids)
-            return np.array(self._vectors()[rows], dtype=np.float32)
-
-    def select(self, where: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-        """(id, metadata) of every item that matches a ``where`` filter (as in :meth:`search`), in add order."""
-        cond, params = _where_sql(where)
-        with self._lock:
-            self._check_open()
-            try:
-                rows = self._fetch_rows(f"SELECT row FROM items WHERE {cond} ORDER BY row", params).tolist()
-                md = self._metadata_by_row(rows)
-            except sqlite3.OperationalError as exc:
-                raise self._busy(exc, "reading metadata") from exc
-        return [md[r] for r in rows]
-
-    def get_metadata(self, ids: Sequence[str]) -> list[dict[str, Any]]:
-        """Metadata dicts of ``ids`` (unknown ids are a KeyError naming them)."""
-        with self._lock:
-            rows = self._rows_of(ids)
-            md = self._metadata_by_row(rows.tolist())
-            return [md[r][1] for r in rows.tolist()]
-
-    def _rows_of(self, ids: Sequence[str]) -> np.ndarray:
-        self._check_open()
-        ids = [ids] if isinstance(ids, str) else list(ids)
-        found: dict[str, int] = {}
-        for i in range(0, len(ids), _SQL_CHUNK):
-            chunk = ids[i : i + _SQL_CHUNK]
-            sql = f"SELECT id, row FROM items WHERE id IN ({','.join('?' * len(chunk))})"
-            found.update(self._db.execute(sql, chunk).fetchall())
-        missing = [i for i in ids if i not in found]
-        if missing:
-            raise KeyError(f"unknown ids: {', '.join(map(repr, missing[:10]))}{' ...' if len(missing) > 10 else ''}")
-        return np.array([found[i] for i in ids], dtype=np.int64)
-
-    def _fetch_rows(self, sql: str, params: Sequence[Any]) -> np.ndarray:
-        cur = self._db.execute(sql, params)
-        return np.fromiter((r[0] for r in cur), dtype=np.int64)
-
-    def _metadata_by_row(self, rows: list[int]) -> dict[int, tuple[str, dict[str, Any]]]:
-        out: dict[int, tuple[str, dict[str, Any]]] = {}
-        unique = sorted(set(rows))
-        for i in range(0, len(unique), _SQL_CHUNK):
-            chunk = unique[i : i + _SQL_CHUNK]
-            sql = (
-                "SELECT row, id, camera, timestamp, track, bbox, source, extra FROM items "
-                f"WHERE row IN ({','.join('?' * len(chunk))})"
-            )
-            for row, item_id, *cols in self._db.execute(sql, chunk):
-                out[row] = (item_id, _metadata_dict(*cols))
-        return out
 
     # ----------------------------------------------------------------------------------------- add
 
@@ -521,6 +444,8 @@ class IndexStore:
             if len(ids) != n:
                 raise ValueError(f"got {n} embeddings but {len(ids)} ids")
             for i, item_id in enumerate(ids):
+                if type(item_id) is str and item_id and item_id.isascii():
+                    continue
                 if not isinstance(item_id, str) or not item_id:
                     raise ValueError(f"ids[{i}] must be a non-empty str, got {item_id!r}")
                 _utf8(item_id, f"ids[{i}]")
@@ -534,7 +459,7 @@ class IndexStore:
             metadata = list(metadata)
             if len(metadata) != n:
                 raise ValueError(f"got {n} embeddings but {len(metadata)} metadata entries")
-            rows_md = [_metadata_row(md, f"metadata[{i}]") for i, md in enumerate(metadata)]
+            rows_md = _metadata_rows(metadata)
         if n == 0:
             return []
         with self._lock:
@@ -557,13 +482,16 @@ class IndexStore:
             if replace:
                 replaced = self._existing_rows(ids)
                 self._delete_rows(replaced)
-            else:
-                dup = self._first_existing(ids)
-                if dup is not None:
-                    raise ValueError(f"id {dup!r} is already in the index; nothing was added (or pass replace=True)")
             self._write_vectors(count, emb)
             written = True
-            self._insert_rows(count, ids, rows_md)
+            try:  # the UNIQUE index finds an id already stored; then name it (a lookup per id only on error)
+                self._insert_rows(count, ids, rows_md)
+            except sqlite3.IntegrityError as exc:
+                db.execute("ROLLBACK")
+                dup = self._first_existing(ids)
+                raise ValueError(
+                    f"id {dup!r} is already in the index; nothing was added (or pass replace=True)"
+                ) from exc
             db.execute(_BATCHES)  # indexes made before checksums get the table at their next add
             db.execute(
                 "INSERT OR REPLACE INTO batches(first_row, rows, crc32) VALUES (?, ?, ?)",
@@ -587,30 +515,6 @@ class IndexStore:
         if self._alive is not None:
             self._alive = np.concatenate((self._alive, np.ones(len(ids), dtype=bool)))
         self._after_add(count, rows_md)
-
-    def _existing_rows(self, ids: list[str]) -> np.ndarray:
-        found = []
-        for i in range(0, len(ids), _SQL_CHUNK):
-            chunk = ids[i : i + _SQL_CHUNK]
-            found.append(self._fetch_rows(f"SELECT row FROM items WHERE id IN ({','.join('?' * len(chunk))})", chunk))
-        return np.concatenate(found) if found else np.empty(0, np.int64)
-
-    def time_span(self) -> tuple[float, float] | None:
-        """(earliest, latest) timestamp of the items, or None when none has one."""
-        with self._lock:
-            self._check_open()
-            lo, hi = self._db.execute("SELECT MIN(timestamp), MAX(timestamp) FROM items").fetchone()
-            return None if lo is None else (float(lo), float(hi))
-
-    def _first_existing(self, ids: list[str]) -> str | None:
-        for i in range(0, len(ids), _SQL_CHUNK):
-            chunk = ids[i : i + _SQL_CHUNK]
-            row = self._db.execute(
-                f"SELECT id FROM items WHERE id IN ({','.join('?' * len(chunk))}) LIMIT 1", chunk
-            ).fetchone()
-            if row is not None:
-                return row[0]
-        return None
 
     def _write_vectors(self, count: int, emb: np.ndarray) -> None:
         """Write rows [count, count+N) after the committed ones; durable (fsynced) before returning."""
@@ -640,9 +544,10 @@ class IndexStore:
             logger.warning("could not truncate uncommitted vectors in %s: %s", self.path, exc)
 
     def _insert_rows(self, count: int, ids: list[str], rows_md: list[tuple[Any, ...]]) -> None:
+        columns = zip(*rows_md, strict=True)  # six columns; zip below walks them in C
         self._db.executemany(
             "INSERT INTO items(row, id, camera, timestamp, track, bbox, source, extra) VALUES (?,?,?,?,?,?,?,?)",
-            ((count + i, item_id, *md) for i, (item_id, md) in enumerate(zip(ids, rows_md, strict=True))),
+            zip(range(count, count + len(ids)), ids, *columns, strict=True),
         )
 
     def remove(self, ids: Sequence[str] | None = None, *, where: Mapping[str, Any] | None = None) -> int:
