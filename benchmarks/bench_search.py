@@ -251,9 +251,10 @@ class Bench:
         ts = np.array([m["timestamp"] for m in self.md])
         time_rows = np.flatnonzero(ts <= half[1])
         both = np.intersect1d(cam_rows, time_rows)
-        cases = [("none", None, self.ref_lone), ("camera = 1 %", {"camera": "cam007"}, self.exact(self.qv_lone, cam_rows)),
+        cam, both_f = {"camera": "cam007"}, {"camera": "cam007", "timestamp": half}
+        cases = [("none", None, self.ref_lone), ("camera = 1 %", cam, self.exact(self.qv_lone, cam_rows)),
                  ("time range = 50 %", {"timestamp": half}, self.exact(self.qv_lone, time_rows)),
-                 ("camera + time = 0.5 %", {"camera": "cam007", "timestamp": half}, self.exact(self.qv_lone, both))]  # fmt: skip
+                 ("camera + time = 0.5 %", both_f, self.exact(self.qv_lone, both))]  # fmt: skip
         best = "int8" if self.precision_kw("int8") is not None else "fp32"
         for label, where, ref in cases:
             self.record(f"filter {label} (exact {best})", **self.lone(best, self.precision_kw(best), where, ref))
