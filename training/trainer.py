@@ -25,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch.utils.data import DataLoader, DistributedSampler
 
 from clear_sdk.metrics import attribute_metrics, retrieval_metrics, retrieval_queries
+from clear_sdk.paths import resolve_checkpoint
 
 from .config import TrainConfig
 from .data import create_dataset
@@ -76,19 +77,6 @@ class _Dist:
     @property
     def main(self) -> bool:
         return self.rank == 0
-
-
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint file, or a ``train --out`` directory (then its best checkpoint)."""
-    path = Path(path)
-    if path.is_dir():
-        for name in ("best.safetensors", "par_best.safetensors", "last.safetensors"):
-            if (path / name).is_file():
-                return path / name
-        raise FileNotFoundError(f"{path} holds no checkpoint (best.safetensors); train into it with --out")
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    return path
 
 
 @torch.no_grad()
@@ -379,9 +367,7 @@ def _query_inputs(
     return hard, (soft(queries) if soft is not None and model.retrieval.cfg.uses_text else None)
 
 
-def retrieval_eval(
-    model: CLEAR, feats: np.ndarray, labels: np.ndarray, soft: SoftQueries | None
-) -> dict[str, float]:
+def retrieval_eval(model: CLEAR, feats: np.ndarray, labels: np.ndarray, soft: SoftQueries | None) -> dict[str, float]:
     """Retrieval metrics of DESIGN §4 (queries = the unique attribute vectors, gallery = the images), the
     same per half of the HA+SP embedding, and the embeddings' spread (mean pairwise cosine)."""
     model.eval()
