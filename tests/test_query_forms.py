@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("timm")
 
 from clear_sdk import AttributeSearcher, Recognizer  # noqa: E402
-from clear_sdk.training.data.synthetic import (  # noqa: E402
+from clear_sdk.synthetic import (  # noqa: E402
     SYNTHETIC_ATTRIBUTES,
     SYNTHETIC_GROUPS,
     SyntheticConfig,

@@ -16,7 +16,7 @@ from typer.testing import CliRunner  # noqa: E402
 from clear_sdk import AttributeSearcher, BundleError, QueryError, Recognizer  # noqa: E402
 from clear_sdk.cli import app  # noqa: E402
 from clear_sdk.description import describe, template_for  # noqa: E402
-from clear_sdk.training.data.synthetic import (  # noqa: E402
+from clear_sdk.synthetic import (  # noqa: E402
     SYNTHETIC_ATTRIBUTES,
     SYNTHETIC_GROUPS,
     SyntheticConfig,

@@ -17,9 +17,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("timm")
 
+from clear_sdk.synthetic import SyntheticConfig, generate_synthetic  # noqa: E402
 from clear_sdk.training.config import load_config  # noqa: E402
 from clear_sdk.training.data import create_dataset  # noqa: E402
-from clear_sdk.training.data.synthetic import SyntheticConfig, generate_synthetic  # noqa: E402
 from clear_sdk.training.models import load_checkpoint  # noqa: E402
 from clear_sdk.training.trainer import _feature_cache, train  # noqa: E402
 
