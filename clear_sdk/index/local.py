@@ -30,7 +30,7 @@ from clear_sdk.index.scan import PRECISIONS, ScanCache, faiss_available, import_
 from clear_sdk.index.scan import _threads as scan_threads
 from clear_sdk.index.scan_int8 import Int8Scan, onnx_available
 from clear_sdk.index.store import VERIFY_ON_OPEN_MAX_BYTES, IndexStore
-from clear_sdk.index.topk import topk_inner_product
+from clear_sdk.index.topk import as_rows, topk_inner_product
 
 #: Below this many rows the fp32 numpy scan is as fast as any other: no reduced-precision copy is made.
 SCAN_MIN_ROWS = 20_000
@@ -186,16 +186,7 @@ class VectorIndex(IndexStore):
         (AttributeSearcher passes its scorer's block). ``exact=False`` asks for the approximate index,
         ``True`` forbids it. Fewer than k results when fewer items match.
         """
-        q = np.asarray(queries)
-        if q.ndim == 1:
-            q = q[None, :]
-        if q.ndim != 2 or q.shape[1] != self.dim:
-            raise ValueError(f"queries must have shape [Q, {self.dim}], got {tuple(np.shape(queries))}")
-        if not np.issubdtype(q.dtype, np.number) or np.iscomplexobj(q):
-            raise ValueError(f"queries must be real numbers, got dtype {q.dtype}")
-        q = np.ascontiguousarray(q, dtype=np.float32)
-        if not np.isfinite(q).all():
-            raise ValueError("queries contain NaN or infinity")
+        q = as_rows(queries, self.dim, "queries", rows="Q")
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be a positive int, got {k!r}")
         c0, c1 = self._check_columns(columns)

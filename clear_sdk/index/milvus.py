@@ -28,6 +28,7 @@ import numpy as np
 
 from clear_sdk.errors import BundleError
 from clear_sdk.index.filters import _metadata_dict, _metadata_row, _utf8, parse_where, where_to_milvus
+from clear_sdk.index.topk import as_rows
 
 _MAX_TEXT = 4096
 _INSERT_CHUNK = 10000
@@ -179,18 +180,7 @@ class MilvusIndex:
         replace: bool = False,
     ) -> list[str]:
         """Insert embeddings [N, dim] with ids and metadata (validated as by the local index); returns the ids."""
-        emb = np.asarray(embeddings)
-        if emb.ndim == 1:
-            emb = emb[None, :]
-        if emb.ndim != 2 or emb.shape[1] != self.dim:
-            raise ValueError(f"embeddings must have shape [N, {self.dim}], got {tuple(np.shape(embeddings))}")
-        if not np.issubdtype(emb.dtype, np.number) or np.iscomplexobj(emb):
-            raise ValueError(f"embeddings must be real numbers, got dtype {emb.dtype}")
-        emb = np.ascontiguousarray(emb, dtype=np.float32)
-        if not np.isfinite(emb).all():
-            raise ValueError(
-                f"embeddings[{int(np.flatnonzero(~np.isfinite(emb).all(axis=1))[0])}] contains NaN or infinity"
-            )
+        emb = as_rows(embeddings, self.dim, "embeddings")
         n = len(emb)
         ids = [uuid.uuid4().hex for _ in range(n)] if ids is None else ([ids] if isinstance(ids, str) else list(ids))
         if len(ids) != n:
@@ -260,14 +250,7 @@ class MilvusIndex:
         **params: Any,
     ) -> list[list[tuple[str, float, dict[str, Any]]]]:
         """Top-k per query by inner product over the vector field of ``columns``: lists of (id, score, metadata)."""
-        q = np.asarray(queries)
-        if q.ndim == 1:
-            q = q[None, :]
-        if q.ndim != 2 or q.shape[1] != self.dim:
-            raise ValueError(f"queries must have shape [Q, {self.dim}], got {tuple(np.shape(queries))}")
-        q = np.ascontiguousarray(q, dtype=np.float32)
-        if not np.isfinite(q).all():
-            raise ValueError("queries contain NaN or infinity")
+        q = as_rows(queries, self.dim, "queries", rows="Q")
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be a positive int, got {k!r}")
         if exact is True and self.index_type != "FLAT":

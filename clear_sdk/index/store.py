@@ -47,6 +47,7 @@ import numpy as np
 from clear_sdk.errors import BundleError, ClearSDKError, IndexBusyError
 from clear_sdk.index.filters import _SQL_CHUNK, _metadata_rows, _utf8, _where_sql
 from clear_sdk.index.reads import StoreReads
+from clear_sdk.index.topk import as_rows
 
 logger = logging.getLogger("clear_sdk.index")
 
@@ -425,17 +426,7 @@ class IndexStore(StoreReads):
         ``replace=True``: ids already in the index are replaced in the same transaction (a re-indexed
         track is never missing, nor there twice).
         """
-        emb = np.asarray(embeddings)
-        if emb.ndim == 1:
-            emb = emb[None, :]
-        if emb.ndim != 2 or emb.shape[1] != self.dim:
-            raise ValueError(f"embeddings must have shape [N, {self.dim}], got {tuple(np.shape(embeddings))}")
-        if not np.issubdtype(emb.dtype, np.number) or np.iscomplexobj(emb):
-            raise ValueError(f"embeddings must be real numbers, got dtype {emb.dtype}")
-        emb = np.ascontiguousarray(emb, dtype="<f4")
-        if not np.isfinite(emb).all():
-            bad = int(np.flatnonzero(~np.isfinite(emb).all(axis=1))[0])
-            raise ValueError(f"embeddings[{bad}] contains NaN or infinity")
+        emb = as_rows(embeddings, self.dim, "embeddings").astype("<f4", copy=False)  # the on-disk byte order
         n = emb.shape[0]
         if ids is None:
             ids = [uuid.uuid4().hex for _ in range(n)]
