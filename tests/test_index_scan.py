@@ -140,6 +140,9 @@ def test_int8_scan_is_exact_on_a_near_duplicate_gallery(monkeypatch):
     assert _ids(got) == _ref(q[:, :64], x[:, :64], keep, 10)
     alive = [i for i in range(n) if i not in set(r[0, :3].tolist())]
     assert _ids(index.search(q, k=10, columns=(0, 64))) == _ref(q[:, :64], x[:, :64], alive, 10)
+    few = [i for i in alive[::97]][:40]  # a selective filter: under 1 % of the rows, fewer than a shortlist
+    got = index.search(q, k=10, columns=(0, 64), where={"id": [str(i) for i in few]})
+    assert _ids(got) == _ref(q[:, :64], x[:, :64], few, 10)
 
 
 def test_quantisation_bounds_hold():
