@@ -338,7 +338,7 @@ class AttributeSearcher:
         probs = np.asarray(probs, dtype=np.float32)
         if probs.shape != (len(emb), len(self._names)):
             raise ValueError(f"probabilities must have shape [{len(emb)}, {len(self._names)}], got {probs.shape}")
-        md = [dict(m or {}) for m in metadata] if metadata is not None else None
+        md = list(metadata) if metadata is not None else None  # the index validates (and never mutates) them
         return self.index.add(self._vectors(probs, emb), list(ids), md)
 
     def add_probabilities(
@@ -379,7 +379,7 @@ class AttributeSearcher:
         else:
             emb = None
         ids = [ids] if isinstance(ids, str) else list(ids)
-        md = [dict(m or {}) for m in metadata] if metadata is not None else None
+        md = list(metadata) if metadata is not None else None  # the index validates (and never mutates) them
         return self.index.add(self._vectors(probs, emb), ids, md, replace=replace)
 
     # -------------------------------------------------------------------------------- deleting

@@ -381,3 +381,29 @@ def test_faiss_backends_agree_with_exact(faiss_type):
     got = _ids(index.search(q, k=5, where={"id": ids[:500]}))
     _, ref = _brute_force(q, x, 5, rows=np.arange(500))
     assert got == [[ids[j] for j in r] for r in ref]
+
+
+def test_an_index_made_with_sql_camera_and_time_indexes_drops_them_at_its_next_add(tmp_path):
+    """Filters read the numpy mirror; the two B-trees older indexes kept only slowed every add."""
+    import sqlite3
+
+    index = VectorIndex(4, path=tmp_path / "idx")
+    index.add(np.eye(4, dtype=np.float32), ["a", "b", "c", "d"], [{"camera": "c1", "timestamp": 1.0}] * 4)
+    index.close()
+    db = sqlite3.connect(tmp_path / "idx" / "index.sqlite")
+    db.execute("CREATE INDEX items_camera ON items(camera)")
+    db.execute("CREATE INDEX items_timestamp ON items(timestamp)")
+    db.commit()
+    db.close()
+
+    def sql_indexes() -> set[str]:
+        with sqlite3.connect(tmp_path / "idx" / "index.sqlite") as con:
+            return {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='index' AND sql IS NOT NULL")}
+
+    assert {"items_camera", "items_timestamp"} <= sql_indexes()
+    index = VectorIndex(None, path=tmp_path / "idx")
+    index.add(np.ones((1, 4), np.float32), ["e"], [{"camera": "c2", "timestamp": 2.0}])
+    assert not {"items_camera", "items_timestamp"} & sql_indexes()
+    hits = index.search(np.eye(4, dtype=np.float32)[:1], k=5, where={"camera": "c1"})[0]
+    assert sorted(h[0] for h in hits) == ["a", "b", "c", "d"] and hits[0][0] == "a"
+    assert index.remove(where={"timestamp": (0.0, 1.5)}) == 4 and len(index) == 1
