@@ -79,9 +79,20 @@ def test_index_and_search_on_milvus_lite(tiny_bundle, tmp_path):
     pytest.importorskip("milvus_lite")
     db = tmp_path / "gallery.db"
     runner = CliRunner()
-    res = runner.invoke(app, ["index", str(tiny_bundle), str(_crops(tmp_path / "crops", 3)), "--index", str(db)])
+    crops = _crops(tmp_path / "crops", 3)
+    res = runner.invoke(
+        app, ["index", str(tiny_bundle), str(crops), "--index", str(tmp_path / "f"), "--partition-by", "camera"]
+    )
+    assert res.exit_code == 1 and "is for a Milvus collection" in res.output  # a local folder has no partitions
+    res = runner.invoke(
+        app, ["index", str(tiny_bundle), str(crops), "--index", str(db), "--camera", "c1", "--partition-by", "camera"]
+    )
     assert res.exit_code == 0, res.output
     assert "indexed 3 new crops" in res.output
+    from clear_sdk.index import MilvusIndex
+
+    with MilvusIndex(None, str(db)) as stored:
+        assert stored.partition_by == "camera" and {m["camera"] for m in stored.get_metadata(stored.ids)} == {"c1"}
     res = runner.invoke(app, ["search", "female", "--index", str(db), "-k", "2", "--json"])
     assert res.exit_code == 1 and "pass the --bundle" in res.output  # a Milvus collection does not name its bundle
     res = runner.invoke(
@@ -89,4 +100,4 @@ def test_index_and_search_on_milvus_lite(tiny_bundle, tmp_path):
     )
     assert res.exit_code == 0, res.output
     hits = json.loads(res.stdout)["hits"]
-    assert len(hits) == 2 and {h["id"] for h in hits} <= {"p0.png", "p1.png", "p2.png"}
+    assert len(hits) == 2 and {h["id"] for h in hits} <= {"c1/p0.png", "c1/p1.png", "c1/p2.png"}

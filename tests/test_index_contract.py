@@ -15,15 +15,19 @@ from clear_sdk.errors import BundleError, QueryError
 from clear_sdk.index import open_index
 
 HAS_MILVUS = importlib.util.find_spec("pymilvus") is not None and importlib.util.find_spec("milvus_lite") is not None
-BACKENDS = [
-    "local",
-    pytest.param("milvus", marks=pytest.mark.skipif(not HAS_MILVUS, reason="pip install clear-sdk[milvus]")),
-]
+_NEEDS_MILVUS = pytest.mark.skipif(not HAS_MILVUS, reason="pip install clear-sdk[milvus]")
+# Milvus plain, and partitioned by camera / by day (a partition key field; filters also prune partitions)
+BACKENDS = ["local", *(pytest.param(k, marks=_NEEDS_MILVUS) for k in ("milvus", "milvus-camera", "milvus-day"))]
 N, D = 400, 12
 
 
 def _location(kind, tmp_path):
-    return str(tmp_path / ("gallery.db" if kind == "milvus" else "gallery"))
+    return str(tmp_path / ("gallery.db" if kind.startswith("milvus") else "gallery"))
+
+
+def _open(kind, tmp_path, dim):
+    part = {"partition_by": kind.split("-")[1]} if kind.startswith("milvus-") else {}
+    return open_index(_location(kind, tmp_path), dim, **part)
 
 
 def _data():
@@ -48,7 +52,7 @@ def _ids(result):
 @pytest.fixture(params=BACKENDS)
 def gallery(request, tmp_path):
     x, q, ids, md = _data()
-    index = open_index(_location(request.param, tmp_path), D)
+    index = _open(request.param, tmp_path, D)
     index.add(x, ids, md)
     yield request.param, index, (x, q, ids, md), tmp_path
     index.close()
@@ -93,7 +97,8 @@ def test_remove_retention_replace_and_persistence(gallery):
     np.testing.assert_allclose(index.get_vectors(["i201"]), -x[:1], atol=1e-6)
     assert index.set_meta_default("model_identity", "A") == "A" and index.set_meta_default("model_identity", "B") == "A"
     index.close()
-    again = open_index(_location(kind, tmp_path), None)
+    again = open_index(_location(kind, tmp_path), None)  # the partitioning is read from the collection
+    assert getattr(again, "partition_by", None) == (kind.split("-")[1] if "-" in kind else None)
     assert sorted(again.ids) == sorted(f"i{i}" for i in alive) and again.get_meta("model_identity") == "A"
     x2 = x.copy()
     x2[201] = -x[0]
@@ -138,3 +143,56 @@ def test_milvus_exact_results_are_identical_to_ours(tmp_path):
         assert _ids(a) == _ids(b)
         np.testing.assert_allclose([[h[1] for h in r] for r in a], [[h[1] for h in r] for r in b], rtol=1e-5, atol=1e-5)
     milvus.close()
+
+
+@_NEEDS_MILVUS
+@pytest.mark.parametrize("partition_by", ["camera", "day"])
+def test_milvus_partitions_prune_and_answer_as_the_local_index(tmp_path, partition_by):
+    """Items over 5 days and 6 cameras: filters on the partition field add a partition condition, same results."""
+    from clear_sdk.index import MilvusIndex
+
+    rng = np.random.default_rng(5)
+    n, d, day = 1200, 16, 86400.0
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    q = rng.standard_normal((4, d)).astype(np.float32)
+    ids = [f"i{i}" for i in range(n)]
+    t0 = 1_780_000_000.0  # 2026-05-28 20:26:40 UTC
+    md = [{"camera": f"c{i % 6}", "timestamp": t0 + (i % 5) * day + i} for i in range(n)]
+    md[7], md[8] = {"timestamp": t0 + 7}, {"camera": "c1"}  # no camera / no timestamp: partition ""
+    local = open_index(None, d)
+    milvus = open_index(str(tmp_path / "p.db"), d, partition_by=partition_by, num_partitions=8)
+    for index in (local, milvus):
+        index.add(x, ids, md)
+    filters = [
+        {"camera": "c3"},
+        {"camera": ["c1", "c4"], "timestamp": (t0 + day, t0 + 3 * day)},
+        {"timestamp": (t0 + 2 * day - 100, t0 + 2 * day + 5000)},
+        {"camera": None},
+        {"timestamp": None},
+        {"timestamp": (t0 + 3 * day, t0 + day)},  # empty range
+    ]
+    for where in filters:
+        assert _ids(milvus.search(q, k=7, where=where)) == _ids(local.search(q, k=7, where=where)), where
+    field = "camera" if partition_by == "camera" else "timestamp"
+    narrowing = [w for w in filters if field in w]
+    assert all("partition in [" in milvus._expression(w) or milvus._expression(w) == "false" for w in narrowing)
+    assert "partition" not in milvus._expression({"extra.zone": "a"})  # nothing to prune on
+    # every item sits in the partition its metadata names
+    want = "c2" if partition_by == "camera" else "2026-05-30"
+    rows = milvus._client.query(
+        milvus.collection, filter=f'partition == "{want}"', output_fields=["camera", "timestamp"]
+    )
+    assert rows and (
+        all(r["camera"] == "c2" for r in rows)
+        if partition_by == "camera"
+        else len(rows)
+        == sum(1 for m in md if m.get("timestamp") and t0 + 2 * day - 73600 <= m["timestamp"] < t0 + 3 * day - 73600)
+    )
+    where = {"camera": "c5"} if partition_by == "camera" else {"timestamp": (t0 + 4 * day - 73600, t0 + 5 * day)}
+    assert milvus.remove(where=where) == local.remove(where=where) > 0
+    assert _ids(milvus.search(q, k=10)) == _ids(local.search(q, k=10))
+    milvus.close()
+    with pytest.raises(BundleError, match="partitioning is fixed"):
+        MilvusIndex(None, str(tmp_path / "p.db"), partition_by="day" if partition_by == "camera" else "camera")
+    with pytest.raises(ValueError, match="partition_by must be"):
+        MilvusIndex(d, str(tmp_path / "q.db"), partition_by="hour")

@@ -149,6 +149,13 @@ def index(
         float | None,
         typer.Option(help="Retention: after adding, remove items whose timestamp is older than this many days."),
     ] = None,
+    partition_by: Annotated[
+        str | None,
+        typer.Option(
+            help="Milvus only: partition a new collection by camera or day (filters on it then search only "
+            "the partitions that can match)."
+        ),
+    ] = None,
 ) -> None:
     """Index a folder of crops for attribute search.
 
@@ -165,6 +172,12 @@ def index(
         fail(f"--keep-days {keep_days}: pass a positive number of days (e.g. 30)")
     if id_scheme not in ID_SCHEMES:
         fail(f"--id-scheme {id_scheme!r}: choose one of {', '.join(ID_SCHEMES)}")
+    from clear_sdk.index import is_milvus_uri
+
+    if partition_by is not None and partition_by not in ("camera", "day"):
+        fail(f"--partition-by {partition_by!r}: choose camera or day")
+    if partition_by is not None and not is_milvus_uri(index_dir):
+        fail(f"--partition-by is for a Milvus collection; {index_dir} is a local index folder (it needs none)")
     root = Path(folder)
     if not root.is_dir():
         fail(f"{folder} is not a folder")
@@ -180,7 +193,8 @@ def index(
         else:
             unreadable.append(f"{plain(f)}: the file name is not valid UTF-8, so the index cannot store it; rename it")
     try:
-        searcher = AttributeSearcher(bundle, index=index_dir, backend=backend)
+        part = {"partition_by": partition_by} if partition_by else {}
+        searcher = AttributeSearcher(bundle, index=index_dir, backend=backend, **part)
     except (ClearSDKError, FileNotFoundError, ValueError) as e:
         fail(str(e))
     for line in unreadable:

@@ -11,12 +11,21 @@ runs unchanged on either. One collection per gallery:
   inner-product index: ``FLAT`` (exact; the default, and what Milvus Lite runs) or any index type
   the server offers (``index_type="HNSW"``, ``"IVF_FLAT"``, ... with ``index_params``).
 
+Partitions. ``partition_by="camera"`` or ``"day"`` (UTC date of ``timestamp``) adds a VARCHAR
+``partition`` field that is the collection's Milvus *partition key* (``num_partitions`` hash buckets):
+Milvus routes each insert to its bucket, and a ``where`` on ``camera`` (equality / IN / missing) or a
+bounded ``timestamp`` range (up to ``_MAX_PRUNE_DAYS`` days) also becomes a condition on
+``partition``, so Milvus searches and deletes only the buckets that can match. Items without a
+camera (timestamp) go to the partition value ``""``. The choice is fixed when the collection is
+created and stored with its layout.
+
 The model identity and other ``meta`` keys live in a small side collection ``<name>__meta``.
 Durability and atomicity are Milvus's: an insert or a delete is one request.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import time
 import uuid
@@ -27,12 +36,14 @@ from urllib.parse import urlparse
 import numpy as np
 
 from clear_sdk.errors import BundleError
-from clear_sdk.index.filters import _metadata_dict, _metadata_row, _utf8, parse_where, where_to_milvus
+from clear_sdk.index.filters import Clause, _metadata_dict, _metadata_row, _utf8, parse_where, where_to_milvus
 from clear_sdk.index.topk import as_rows
 
 _MAX_TEXT = 4096
 _INSERT_CHUNK = 10000
 _QUERY_CHUNK = 500  # ids per "pk in [...]" expression
+PARTITION_BY = ("camera", "day")
+_MAX_PRUNE_DAYS = 366  # a longer time range is searched in every partition (the expression would be long)
 
 
 def _import_pymilvus() -> Any:
@@ -73,7 +84,13 @@ class MilvusIndex:
         index_params: Mapping[str, Any] | None = None,
         search_params: Mapping[str, Any] | None = None,
         token: str | None = None,
+        partition_by: str | None = None,
+        num_partitions: int = 64,
     ) -> None:
+        if partition_by is not None and partition_by not in PARTITION_BY:
+            raise ValueError(f"partition_by must be None, 'camera' or 'day', got {partition_by!r}")
+        if isinstance(num_partitions, bool) or not isinstance(num_partitions, int) or not 1 <= num_partitions <= 1024:
+            raise ValueError(f"num_partitions must be an int in [1, 1024] (Milvus's limit), got {num_partitions!r}")
         pymilvus = _import_pymilvus()
         self._DataType = pymilvus.DataType
         uri, self.collection = parse_location(location, collection)
@@ -86,17 +103,23 @@ class MilvusIndex:
         self.index_type, self.search_params = index_type, dict(search_params or {})
         if self._client.has_collection(self.collection):
             self._open_existing(dim)
+            if partition_by is not None and partition_by != self.partition_by:
+                raise BundleError(
+                    f"Milvus collection {self.collection!r} is partitioned by {self.partition_by or 'nothing'}, not "
+                    f"{partition_by}: the partitioning is fixed at creation (open it without partition_by)"
+                )
         else:
             if dim is None:
                 raise BundleError(f"no collection {self.collection!r} at {location}; pass dim to create one")
             self.dim = int(dim)
             self.fields = dict(fields or {"vector": (0, self.dim)})
-            self._create(index_params or {})
+            self.partition_by = partition_by
+            self._create(index_params or {}, num_partitions)
         self._seq = self._next_seq()
 
     # ---------------------------------------------------------------------------------------- schema
 
-    def _create(self, index_params: Mapping[str, Any]) -> None:
+    def _create(self, index_params: Mapping[str, Any], num_partitions: int) -> None:
         dt, c = self._DataType, self._client
         for name, (c0, c1) in self.fields.items():
             if not (0 <= c0 < c1 <= self.dim):
@@ -110,11 +133,15 @@ class MilvusIndex:
         schema.add_field("source", dt.VARCHAR, max_length=_MAX_TEXT, nullable=True)
         schema.add_field("bbox", dt.JSON, nullable=True)
         schema.add_field("extra", dt.JSON, nullable=True)
+        part: dict[str, Any] = {}
+        if self.partition_by is not None:  # a partition key may not be nullable: "" holds the items without one
+            schema.add_field("partition", dt.VARCHAR, max_length=_MAX_TEXT, is_partition_key=True)
+            part["num_partitions"] = int(num_partitions)
         params = c.prepare_index_params()
         for name, (c0, c1) in self.fields.items():
             schema.add_field(name, dt.FLOAT_VECTOR, dim=c1 - c0)
             params.add_index(name, index_type=self.index_type, metric_type="IP", params=dict(index_params))
-        c.create_collection(self.collection, schema=schema, index_params=params, consistency_level="Strong")
+        c.create_collection(self.collection, schema=schema, index_params=params, consistency_level="Strong", **part)
         meta = c.create_schema(auto_id=False, enable_dynamic_field=False)
         meta.add_field("key", dt.VARCHAR, is_primary=True, max_length=256)
         meta.add_field("value", dt.VARCHAR, max_length=65535)
@@ -122,7 +149,8 @@ class MilvusIndex:
         mp = c.prepare_index_params()
         mp.add_index("v", index_type="FLAT", metric_type="L2")
         c.create_collection(self._meta_name, schema=meta, index_params=mp, consistency_level="Strong")
-        layout = {"dim": self.dim, "fields": {k: list(v) for k, v in self.fields.items()}}
+        layout = {"dim": self.dim, "fields": {k: list(v) for k, v in self.fields.items()},
+                  "partition_by": self.partition_by}  # fmt: skip
         self._put_meta({"layout": json.dumps(layout), "format_version": "1"})
 
     def _open_existing(self, dim: int | None) -> None:
@@ -139,6 +167,61 @@ class MilvusIndex:
             )
         self.dim = stored
         self.fields = {k: (int(v[0]), int(v[1])) for k, v in layout["fields"].items()}
+        self.partition_by = layout.get("partition_by")
+
+    # ----------------------------------------------------------------------------------- partitions
+
+    def _partition_of(self, camera: str | None, ts: float | None) -> str:
+        if self.partition_by == "camera":
+            return camera if camera is not None else ""
+        return "" if ts is None else _day(ts)
+
+    def _expression(self, where: Mapping[str, Any] | None) -> str:
+        """``where`` as a Milvus expression, plus the ``partition`` condition it implies (Milvus prunes on it)."""
+        if not where:
+            return ""
+        clauses = parse_where(where)
+        expr = where_to_milvus(where)
+        prune = self._partition_values(clauses)
+        if prune is None:
+            return expr
+        values = ", ".join(json.dumps(v) for v in sorted(prune))
+        return f"{expr} and (partition in [{values}])" if values else "false"
+
+    def _partition_values(self, clauses: list[Clause]) -> set[str] | None:
+        """The partition values that can hold a match (None: any of them)."""
+        key = {"camera": "camera", "day": "timestamp"}.get(self.partition_by or "")
+        values: set[str] | None = None
+        for c in clauses:
+            if c.key != key:
+                continue
+            try:
+                got = self._clause_partitions(c, key)
+            except (OverflowError, OSError, ValueError):  # a timestamp no calendar date holds: no pruning
+                got = None
+            if got is not None:
+                values = got if values is None else values & got
+        return values
+
+    @staticmethod
+    def _clause_partitions(c: Clause, key: str) -> set[str] | None:
+        """The partition values one clause on the partition's field allows (None: it does not narrow them)."""
+        if c.op == "null":
+            return {""}
+        if key == "camera":
+            return {str(c.value)} if c.op == "eq" else set(map(str, c.value)) if c.op == "in" else None
+        if c.op in ("eq", "in"):
+            return {_day(float(v)) for v in ([c.value] if c.op == "eq" else c.value)}
+        if c.op != "range" or None in c.value:
+            return None
+        lo, hi = c.value
+        if hi < lo:
+            return set()
+        if hi - lo > _MAX_PRUNE_DAYS * 86400.0:
+            return None
+        first = _dt.datetime.fromtimestamp(lo, _dt.timezone.utc).date()
+        last = _dt.datetime.fromtimestamp(hi, _dt.timezone.utc).date()
+        return {(first + _dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)}
 
     def _next_seq(self) -> int:
         res = self._client.query(self.collection, filter="seq >= 0", output_fields=["seq"], limit=16384)
@@ -209,6 +292,8 @@ class MilvusIndex:
             row = {"pk": item_id, "seq": self._seq + i, "camera": camera, "timestamp": ts, "track": track,
                    "source": source, "bbox": None if bbox is None else json.loads(bbox),
                    "extra": None if extra is None else json.loads(extra)}  # fmt: skip
+            if self.partition_by is not None:
+                row["partition"] = self._partition_of(camera, ts)
             for name, (c0, c1) in self.fields.items():
                 row[name] = emb[i, c0:c1]
             rows.append(row)
@@ -256,9 +341,9 @@ class MilvusIndex:
         if exact is True and self.index_type != "FLAT":
             raise ValueError(f"exact=True needs a FLAT Milvus index; this collection uses {self.index_type}")
         name, c0, c1 = self._field_for(columns)
-        expr = where_to_milvus(where) if where is not None else ""
         if where is not None:
-            parse_where(where)
+            parse_where(where)  # a bad filter fails even when it is empty
+        expr = self._expression(where)
         ex = [exclude] if isinstance(exclude, str) else list(exclude or [])
         if ex:
             expr = " and ".join(filter(None, [expr and f"({expr})", f"not (pk in {json.dumps(ex)})"]))
@@ -290,9 +375,10 @@ class MilvusIndex:
                 return 0
             self._client.delete(self.collection, ids=ids)
             return len(ids)
-        expr = where_to_milvus(where) or "seq >= 0"
-        n = len(self._client.query(self.collection, filter=expr, output_fields=["pk"], limit=16384))
-        self._client.delete(self.collection, filter=expr)
+        expr = self._expression(where) or "seq >= 0"
+        n = int(self._client.query(self.collection, filter=expr, output_fields=["count(*)"])[0]["count(*)"])
+        if n:
+            self._client.delete(self.collection, filter=expr)
         return n
 
     def remove_older_than(self, seconds: float, now: float | None = None) -> int:
@@ -346,7 +432,7 @@ class MilvusIndex:
 
     def select(self, where: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         fields = ["camera", "timestamp", "track", "bbox", "source", "extra"]
-        return [(i, _entity_metadata(r)) for i, r in self._all(fields, where_to_milvus(where) or "seq >= 0")]
+        return [(i, _entity_metadata(r)) for i, r in self._all(fields, self._expression(where) or "seq >= 0")]
 
     def time_span(self) -> tuple[float, float] | None:
         ts = [r["timestamp"] for _, r in self._all(["timestamp"], "timestamp is not null")]
@@ -371,7 +457,13 @@ class MilvusIndex:
         self.close()
 
     def __repr__(self) -> str:
-        return f"MilvusIndex(dim={self.dim}, {self.location}, collection={self.collection!r})"
+        part = f", partition_by={self.partition_by!r}" if self.partition_by else ""
+        return f"MilvusIndex(dim={self.dim}, {self.location}, collection={self.collection!r}{part})"
+
+
+def _day(ts: float) -> str:
+    """The UTC date of a timestamp, as the ``day`` partition value (``2026-12-01``)."""
+    return _dt.datetime.fromtimestamp(float(ts), _dt.timezone.utc).date().isoformat()
 
 
 def _entity_metadata(e: Mapping[str, Any]) -> dict[str, Any]:
