@@ -159,3 +159,20 @@ def test_quantisation_bounds_hold():
         q_hat = t * (u.astype(np.float64) - 64)
         err = np.abs(x.astype(np.float64) @ qq - x_hat @ q_hat)
         assert (err <= qn * resid + dqn * norm).all()
+
+
+def test_auto_precision_scans_a_batch_in_fp32_and_a_lone_query_in_int8():
+    """Reduced precision runs a query at a time; a batch is one BLAS product. Both give the fp32 top k."""
+    if not onnx_available():
+        pytest.skip("onnx not installed")
+    rng = np.random.default_rng(1)
+    n, d = SCAN_MIN_ROWS + 100, 16
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    q = rng.standard_normal((5, d)).astype(np.float32)
+    index = VectorIndex(d)  # precision="auto"
+    index.add(x, [str(i) for i in range(n)])
+    assert _ids(index.search(q, k=10)) == _ref(q, x, range(n), 10)
+    assert not index._scans  # the batch never built a reduced-precision copy
+    assert _ids(index.search(q[:1], k=10)) == _ref(q[:1], x, range(n), 10)
+    assert any(key[0] == "int8" for key in index._scans)  # the lone query did
+    assert _ids(index.search(q, k=10, precision="int8")) == _ref(q, x, range(n), 10)  # asked for: honoured

@@ -38,6 +38,10 @@ SCAN_MIN_ROWS = 20_000
 #: the exact int8 scan costs ~50 ns per item (46-51 ms at 1M) and IVF nprobe=32 ~4 ms at recall@10 0.99, so
 #: past 2M items an exact lone query exceeds 100 ms, where approximate search starts to pay for its recall.
 ANN_AUTO_ROWS = 2_000_000
+#: ``precision="auto"`` scans a batch of more queries than this in fp32: the reduced-precision scans run one
+#: query at a time (~25 ms each at 1M), one BLAS product serves a whole batch (1M x 256, 2 cores: 10-18 ms
+#: per query in batches of 100).
+_REDUCED_MAX_QUERIES = 2
 #: A filter keeping at most this fraction of the rows scores them directly (fp32 gather) instead of scanning.
 _GATHER_MAX_FRACTION = 0.05
 
@@ -277,6 +281,8 @@ class VectorIndex(IndexStore):
             block = self._block(cols) if self._blocks.get(cols) is not None else master
             return topk_inner_product(q, block, k, rows=np.flatnonzero(allowed), block_rows=self.block_rows)
         prec = self._precision(precision)
+        if prec != "fp32" and (precision or self.precision) == "auto" and len(q) > _REDUCED_MAX_QUERIES:
+            prec = "fp32"  # a batch: one BLAS product reads the fp32 block once for all queries
         if prec != "fp32":
             cache = self._scan(prec, cols)
             s, r, proven = cache.search(q, k, master, allowed, n_allowed)
