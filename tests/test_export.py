@@ -485,3 +485,30 @@ def test_single_query_form_graphs_take_one_input_and_match_torch(tmp_path, form)
         ).numpy()
     np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)  # one unit vector, not two halves
+
+
+def test_separate_visual_adapters_train_apart_round_trip_and_export(tmp_path):
+    """HA+SP with one f_vis per half: the hard loss never reaches the soft half's adapter; checkpoint and ONNX agree."""
+    from clear_sdk.training.models import load_checkpoint
+
+    torch.manual_seed(0)
+    rc = RetrievalConfig(embed_dim=16, hidden_dim=24, soft_dim=40, separate_vis=True, standardize=True)
+    model = create_model("clear-tiny", **(dict(TINY, num_attrs=len(NAMES), attribute_names=NAMES) | {"retrieval": rc}))
+    heads = model.retrieval
+    assert heads.f_vis.hard is not heads.f_vis.soft
+    feats = torch.randn(6, model.num_features)
+    heads.vis(feats)[:, :8].sum().backward()  # only the hard half E^v_1
+    assert all(p.grad is None or not p.grad.any() for p in heads.f_vis.soft.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in heads.f_vis.hard.parameters())
+    model.eval()
+    path = save_checkpoint(model, tmp_path / "m.safetensors")
+    again, _ = load_checkpoint(path)
+    again.eval()
+    assert again.cfg.retrieval.separate_vis
+    x = np.random.default_rng(2).standard_normal((3, 3, 112, 64), dtype=np.float32)
+    with torch.no_grad():
+        want = model.encode_image(torch.from_numpy(x)).numpy()
+        np.testing.assert_allclose(again.encode_image(torch.from_numpy(x)).numpy(), want, atol=1e-6)
+    export_recognizer(again, tmp_path / "r.onnx", simplify=False)
+    _, emb = ort_run(tmp_path / "r.onnx", {"image": x})
+    np.testing.assert_allclose(emb, want, atol=1e-4, rtol=0)

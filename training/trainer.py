@@ -478,6 +478,7 @@ def train_retrieval(cfg: TrainConfig, checkpoint: str | Path, progress: bool = T
             soft_weight=cfg.soft_weight,
             query_form=form,
             standardize=cfg.standardize_retrieval_inputs,
+            separate_vis=cfg.separate_visual_adapters,
         )
     )
     model.to(device)

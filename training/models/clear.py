@@ -21,7 +21,10 @@ class RetrievalHeads(nn.Module):
         # HA+SP: E^v's halves face E^h and E^s; a single query form faces all of E^v
         out = cfg.embed_dim // 2 if cfg.query_form == "hard+soft" else cfg.embed_dim
         self.cfg = cfg
-        self.f_vis = Adapter(feature_dim, cfg.hidden_dim, cfg.embed_dim)
+        if cfg.separate_vis and cfg.query_form == "hard+soft":
+            self.f_vis: nn.Module = _HalfAdapters(feature_dim, cfg.hidden_dim, out)
+        else:
+            self.f_vis = Adapter(feature_dim, cfg.hidden_dim, cfg.embed_dim)
         self.f_attr = Adapter(num_attrs, cfg.hidden_dim, out) if cfg.uses_hard else None
         self.f_text = Adapter(cfg.soft_dim, cfg.hidden_dim, out) if cfg.uses_text else None
         self.apply(init_weights)
@@ -61,6 +64,18 @@ class RetrievalHeads(nn.Module):
 
     def normalize(self, e: torch.Tensor) -> torch.Tensor:
         return _halves_normalized(e) if self.cfg.query_form == "hard+soft" else F.normalize(e, dim=-1)
+
+
+class _HalfAdapters(nn.Module):
+    """f_vis as two adapters (``separate_vis``): E^v = [f_vis,1(x); f_vis,2(x)], each half its own layers."""
+
+    def __init__(self, feature_dim: int, hidden_dim: int, half: int) -> None:
+        super().__init__()
+        self.hard = Adapter(feature_dim, hidden_dim, half)
+        self.soft = Adapter(feature_dim, hidden_dim, half)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.hard(x), self.soft(x)], dim=-1)
 
 
 def _halves_normalized(e: torch.Tensor) -> torch.Tensor:

@@ -48,6 +48,10 @@ class RetrievalConfig:
     #: their training-set mean and std: each shares a large common component that sends every embedding
     #: one way at the start of stage 2 (stored as buffers, exported as constants)
     standardize: bool = False
+    #: HA+SP only. False (the paper): one f_vis whose output halves face E^h and E^s. True: two f_vis
+    #: adapters, one per half, so the soft branch's gradients do not shape the hard half's features
+    #: (measured on PETA: the shared f_vis leaves the hard half near its collapsed loss, Table 6)
+    separate_vis: bool = False
 
     def __post_init__(self) -> None:
         if self.query_form not in QUERY_FORMS:
