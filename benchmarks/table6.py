@@ -72,6 +72,14 @@ def score_forms(ckpt: Path, ds, split: str) -> dict[str, dict[str, float]]:
     return {k: {m: float(v) for m, v in retrieval_metrics(s, queries, labels).items()} for k, s in scores.items()}
 
 
+def _recorded_seconds(out: Path) -> float:
+    """Stage-2 seconds of an earlier run, from its summary.json (nan when it has none)."""
+    try:
+        return float(json.loads((out / "summary.json").read_text())["retrieval"]["seconds"])
+    except (OSError, KeyError, ValueError, TypeError):
+        return float("nan")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", required=True, help="stage-1 checkpoint (f_par)")
@@ -84,6 +92,7 @@ def main() -> None:
     ap.add_argument("--out", default="runs/table6")
     ap.add_argument("--results", type=Path, required=True)
     ap.add_argument("--score-only", action="store_true", help="score the runs already in --out, train nothing")
+    ap.add_argument("--reuse", action="store_true", help="score a form already trained in --out, train the others")
     args = ap.parse_args()
     rows = []
     for form in args.forms:
@@ -98,14 +107,15 @@ def main() -> None:
                 pretrained=args.checkpoint,
             )
             t = time.perf_counter()
-            if args.score_only:  # the selected epoch, as train_retrieval recorded it in the checkpoint
+            reused = args.score_only or (args.reuse and (out / "best.json").is_file())
+            if reused:  # the selected epoch, as train_retrieval recorded it in the checkpoint
                 meta = json.loads((out / "best.json").read_text())
                 val = meta["val"]
                 summary = {"best_val": {"epoch": meta["epoch"], **meta.get("collapse", {}),
                                         "max_mean_cosine": val.get("retrieval_max_mean_cosine")}}  # fmt: skip
             else:
                 summary = train(cfg, progress=False)["retrieval"]
-            seconds = time.perf_counter() - t if not args.score_only else float("nan")
+            seconds = time.perf_counter() - t if not reused else _recorded_seconds(out)
             ds = create_dataset(cfg.dataset, cfg.root, **cfg.dataset_kwargs)
             scored = score_forms(out / "best.safetensors", ds, args.split)
             history = json.loads((out / "history_retrieval.json").read_text())
