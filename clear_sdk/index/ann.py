@@ -76,7 +76,7 @@ class AnnIndex:
         master: np.ndarray,
         allowed: np.ndarray | None = None,
         *,
-        nprobe: int = 32,
+        nprobe: int = 24,
         ef_search: int = 128,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Approximate top-k with exact scores: (scores [Q, k], rows [Q, k], -1 padded); ``allowed``: bool mask."""

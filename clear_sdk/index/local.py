@@ -70,7 +70,7 @@ class VectorIndex(IndexStore):
         faiss_type: Literal["auto", "flat", "ivf", "hnsw"] = "auto",
         precision: Literal["auto", "fp32", "fp16", "int8"] = "auto",
         nlist: int | None = None,
-        nprobe: int = 32,
+        nprobe: int = 24,
         hnsw_m: int = 32,
         ef_search: int = 128,
         block_rows: int = 65536,

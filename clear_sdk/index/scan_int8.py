@@ -7,8 +7,8 @@ AVX2 integer dot products) with the codes prepacked once at session creation; no
 ship does an int8 GEMV, so the graph is built here (a few ONNX nodes, needs the ``onnx`` package).
 
 Exactness. Row ``j`` is stored as ``x_hat_j = s_j * c_j`` (per-row scale, ``c_j`` int8 in
-[-127, 127]) and the query as ``q_hat = t * (u - 64)`` (``u`` uint8 in [1, 127], i.e. 7 bits: a u8 x
-s8 pair sum then stays below 2^15, so no kernel can saturate, VNNI or not). Then
+[-127, 127], kept as ``c_j + 128`` in uint8) and the query as ``q_hat = t * (u - 64)`` (``u`` uint8 in
+[1, 127], i.e. 7 bits: a pair sum of products then stays below 2^15, so no kernel can saturate). Then
 ``|q . x_j - q_hat . x_hat_j| <= ||q|| ||x_j - x_hat_j|| + ||q - q_hat|| ||x_hat_j||``, and the graph
 returns the top ``m`` of the upper bound ``ub_j = q_hat . x_hat_j + ||q|| r_j + ||q - q_hat|| n_j``
 (``r_j``, ``n_j`` stored per row, rounded up). Every row outside the shortlist has true score <=
@@ -86,10 +86,13 @@ def _session(codes: np.ndarray) -> Any:
     s = len(codes)
     d = codes.shape[1]
     inits = [
-        numpy_helper.from_array(np.ascontiguousarray(codes.T), "B"),
+        # the codes stored as uint8 c + 128 (zero point 128): MLAS's u8 x u8 kernel ran 6.9 ms per shard
+        # against 9.7 ms for u8 x s8 (262,144 x 256, one thread, interleaved); the int32 dots are identical
+        numpy_helper.from_array((np.ascontiguousarray(codes.T).astype(np.int16) + 128).astype(np.uint8), "B"),
         numpy_helper.from_array(np.array(64, np.uint8), "zp"),
+        numpy_helper.from_array(np.array(128, np.uint8), "bzp"),
     ]
-    nodes = [helper.make_node("MatMulInteger", ["u", "B", "zp"], ["dot"])]  # exact int32
+    nodes = [helper.make_node("MatMulInteger", ["u", "B", "zp", "bzp"], ["dot"])]  # exact int32
     graph = helper.make_graph(
         nodes,
         "clear_int8_scan",
@@ -117,12 +120,16 @@ class _Shard:
         self.session = _session(codes)
 
     def upper_bounds(self, u: np.ndarray, t: float, qn: float, dqn: float) -> np.ndarray:
-        """ub_j = (dot_j * s_j) * t + (r_j * ||q|| + n_j * ||q - q_hat||), float32, the same steps as the proof."""
+        """ub_j / t = dot_j * s_j + r_j * (||q|| / t) + n_j * (||q - q_hat|| / t), float32 (t > 0 keeps the order).
+
+        The caller multiplies the boundary it keeps by t; float32 rounding is covered by ``_SLACK``. Plain
+        element-wise numpy (no BLAS call, which would start its own threads inside the shard pool).
+        """
         (dot,) = self.session.run(None, {"u": u})
         ub = np.multiply(dot[0], self.scale, dtype=np.float32)  # exact: |dot| <= 63 * 127 * D < 2^24 for D <= 2,096
-        ub *= np.float32(t)
-        bound = self.resid * np.float32(qn)
-        bound += self.norm * np.float32(dqn)
+        bound = self.resid * np.float32(qn / t)
+        ub += bound
+        np.multiply(self.norm, np.float32(dqn / t), out=bound)
         ub += bound
         return ub
 
@@ -174,7 +181,7 @@ class Int8Scan:
             if kk == 0:
                 return np.empty(0, np.int64), -np.inf
             idx = np.argpartition(ub, len(ub) - kk)[len(ub) - kk :]  # the kk largest bounds
-            bound = float(ub[idx].min()) if kk < n else -np.inf  # every row not returned has ub <= this
+            bound = float(ub[idx].min()) * t if kk < n else -np.inf  # every row not returned has ub <= this
             return idx.astype(np.int64) + lo, bound
 
         parts = list(self._pool.map(one, self.shards)) if len(self.shards) > 1 else [one(s) for s in self.shards]
