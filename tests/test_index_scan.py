@@ -155,8 +155,8 @@ def test_quantisation_bounds_hold():
     assert (np.linalg.norm(x - x_hat, axis=1) <= resid).all() and (np.linalg.norm(x_hat, axis=1) <= norm).all()
     for qq in rng.standard_normal((20, 33)).astype(np.float32):
         u, t, qn, dqn = quantize_query(qq)
-        assert u.min() >= 1 and u.max() <= 127  # 7 bits: no int16 saturation in any u8 x s8 kernel
-        q_hat = t * (u.astype(np.float64) - 64)
+        assert u.min() >= 1 and u.max() <= 255
+        q_hat = t * (u.astype(np.float64) - scan_int8.QUERY_ZERO_POINT)
         err = np.abs(x.astype(np.float64) @ qq - x_hat @ q_hat)
         assert (err <= qn * resid + dqn * norm).all()
 
@@ -176,3 +176,22 @@ def test_auto_precision_scans_a_batch_in_fp32_and_a_lone_query_in_int8():
     assert _ids(index.search(q[:1], k=10)) == _ref(q[:1], x, range(n), 10)
     assert any(key[0] == "int8" for key in index._scans)  # the lone query did
     assert _ids(index.search(q, k=10, precision="int8")) == _ref(q, x, range(n), 10)  # asked for: honoured
+
+
+def test_int8_products_are_exact_at_the_extremes_of_both_codes():
+    """Every code at +-127 and the query at 1 / 255: onnxruntime's integer product equals numpy's (no saturation)."""
+    if not onnx_available():
+        pytest.skip("onnx not installed")
+    rng = np.random.default_rng(7)
+    d = 256
+    codes = np.where(rng.random((64, d)) < 0.5, 127, -127).astype(np.int8)
+    codes[0], codes[1] = 127, -127
+    session = scan_int8._session(codes)
+    for u in (
+        np.full(d, 255, np.uint8),
+        np.full(d, 1, np.uint8),
+        np.where(rng.random(d) < 0.5, 255, 1).astype(np.uint8),
+    ):
+        (dot,) = session.run(None, {"u": u[None]})
+        want = codes.astype(np.int64) @ (u.astype(np.int64) - scan_int8.QUERY_ZERO_POINT)
+        np.testing.assert_array_equal(dot[0], want)

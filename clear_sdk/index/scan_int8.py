@@ -7,15 +7,18 @@ AVX2 integer dot products) with the codes prepacked once at session creation; no
 ship does an int8 GEMV, so the graph is built here (a few ONNX nodes, needs the ``onnx`` package).
 
 Exactness. Row ``j`` is stored as ``x_hat_j = s_j * c_j`` (per-row scale, ``c_j`` int8 in
-[-127, 127], kept as ``c_j + 128`` in uint8) and the query as ``q_hat = t * (u - 64)`` (``u`` uint8 in
-[1, 127], i.e. 7 bits: a pair sum of products then stays below 2^15, so no kernel can saturate). Then
-``|q . x_j - q_hat . x_hat_j| <= ||q|| ||x_j - x_hat_j|| + ||q - q_hat|| ||x_hat_j||``, and the graph
-returns the top ``m`` of the upper bound ``ub_j = q_hat . x_hat_j + ||q|| r_j + ||q - q_hat|| n_j``
-(``r_j``, ``n_j`` stored per row, rounded up). Every row outside the shortlist has true score <=
-the m-th ``ub``; when the exact fp32 k-th best of the shortlist is above it, the top k equals fp32
-brute force (ties by row included). Otherwise ``m`` grows, and after a few rounds the caller scans in
-fp32. A per-row bound (not the global max residual) keeps the shortlist small on galleries of
-near-duplicates, where the top scores are packed tight.
+[-127, 127], kept as ``c_j + 128`` in uint8) and the query as ``q_hat = t * (u - 128)`` (``u`` uint8
+in [1, 255]; see ``QUERY_ZERO_POINT``). Then
+``|q . x_j - q_hat . x_hat_j| <= ||q|| ||x_j - x_hat_j|| + ||q - q_hat|| ||x_hat_j||``, so
+``ub_j = q_hat . x_hat_j + ||q|| r_j + ||q - q_hat|| n_j`` (``r_j``, ``n_j`` stored per row, rounded
+up) bounds row ``j``'s true score from above. One pass computes every ``ub``; each shard's ``m``
+best bounds form the shortlist, and every row outside it has ``ub`` <= the boundary (the largest
+of the shards' m-th bounds). The shortlist is re-ranked in fp32 best bound first, a chunk at a
+time, until the exact k-th best beats the bound of everything not re-ranked: then the top k equals
+fp32 brute force (ties by row included). If the shortlist runs out first, ``m`` grows (from the same
+bounds, no second pass), and after a few rounds the caller scans in fp32. A per-row bound (not the
+global max residual) keeps the shortlist small on galleries of near-duplicates, where the top
+scores are packed tight.
 """
 
 from __future__ import annotations
@@ -25,12 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from clear_sdk.index.topk import exact_rerank
-
 SHARD_ROWS = 1 << 18  # rows per onnxruntime session built in bulk; two threads search the shards
 TAIL_ROWS = 1 << 15  # rows added after the last shard are scored in fp32 until there are this many
 _ROUNDS = 3  # shortlist growths (x8) before the caller falls back to the fp32 scan
 _FIRST_M = 512  # shortlist per shard in the first round
+_CHUNK = 256  # candidates re-ranked in fp32 at a time, best bound first
 _SLACK = 1e-5  # relative float32 rounding allowance of the bound (the integer product itself is exact)
 
 
@@ -60,16 +62,59 @@ def quantize_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     return codes, scale, _up(resid), _up(norm)
 
 
+#: The query's uint8 zero point. The gallery codes are uint8 too (``c + 128``), and u8 x u8 kernels widen
+#: both to 16 bits before multiplying (there is no u8 x s8 pair sum that could saturate int16), so the
+#: query uses all 8 bits: half the quantisation error of 7 bits, so a tighter bound and shorter shortlists.
+QUERY_ZERO_POINT = 128
+
+
 def quantize_query(q: np.ndarray) -> tuple[np.ndarray, float, float, float]:
-    """(u uint8 [D] in [1, 127], step t, ||q|| (up), ||q - q_hat|| (up)) of one fp32 query."""
+    """(u uint8 [D] in [1, 255], step t, ||q|| (up), ||q - q_hat|| (up)) of one fp32 query; q_hat = t (u - 128)."""
     q64 = q.astype(np.float64)
-    t = float(np.abs(q64).max()) / 63.0 or 1.0
+    t = float(np.abs(q64).max()) / 127.0 or 1.0
     t = float(np.float32(t))
-    u = np.clip(np.rint(q64 / t) + 64, 1, 127).astype(np.uint8)
-    err = q64 - t * (u.astype(np.float64) - 64)
+    u = np.clip(np.rint(q64 / t) + QUERY_ZERO_POINT, 1, 255).astype(np.uint8)
+    err = q64 - t * (u.astype(np.float64) - QUERY_ZERO_POINT)
     qn = float(_up(np.array([np.linalg.norm(q64) * (1 + 1e-12)]))[0])
     dqn = float(_up(np.array([np.linalg.norm(err) * (1 + 1e-12)]))[0])
     return u, t, qn, dqn
+
+
+def _exact(master: np.ndarray, rows: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """fp32 scores of ``rows`` of the master (a NaN, i.e. a damaged row, scores -inf)."""
+    if rows.size == 0:
+        return np.empty(0, np.float32)
+    s = np.asarray(master[np.sort(rows)], dtype=np.float32) @ q
+    s = np.where(np.isnan(s), np.float32(-np.inf), s)
+    out = np.empty_like(s)
+    out[np.argsort(rows, kind="stable")] = s  # back in the order of ``rows``
+    return out
+
+
+def _top(rows: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k best (score, row), ties by row as the fp32 brute force orders them."""
+    order = np.lexsort((rows, -scores))[:k]
+    return scores[order].astype(np.float32), rows[order]
+
+
+def _select(ub: np.ndarray, n: int, m: int, t: float, lo: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """One shard's m best bounds (``n`` rows allowed): (rows, ub / t values, boundary); every other row has ub <= it."""
+    kk = min(m, n)
+    if kk == 0:
+        return np.empty(0, np.int64), np.empty(0, ub.dtype), -np.inf
+    idx = np.argpartition(ub, len(ub) - kk)[len(ub) - kk :]
+    vals = ub[idx]
+    return idx.astype(np.int64) + lo, vals, (float(vals.min()) * t if kk < n else -np.inf)
+
+
+def _merge(parts: list[tuple[np.ndarray, np.ndarray, float]], t: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """The shards' shortlists as one, best bound first: (rows, ub, boundary = the largest shard boundary)."""
+    if not parts:
+        return np.empty(0, np.int64), np.empty(0), -np.inf
+    rows = np.concatenate([p[0] for p in parts])
+    vals = np.concatenate([p[1] for p in parts]).astype(np.float64) * t
+    order = np.argsort(-vals, kind="stable")
+    return rows[order], vals[order], max(p[2] for p in parts)
 
 
 def _session(codes: np.ndarray) -> Any:
@@ -89,7 +134,7 @@ def _session(codes: np.ndarray) -> Any:
         # the codes stored as uint8 c + 128 (zero point 128): MLAS's u8 x u8 kernel ran 6.9 ms per shard
         # against 9.7 ms for u8 x s8 (262,144 x 256, one thread, interleaved); the int32 dots are identical
         numpy_helper.from_array((np.ascontiguousarray(codes.T).astype(np.int16) + 128).astype(np.uint8), "B"),
-        numpy_helper.from_array(np.array(64, np.uint8), "zp"),
+        numpy_helper.from_array(np.array(QUERY_ZERO_POINT, np.uint8), "zp"),
         numpy_helper.from_array(np.array(128, np.uint8), "bzp"),
     ]
     nodes = [helper.make_node("MatMulInteger", ["u", "B", "zp", "bzp"], ["dot"])]  # exact int32
@@ -112,10 +157,11 @@ def _session(codes: np.ndarray) -> Any:
 class _Shard:
     """Rows [lo, lo + n) as int8 codes in an onnxruntime session, with their per-row scale and bounds."""
 
-    __slots__ = ("lo", "n", "session", "scale", "resid", "norm")
+    __slots__ = ("lo", "n", "session", "scale", "resid", "norm", "dtype")
 
     def __init__(self, lo: int, part: np.ndarray) -> None:
         codes, self.scale, self.resid, self.norm = quantize_rows(part)
+        self.dtype = np.float32 if part.shape[1] <= 1040 else np.float64
         self.lo, self.n = lo, len(part)
         self.session = _session(codes)
 
@@ -126,10 +172,11 @@ class _Shard:
         element-wise numpy (no BLAS call, which would start its own threads inside the shard pool).
         """
         (dot,) = self.session.run(None, {"u": u})
-        ub = np.multiply(dot[0], self.scale, dtype=np.float32)  # exact: |dot| <= 63 * 127 * D < 2^24 for D <= 2,096
-        bound = self.resid * np.float32(qn / t)
+        # the int32 dot converts exactly: |dot| <= 127 * 127 * D < 2^24 (float32) for D <= 1,040, else float64
+        ub = np.multiply(dot[0], self.scale, dtype=self.dtype)
+        bound = self.resid * self.dtype(qn / t)
         ub += bound
-        np.multiply(self.norm, np.float32(dqn / t), out=bound)
+        np.multiply(self.norm, self.dtype(dqn / t), out=bound)
         ub += bound
         return ub
 
@@ -165,33 +212,68 @@ class Int8Scan:
             start = end
         self.sealed, self.rows = start, upto  # rows [sealed, rows): the tail, re-ranked in fp32 from the master
 
-    def _first_pass(self, q: np.ndarray, m: int, allowed: np.ndarray | None):
-        """Per shard, the rows of the m best upper bounds: (candidate rows [C], boundary = max m-th bound)."""
+    def _bounds(self, q: np.ndarray, allowed: np.ndarray | None, m: int):
+        """The one pass over the codes, and the first shortlist in the same pool task per shard.
+
+        Returns (per shard ub / t with the rows a filter drops at -inf, allowed counts, t, first shortlist).
+        """
         u, t, qn, dqn = quantize_query(q)
         u = u[None]
 
-        def one(shard: _Shard) -> tuple[np.ndarray, float]:
-            lo, n = shard.lo, shard.n
+        def one(shard: _Shard) -> tuple[np.ndarray, int, tuple[np.ndarray, np.ndarray, float]]:
             ub = shard.upper_bounds(u, t, qn, dqn)
+            n = shard.n
             if allowed is not None:
-                mask = allowed[lo : lo + n]
-                ub = np.where(mask, ub, np.float32(-np.inf))
+                mask = allowed[shard.lo : shard.lo + shard.n]
+                ub[~mask] = -np.inf
                 n = int(np.count_nonzero(mask))
-            kk = min(m, n)
-            if kk == 0:
-                return np.empty(0, np.int64), -np.inf
-            idx = np.argpartition(ub, len(ub) - kk)[len(ub) - kk :]  # the kk largest bounds
-            bound = float(ub[idx].min()) * t if kk < n else -np.inf  # every row not returned has ub <= this
-            return idx.astype(np.int64) + lo, bound
+            return ub, n, _select(ub, n, m, t, shard.lo)
 
         parts = list(self._pool.map(one, self.shards)) if len(self.shards) > 1 else [one(s) for s in self.shards]
-        rows = [p[0] for p in parts]
-        tail = np.arange(self.sealed, self.rows, dtype=np.int64)  # the tail is re-ranked whole (fp32)
+        return [p[0] for p in parts], [p[1] for p in parts], t, _merge([p[2] for p in parts], t)
+
+    def _shortlist(self, ubs: list[np.ndarray], counts: list[int], t: float, m: int):
+        """The m best bounds of each shard, from bounds already computed (a later, longer shortlist)."""
+
+        def one(i: int) -> tuple[np.ndarray, np.ndarray, float]:
+            return _select(ubs[i], counts[i], m, t, self.shards[i].lo)
+
+        n = len(self.shards)
+        return _merge(list(self._pool.map(one, range(n))) if n > 1 else [one(i) for i in range(n)], t)
+
+    def _one(self, q: np.ndarray, k: int, master: np.ndarray, allowed: np.ndarray | None):
+        """Exact top-k of one query, or None when the shortlists could not prove it (the caller scans fp32).
+
+        Candidates are re-ranked in fp32 in order of their bound, a chunk at a time, and the search stops
+        as soon as the exact k-th best beats the bound of everything not yet re-ranked (the rest of the
+        shortlist, and the boundary below which every row outside it lies).
+        """
+        m = max(_FIRST_M, 4 * k)
+        ubs, counts, t, first = self._bounds(q, allowed, m)
+        tail = np.arange(self.sealed, self.rows, dtype=np.int64)  # no codes: always re-ranked (fp32)
         if allowed is not None:
             tail = tail[allowed[self.sealed : self.rows]]
-        cand = np.concatenate([*rows, tail]) if rows else tail
-        boundary = max((p[1] for p in parts), default=-np.inf)
-        return cand, boundary
+        for round_ in range(_ROUNDS):
+            rows, vals, boundary = first if round_ == 0 else self._shortlist(ubs, counts, t, m)
+            seen_r, seen_s = [tail], [_exact(master, tail, q)]
+            done = 0
+            while True:
+                take = rows[done : done + max(_CHUNK, 4 * k)]
+                done += len(take)
+                seen_r.append(take)
+                seen_s.append(_exact(master, take, q))
+                scores = np.concatenate(seen_s)
+                rest = max(float(vals[done]) if done < len(rows) else -np.inf, boundary)
+                if len(scores) >= k:
+                    kth = float(np.partition(scores, len(scores) - k)[len(scores) - k])
+                    if not np.isfinite(rest) or kth > rest + _SLACK * (1.0 + abs(rest)):
+                        return _top(np.concatenate(seen_r), scores, k)
+                elif not np.isfinite(rest):  # fewer than k rows can match, and all are re-ranked
+                    return _top(np.concatenate(seen_r), scores, k)
+                if done >= len(rows):
+                    break
+            m *= 8
+        return None
 
     def search(
         self, q: np.ndarray, k: int, master: np.ndarray, allowed: np.ndarray | None, n_allowed: int
@@ -205,15 +287,10 @@ class Int8Scan:
         if k == 0 or self.rows == 0:
             return out_s, out_r, np.ones(nq, dtype=bool)
         for i in range(nq):
-            m = max(_FIRST_M, 4 * k)
-            for _ in range(_ROUNDS):
-                cand, boundary = self._first_pass(q[i], m, allowed)
-                s, r = exact_rerank(q[i : i + 1], master, cand[None], k)
-                kth = float(s[0, k - 1])
-                if not np.isfinite(boundary) or kth > boundary + _SLACK * (1.0 + abs(boundary)):
-                    out_s[i], out_r[i], proven[i] = s[0], r[0], True
-                    break
-                m *= 8
+            got = self._one(q[i], k, master, allowed)
+            if got is not None:
+                s, r = got
+                out_s[i, : len(s)], out_r[i, : len(r)], proven[i] = s, r, True
         return out_s, out_r, proven
 
     def close(self) -> None:
