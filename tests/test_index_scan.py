@@ -186,12 +186,13 @@ def test_int8_products_are_exact_at_the_extremes_of_both_codes():
     d = 256
     codes = np.where(rng.random((64, d)) < 0.5, 127, -127).astype(np.int8)
     codes[0], codes[1] = 127, -127
-    session = scan_int8._session(codes)
+    ones, zeros = np.ones(64, np.float32), np.zeros(64, np.float32)
+    session = scan_int8._session(codes, ones, zeros, zeros)  # ub = dot * 1 + 0: the product itself
     for u in (
         np.full(d, 255, np.uint8),
         np.full(d, 1, np.uint8),
         np.where(rng.random(d) < 0.5, 255, 1).astype(np.uint8),
     ):
-        (dot,) = session.run(None, {"u": u[None]})
+        (dot,) = session.run(None, {"u": u[None], "a": zeros[:1], "b": zeros[:1]})
         want = codes.astype(np.int64) @ (u.astype(np.int64) - scan_int8.QUERY_ZERO_POINT)
-        np.testing.assert_array_equal(dot[0], want)
+        np.testing.assert_array_equal(dot[0], want)  # |dot| <= 127 * 127 * 256 < 2^24: exact in float32
