@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import threading
 from collections import OrderedDict
@@ -251,11 +252,18 @@ class AttributeSearcher:
 
     # ----------------------------------------------------------------------------------- adding
     def _vectors(self, probs: np.ndarray, emb: np.ndarray | None) -> np.ndarray:
-        p = np.clip(probs.astype(np.float64), 0.0, 1.0)
-        logp = np.maximum(np.log(np.maximum(p, 1e-300)), _LOG_FLOOR)
-        log1mp = np.maximum(np.log(np.maximum(1.0 - p, 1e-300)), _LOG_FLOOR)
-        parts = ([emb.astype(np.float32)] if self._d else []) + [logp.astype(np.float32), log1mp.astype(np.float32)]
-        return np.concatenate(parts, axis=1)
+        """The stored rows [E^v; log p; log(1 - p)] (logs floored at _LOG_FLOOR), written in place in float32."""
+        n, d, a = len(probs), self._d, len(self._names)
+        out = np.empty((n, d + 2 * a), np.float32)
+        if d:
+            out[:, :d] = emb
+        p = np.clip(np.asarray(probs, np.float32), 0.0, 1.0)
+        floor = np.float32(math.exp(_LOG_FLOOR))
+        np.log(np.maximum(p, floor), out=out[:, d : d + a])
+        np.subtract(np.float32(1), p, out=p)
+        np.log(np.maximum(p, floor), out=out[:, d + a :])
+        np.maximum(out[:, d:], np.float32(_LOG_FLOOR), out=out[:, d:])  # log of the rounded floor may dip below it
+        return out
 
     def add(
         self,
