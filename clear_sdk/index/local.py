@@ -35,11 +35,12 @@ from clear_sdk.index.topk import as_rows, topk_inner_product
 #: Below this many rows the fp32 numpy scan is as fast as any other: no reduced-precision copy is made.
 SCAN_MIN_ROWS = 20_000
 #: ``faiss_type="auto"`` switches to IVF above this many rows. Measured (bench_search.py, 1M x 256, 2 cores):
-#: the exact int8 scan costs ~50 ns per item (46-51 ms at 1M) and IVF nprobe=32 ~4 ms at recall@10 0.99, so
-#: past 2M items an exact lone query exceeds 100 ms, where approximate search starts to pay for its recall.
+#: the exact int8 scan costs ~20-45 ns per item (21-45 ms at 1M, by how busy the machine is) and IVF
+#: nprobe=24 2.6-4 ms at recall@10 0.987, so past 2M items an exact lone query nears 100 ms, where
+#: approximate search starts to pay for its recall.
 ANN_AUTO_ROWS = 2_000_000
 #: ``precision="auto"`` scans a batch of more queries than this in fp32: the reduced-precision scans run one
-#: query at a time (~25 ms each at 1M), one BLAS product serves a whole batch (1M x 256, 2 cores: 10-18 ms
+#: query at a time (20-45 ms each at 1M), one BLAS product serves a whole batch (1M x 256, 2 cores: 6-12 ms
 #: per query in batches of 100).
 _REDUCED_MAX_QUERIES = 2
 #: A filter keeping at most this fraction of the rows scores them directly (fp32 gather) instead of scanning.

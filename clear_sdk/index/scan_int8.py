@@ -243,14 +243,15 @@ class Int8Scan:
         """
         u, t, qn, dqn = quantize_query(q)
         u = u[None]
+        blocked = None if allowed is None else ~allowed[: self.sealed]
 
         def one(shard: _Shard) -> tuple[np.ndarray, int, tuple[np.ndarray, np.ndarray, float]]:
             ub = shard.upper_bounds(u, t, qn, dqn)
             n = shard.n
-            if allowed is not None:
-                mask = allowed[shard.lo : shard.lo + shard.n]
-                ub[~mask] = -np.inf
-                n = int(np.count_nonzero(mask))
+            if blocked is not None:
+                drop = blocked[shard.lo : shard.lo + shard.n]
+                np.copyto(ub, -np.inf, where=drop)
+                n -= int(np.count_nonzero(drop))
             return ub, n, _select(ub, n, m, t, shard.lo)
 
         parts = [one(s) for s in self.shards]
