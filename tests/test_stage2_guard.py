@@ -90,3 +90,14 @@ def test_guard_fires_on_a_deliberately_collapsed_run(informative_run, caplog) ->
     assert any("cosine" in r for h in history for r in h["reasons"])
     assert meta["collapse"]["collapsed"] == 1 and summary["best_val"]["collapsed"] == 1
     assert any("every stage-2 epoch looked collapsed" in r.message for r in caplog.records)
+
+
+def test_a_trailing_half_of_ha_sp_gets_a_hint_and_balanced_halves_none() -> None:
+    """The clear-lite0 case (hard half 0.067 vs soft 0.257) names the fix; the fixed runs (0.245 / 0.256) do not."""
+    from clear_sdk.training.trainer import trailing_half_hint
+
+    hint = trailing_half_hint({"mAP": 0.097, "hard_mAP": 0.067, "soft_mAP": 0.257})
+    assert hint is not None and "hard half" in hint and "hard_weight=0.5" in hint
+    assert "soft half" in trailing_half_hint({"hard_mAP": 0.3, "soft_mAP": 0.1})
+    assert trailing_half_hint({"mAP": 0.261, "hard_mAP": 0.245, "soft_mAP": 0.256}) is None
+    assert trailing_half_hint({"mAP": 0.36}) is None  # a single query form has no halves

@@ -404,6 +404,31 @@ def collapse_report(val: dict[str, float], losses: dict[str, float], collapsed_l
     return {"collapsed": int(bool(reasons)), "reasons": reasons}
 
 
+#: HA+SP: a half whose val mAP is below this fraction of the other's is reported as trailing
+HALF_TRAILS_FRACTION = 0.5
+
+
+def trailing_half_hint(val: dict[str, float]) -> str | None:
+    """For HA+SP, a hint when one half of E^v retrieves far worse than the other (else None).
+
+    Measured on PETA with clear-lite0 (benchmarks/README.md, Table 6): the shared f_vis let the soft
+    branch shape the features and the hard half stayed near its collapsed loss (half mAP 0.067 against
+    0.257), so HA+SP (0.097) fell below either half. Equal weights or one f_vis per half fixed it
+    (0.261, 0.260). It is not a collapse (the embeddings spread), so it does not flag the epoch.
+    """
+    hard, soft = val.get("hard_mAP"), val.get("soft_mAP")
+    if hard is None or soft is None:
+        return None
+    for weak, strong, name in ((hard, soft, "hard"), (soft, hard, "soft")):
+        if strong > 0 and weak < HALF_TRAILS_FRACTION * strong:
+            return (
+                f"the {name} half of E^v trails (val mAP {weak:.3f} against {strong:.3f}), which drags HA+SP "
+                "below either half: retrain with --set hard_weight=0.5 soft_weight=0.5, or "
+                "separate_visual_adapters=true"
+            )
+    return None
+
+
 def _features(model: CLEAR, records, pp, device: torch.device, cache: Path | None) -> np.ndarray:
     """f_par features of ``records`` (no augmentation), cached on disk beside the stage-1 checkpoint.
 
@@ -578,6 +603,10 @@ def train_retrieval(cfg: TrainConfig, checkpoint: str | Path, progress: bool = T
     if best["mAP"] < 0 and fallback is not None:
         logger.warning("every stage-2 epoch looked collapsed; the checkpoint is flagged: lower retrieval_lr")
         best = fallback
+    hint = trailing_half_hint(best)
+    if hint:
+        logger.warning("stage 2: %s", hint)
+        best = {**best, "hint": hint}
     (out / "history_retrieval.json").write_text(json.dumps(history, indent=2))
     return {"best_val": best, "checkpoint": str(out / "best.safetensors"), "seconds": time.perf_counter() - t0}
 
