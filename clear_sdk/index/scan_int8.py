@@ -237,7 +237,7 @@ class Int8Scan:
         self.sealed, self.rows = start, upto  # rows [sealed, rows): the tail, re-ranked in fp32 from the master
 
     def _bounds(self, q: np.ndarray, allowed: np.ndarray | None, m: int):
-        """The one pass over the codes, and the first shortlist in the same pool task per shard.
+        """The one pass over the codes, shard by shard, each shard's first shortlist taken as it is done.
 
         Returns (per shard ub / t with the rows a filter drops at -inf, allowed counts, t, first shortlist).
         """
@@ -260,10 +260,7 @@ class Int8Scan:
     def _shortlist(self, ubs: list[np.ndarray], counts: list[int], t: float, m: int):
         """The m best bounds of each shard, from bounds already computed (a later, longer shortlist)."""
 
-        def one(i: int) -> tuple[np.ndarray, np.ndarray, float]:
-            return _select(ubs[i], counts[i], m, t, self.shards[i].lo)
-
-        return _merge([one(i) for i in range(len(self.shards))], t)
+        return _merge([_select(ub, n, m, t, sh.lo) for ub, n, sh in zip(ubs, counts, self.shards)], t)
 
     def _one(self, q: np.ndarray, k: int, master: np.ndarray, allowed: np.ndarray | None):
         """Exact top-k of one query, or None when the shortlists could not prove it (the caller scans fp32).
