@@ -245,10 +245,13 @@ def _milvus_literal(v: Any) -> str:
 
 def where_to_milvus(where: Mapping[str, Any] | None) -> str:
     """The Milvus boolean expression of a ``where`` filter ("" for none), over the fields MilvusIndex stores."""
-    if not where:
-        return ""
+    return clauses_milvus(parse_where(where)) if where else ""
+
+
+def clauses_milvus(clauses: list[Clause]) -> str:
+    """The Milvus boolean expression of parsed clauses ("" for none)."""
     out: list[str] = []
-    for c in parse_where(where):
+    for c in clauses:
         m = _EXTRA_KEY.match(c.key)
         field = f'extra["{m.group(1)}"]' if m else ("pk" if c.key == "id" else c.key)
         if c.op == "null":

@@ -36,7 +36,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from clear_sdk.errors import BundleError
-from clear_sdk.index.filters import Clause, _metadata_dict, _metadata_row, _utf8, parse_where, where_to_milvus
+from clear_sdk.index.filters import Clause, _metadata_dict, _metadata_row, _utf8, clauses_milvus, parse_where
 from clear_sdk.index.topk import as_rows
 
 _MAX_TEXT = 4096
@@ -178,11 +178,11 @@ class MilvusIndex:
 
     def _expression(self, where: Mapping[str, Any] | None) -> str:
         """``where`` as a Milvus expression, plus the ``partition`` condition it implies (Milvus prunes on it)."""
-        if not where:
+        if where is None:
             return ""
-        clauses = parse_where(where)
-        expr = where_to_milvus(where)
-        prune = self._partition_values(clauses)
+        clauses = parse_where(where)  # a bad filter fails even when it is empty
+        expr = clauses_milvus(clauses)
+        prune = self._partition_values(clauses) if clauses else None
         if prune is None:
             return expr
         values = ", ".join(json.dumps(v) for v in sorted(prune))
@@ -341,8 +341,6 @@ class MilvusIndex:
         if exact is True and self.index_type != "FLAT":
             raise ValueError(f"exact=True needs a FLAT Milvus index; this collection uses {self.index_type}")
         name, c0, c1 = self._field_for(columns)
-        if where is not None:
-            parse_where(where)  # a bad filter fails even when it is empty
         expr = self._expression(where)
         ex = [exclude] if isinstance(exclude, str) else list(exclude or [])
         if ex:

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from clear_sdk.index.topk import exact_rerank
+
 SHARD_ROWS = 1 << 18  # rows per onnxruntime session built in bulk
 TAIL_ROWS = 1 << 15  # rows added after the last shard are scored in fp32 until there are this many
 _ROUNDS = 3  # shortlist growths (x8) before the caller falls back to the fp32 scan
@@ -79,21 +81,12 @@ def quantize_query(q: np.ndarray) -> tuple[np.ndarray, float, float, float]:
     return u, t, qn, dqn
 
 
-def _exact(master: np.ndarray, rows: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """fp32 scores of ``rows`` of the master (a NaN, i.e. a damaged row, scores -inf)."""
-    if rows.size == 0:
-        return np.empty(0, np.float32)
-    s = np.asarray(master[np.sort(rows)], dtype=np.float32) @ q
-    s = np.where(np.isnan(s), np.float32(-np.inf), s)
-    out = np.empty_like(s)
-    out[np.argsort(rows, kind="stable")] = s  # back in the order of ``rows``
-    return out
-
-
 def _top(rows: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The k best (score, row), ties by row as the fp32 brute force orders them."""
+    """The k best (score, row) of merged :func:`exact_rerank` lists (-1 = padding), ties by row as fp32 brute force."""
+    keep = rows >= 0
+    rows, scores = rows[keep], scores[keep]
     order = np.lexsort((rows, -scores))[:k]
-    return scores[order].astype(np.float32), rows[order]
+    return scores[order], rows[order]
 
 
 def _select(ub: np.ndarray, n: int, m: int, t: float, lo: int) -> tuple[np.ndarray, np.ndarray, float]:
@@ -274,23 +267,22 @@ class Int8Scan:
         tail = np.arange(self.sealed, self.rows, dtype=np.int64)  # no codes: always re-ranked (fp32)
         if allowed is not None:
             tail = tail[allowed[self.sealed : self.rows]]
+        q1 = q[None]
         for round_ in range(_ROUNDS):
             rows, vals, boundary = first if round_ == 0 else self._shortlist(ubs, counts, t, m)
-            seen_r, seen_s = [tail], [_exact(master, tail, q)]
+            best_s, best_r = (a[0] for a in exact_rerank(q1, master, tail[None], k))
             done = 0
             while True:
                 take = rows[done : done + max(_CHUNK, 4 * k)]
                 done += len(take)
-                seen_r.append(take)
-                seen_s.append(_exact(master, take, q))
-                scores = np.concatenate(seen_s)
+                s_new, r_new = (a[0] for a in exact_rerank(q1, master, take[None], k))
+                best_s, best_r = _top(np.concatenate([best_r, r_new]), np.concatenate([best_s, s_new]), k)
                 rest = max(float(vals[done]) if done < len(rows) else -np.inf, boundary)
-                if len(scores) >= k:
-                    kth = float(np.partition(scores, len(scores) - k)[len(scores) - k])
-                    if not np.isfinite(rest) or kth > rest + _SLACK * (1.0 + abs(rest)):
-                        return _top(np.concatenate(seen_r), scores, k)
+                if len(best_r) >= k:
+                    if not np.isfinite(rest) or float(best_s[k - 1]) > rest + _SLACK * (1.0 + abs(rest)):
+                        return best_s, best_r
                 elif not np.isfinite(rest):  # fewer than k rows can match, and all are re-ranked
-                    return _top(np.concatenate(seen_r), scores, k)
+                    return best_s, best_r
                 if done >= len(rows):
                     break
             m *= 8

@@ -91,6 +91,7 @@ class IndexStore(StoreReads):
 
     def _open_store(self, dim: int | None) -> None:
         self._corrupt = np.zeros(0, dtype=bool)  # rows that failed verification: never returned by search
+        self._legacy_dropped = False  # _LEGACY_INDEXES: dropped by this object's first committed add
         self._verified_rows = 0
         self._lock = threading.RLock()
         self._mmap: np.ndarray | None = None
@@ -472,8 +473,9 @@ class IndexStore(StoreReads):
                 self.refresh()
                 self._begin_write()
                 count = self._stored_count()
-            for statement in _LEGACY_INDEXES:  # before the insert, so this add no longer maintains them
-                db.execute(statement)
+            if not self._legacy_dropped:  # before the insert, so this add no longer maintains them
+                for statement in _LEGACY_INDEXES:
+                    db.execute(statement)
             replaced = np.empty(0, np.int64)
             if replace:
                 replaced = self._existing_rows(ids)
@@ -495,6 +497,7 @@ class IndexStore(StoreReads):
             )
             db.execute("UPDATE meta SET value=? WHERE key='count'", (str(count + len(ids)),))
             db.execute("COMMIT")  # the commit point
+            self._legacy_dropped = True
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
