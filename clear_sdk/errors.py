@@ -2,12 +2,15 @@
 
 One base class (:class:`ClearSDKError`) lets an application catch everything the SDK raises on
 purpose; the subclasses that describe bad arguments also derive from :class:`ValueError` so that
-code written against plain Python conventions keeps working.
+code written against plain Python conventions keeps working. The other rooms' errors derive from it
+too (training's ``DatasetError`` and ``CheckpointError``, export's ``ExportError`` and
+``EngineBuildError``, the backends' ``BackendUnavailable``, video's ``SourceError`` and
+``DetectorError``), so the CLI reports every one of them the same way.
 """
 
 from __future__ import annotations
 
-__all__ = ["BundleError", "ClearSDKError", "IndexBusyError", "InputError", "QueryError"]
+__all__ = ["BundleError", "ClearSDKError", "DuplicateIdError", "IndexBusyError", "InputError", "QueryError"]
 
 
 class ClearSDKError(Exception):
@@ -32,6 +35,18 @@ class BundleError(ClearSDKError):
 
 class QueryError(ClearSDKError, ValueError):
     """An attribute query or a search filter that cannot be understood; the message lists the valid choices."""
+
+
+class DuplicateIdError(ClearSDKError, ValueError):
+    """An add whose ids are already in the index (and ``replace`` was not asked for); nothing was added.
+
+    ``ids`` names the clashing ids found (at least one), so a caller can tell a race (another run added
+    the same items first) from a real clash without reading the message.
+    """
+
+    def __init__(self, message: str, ids: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.ids = tuple(ids)
 
 
 class IndexBusyError(ClearSDKError, TimeoutError):

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from clear_sdk.errors import ClearSDKError
+
 
 @dataclasses.dataclass(frozen=True)
 class Record:
@@ -24,7 +26,7 @@ class Record:
     camid: int | None = None
 
 
-class DatasetError(FileNotFoundError):
+class DatasetError(ClearSDKError, FileNotFoundError):
     """A dataset's files are missing or malformed; the message says what and where to get it."""
 
 

@@ -15,13 +15,15 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from clear_sdk.errors import ClearSDKError
+
 from .clear import CLEAR
 from .config import ModelConfig
 
 FORMAT_VERSION = 1
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(ClearSDKError, RuntimeError):
     """A checkpoint or weights file is missing, unreadable or does not fit the model."""
 
 
