@@ -40,8 +40,10 @@ from clear_sdk.backends import Backend, BackendUnavailable, SessionSettings, cre
 from clear_sdk.bundle import Bundle
 from clear_sdk.errors import InputError
 from clear_sdk.preprocess import Preprocessing, load_image, preprocess
+from clear_sdk.schema import attribute_labels
+from clear_sdk.views import OutputView, output_view
 
-__all__ = ["Prediction", "Recognizer"]
+__all__ = ["Prediction", "Recognizer", "as_image_list"]
 
 
 @dataclasses.dataclass
@@ -61,6 +63,14 @@ class Prediction:
     groups: dict[str, dict[str, float]]
     source: str | None = None
     error: str | None = None
+    #: a label a person reads per attribute name ("carries a backpack"), where the schema has one
+    labels: dict[str, str] = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+    def __str__(self) -> str:
+        """The attributes above threshold as a person reads them: ``"female, long hair, carries a backpack"``."""
+        if self.error is not None:
+            return f"{self.source}: error: {self.error}"
+        return ", ".join(self.labels.get(a, a) for a in self.attributes) or "(no attribute above its threshold)"
 
     @property
     def ok(self) -> bool:
@@ -98,7 +108,7 @@ def _describe(item: Any, index: int) -> str:
     return f"images[{index}] ({type(item).__name__})"
 
 
-def _as_list(images: Any) -> Sequence[Any]:
+def as_image_list(images: Any) -> Sequence[Any]:
     """A list of images; one image (path, bytes, PIL, a single H x W [x C] array) becomes a list of one."""
     if isinstance(images, (str, bytes, bytearray, memoryview, os.PathLike)):
         return [images]
@@ -226,15 +236,16 @@ class Recognizer:
         settings: SessionSettings | None = None,
         micro_batch_ms: float | None = None,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if micro_batch_ms is not None and not (0 <= micro_batch_ms <= 1000):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
+        if micro_batch_ms is not None and (isinstance(micro_batch_ms, bool) or not (0 <= micro_batch_ms <= 1000)):
             raise ValueError(f"micro_batch_ms must be between 0 and 1000 (milliseconds), got {micro_batch_ms}")
         self.bundle = Bundle.open(bundle)
         options = {} if settings is None else {"settings": settings}
         self.backend: Backend = create_backend(self.bundle, backend, device=device, threads=threads, **options)
         self.batch_size = int(batch_size)
         self.micro_batch_ms = micro_batch_ms
+        self._closed = False
         self._batcher = None
         if micro_batch_ms is not None:
             self._batcher = _MicroBatcher(self.backend, self.batch_size, micro_batch_ms / 1e3)
@@ -244,6 +255,8 @@ class Recognizer:
         self._thresholds = tuple(self.bundle.threshold_vector())
         index = {n: i for i, n in enumerate(names)}
         self._groups = {g: tuple((a, index[a]) for a in members) for g, members in self.bundle.groups.items()}
+        self._views: dict[str | None, OutputView] = {}
+        self._label_cache: dict[str | None, dict[str, str]] = {}
 
     # -------------------------------------------------------------------------------- properties
     @property
@@ -285,7 +298,7 @@ class Recognizer:
         """
         if errors not in ("raise", "skip"):
             raise ValueError(f"errors must be 'raise' or 'skip', got {errors!r}")
-        items = _as_list(images)
+        items = as_image_list(images)
         pp = self.bundle.preprocessing
         h, w = pp.input_size
         out = np.empty((len(items), 3, h, w), dtype=np.float32)
@@ -308,12 +321,15 @@ class Recognizer:
         The backend's ``run_images``, through the micro-batcher when ``micro_batch_ms`` is set: use this
         rather than ``backend.run_images`` so that calls from several threads are gathered.
         """
+        if self._closed:
+            raise RuntimeError("this Recognizer is closed; create a new one")
         if self._batcher is None:
             return self.backend.run_images(batch)
         return self._batcher.run_images(batch)
 
     def close(self) -> None:
-        """Stop the micro-batching worker (after answering queued calls) and release the backend."""
+        """Stop the micro-batching worker (after answering queued calls) and release the backend; later calls raise."""
+        self._closed = True
         if self._batcher is not None:
             self._batcher.close()
         self.backend.close()
@@ -324,9 +340,14 @@ class Recognizer:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _run(self, images: Any, color: str, errors: str, want_embedding: bool):
-        """Yield (chunk items, ok indices, failures, probs, embedding) per chunk of ``batch_size`` inputs."""
-        items = _as_list(images)
+    def run_chunks(self, images: Any, color: str = "bgr", errors: str = "raise", want_embedding: bool = False):
+        """Yield (start, chunk, ok, failures, probs, embedding) per chunk of ``batch_size`` inputs.
+
+        ``chunk`` holds inputs ``start`` onwards; ``probs`` (and ``embedding``) have one row per index in ``ok``,
+        and ``failures`` lists (index, InputError) of the inputs skipped with ``errors="skip"``. The loop
+        behind predict and embed, for callers that use the rows as they come (AttributeSearcher.add).
+        """
+        items = as_image_list(images)
         for start in range(0, len(items), self.batch_size):
             chunk = items[start : start + self.batch_size]
             batch, ok, failures = self.preprocess(chunk, color=color, errors=errors)
@@ -340,34 +361,55 @@ class Recognizer:
         images: Any,
         color: Literal["bgr", "rgb"] = "bgr",
         errors: Literal["raise", "skip"] = "raise",
+        schema: str | None = None,
     ) -> list[Prediction]:
         """One :class:`Prediction` per input, in input order.
 
         ``images``: a list of file paths, encoded bytes, numpy arrays (BGR unless ``color="rgb"``;
         gray, RGBA and 16-bit are converted) or PIL images; a single image is treated as a list of
         one. ``errors="raise"`` raises :class:`~clear_sdk.errors.InputError` naming the first bad
-        input; ``errors="skip"`` returns an error entry for it and answers the rest.
+        input; ``errors="skip"`` returns an error entry for it and answers the rest. ``schema``: answer
+        in a dataset's own attribute names (``"peta"``, ``"market1501"``, ``"pa100k"``; see
+        :meth:`view`), for a unified-schema model such as the default one; ``None``: the model's names.
         """
+        out = self.view(schema)
         results: list[Prediction] = []
-        for start, chunk, ok, failures, probs, _ in self._run(images, color, errors, want_embedding=False):
+        for start, chunk, ok, failures, probs, _ in self.run_chunks(images, color, errors, want_embedding=False):
+            p, d = out.apply(list(self._names), probs, probs > np.asarray(self._thresholds, probs.dtype))
             by_index: dict[int, Prediction] = {}
             for row, i in enumerate(ok):
-                by_index[i] = self._prediction(probs[row], _describe(chunk[i], start + i))
+                by_index[i] = self._prediction(out, p[row], d[row], _describe(chunk[i], start + i))
             for i, err in failures:
                 by_index[i] = Prediction({}, [], {}, source=_describe(chunk[i], start + i), error=str(err))
             results.extend(by_index[i] for i in range(len(chunk)))
         return results
 
-    def predict_proba(self, images: Any, color: Literal["bgr", "rgb"] = "bgr") -> np.ndarray:
-        """Attribute probabilities float32 [N, A] in :attr:`attribute_names` order (bad input raises)."""
-        parts = [p for *_, p, _ in self._run(images, color, "raise", want_embedding=False)]
-        return np.concatenate(parts) if parts else np.zeros((0, len(self._names)), np.float32)
+    def predict_proba(
+        self, images: Any, color: Literal["bgr", "rgb"] = "bgr", schema: str | None = None
+    ) -> np.ndarray:
+        """Attribute probabilities float32 [N, A] in :attr:`attribute_names` order, or in ``view(schema).names``."""
+        out = self.view(schema)
+        parts = [p for *_, p, _ in self.run_chunks(images, color, "raise", want_embedding=False)]
+        probs = np.concatenate(parts) if parts else np.zeros((0, len(self._names)), np.float32)
+        return out.apply(list(self._names), probs, np.zeros(probs.shape, bool))[0]
+
+    def view(self, schema: str | None = None) -> OutputView:
+        """How answers read in ``schema``'s names (``view(s).names``, ``.groups``); ``None``: the model's own.
+
+        A unified-schema model (manifest ``dataset: unified``) has every dataset view of
+        ``clear_sdk/data/attributes.json``: each attribute of the view the unified schema covers, by
+        exact, complement or union mapping (:mod:`clear_sdk.views`). An unknown view is a QueryError.
+        """
+        key = schema.lower() if isinstance(schema, str) else schema
+        if key not in self._views:
+            self._views[key] = output_view(self.bundle.dataset, list(self._names), self.groups, schema)
+        return self._views[key]
 
     def embed(self, images: Any, color: Literal["bgr", "rgb"] = "bgr") -> np.ndarray:
         """L2-normalised visual embeddings float32 [N, D] (the retrieval stage's E^v); bad input raises."""
         if self.bundle.embed_dim is None:
             raise BackendUnavailable(self._no_retrieval())
-        parts = [e for *_, e in self._run(images, color, "raise", want_embedding=True)]
+        parts = [e for *_, e in self.run_chunks(images, color, "raise", want_embedding=True)]
         return np.concatenate(parts) if parts else np.zeros((0, self.bundle.embed_dim), np.float32)
 
     def _no_retrieval(self) -> str:
@@ -376,12 +418,17 @@ class Recognizer:
             "train stage 2 (clear-sdk train --stage retrieval) and re-export the bundle"
         )
 
-    def _prediction(self, probs: np.ndarray, source: str) -> Prediction:
+    def _prediction(self, out: OutputView, probs: np.ndarray, decisions: np.ndarray, source: str) -> Prediction:
         values = probs.tolist()
-        probabilities = dict(zip(self._names, values))
-        above = [n for n, p, t in zip(self._names, values, self._thresholds) if p > t]
-        groups = {g: {a: values[i] for a, i in members} for g, members in self._groups.items()}
-        return Prediction(probabilities, above, groups, source=source)
+        probabilities = dict(zip(out.names, values))
+        above = [n for n, d in zip(out.names, decisions.tolist()) if d]
+        groups = {g: {a: probabilities[a] for a in members} for g, members in out.groups.items()}
+        return Prediction(probabilities, above, groups, source=source, labels=self._labels(out))
+
+    def _labels(self, out: OutputView) -> dict[str, str]:
+        if out.dataset not in self._label_cache:
+            self._label_cache[out.dataset] = attribute_labels(list(out.names)) if out.view is None else {}
+        return self._label_cache[out.dataset]
 
     def __repr__(self) -> str:
         return (

@@ -293,7 +293,7 @@ def bench_accuracy(
 ) -> dict[str, Any]:
     """mA/F1 and retrieval R-1/mAP (per scorer) of one backend on a dataset split (needs the training extra)."""
     from clear_sdk.metrics import attribute_metrics, retrieval_metrics, retrieval_queries
-    from clear_sdk.searcher import SCORERS, AttributeSearcher
+    from clear_sdk.searcher import AttributeSearcher
     from clear_sdk.training.data import create_dataset
 
     ds = create_dataset(dataset, root, **(dataset_kwargs or {}))
@@ -303,9 +303,8 @@ def bench_accuracy(
     searcher = AttributeSearcher(bundle, backend=backend, scorer="recognition")
     ids = [str(i) for i in range(len(paths))]
     searcher.add(paths, ids=ids)
-    vecs = searcher.index.get_vectors(ids)
+    probs = searcher.layout.probabilities(searcher.index.get_vectors(ids))
     a = len(searcher.attribute_names)
-    probs = np.exp(vecs[:, searcher.embedding_dim : searcher.embedding_dim + a])
     thr = np.array(searcher.bundle.threshold_vector())
     rec = {k: float(v) for k, v in attribute_metrics(probs, labels, thr).items() if np.isscalar(v)}
     out: dict[str, Any] = {"backend": backend, "recognition": rec, "retrieval": {}}
@@ -315,9 +314,7 @@ def bench_accuracy(
         out["recognition_standard"] = {k: float(v) for k, v in std.items() if np.isscalar(v)}
     queries = retrieval_queries(labels)
     qdicts = [{n: bool(v) for n, v in zip(searcher.attribute_names, q)} for q in queries]
-    for scorer in SCORERS:
-        if scorer != "recognition" and not searcher.embedding_dim:
-            continue
+    for scorer in searcher.layout.scorers:
         scores, order = searcher.score_matrix(qdicts, scorer=scorer)
         gallery = labels[[int(i) for i in order]]
         out["retrieval"][scorer] = {k: float(v) for k, v in retrieval_metrics(scores, queries, gallery).items()}
