@@ -10,7 +10,15 @@ too (training's ``DatasetError`` and ``CheckpointError``, export's ``ExportError
 
 from __future__ import annotations
 
-__all__ = ["BundleError", "ClearSDKError", "DuplicateIdError", "IndexBusyError", "InputError", "QueryError"]
+__all__ = [
+    "BundleError",
+    "ClearSDKError",
+    "DuplicateIdError",
+    "IndexBusyError",
+    "IndexReadOnlyError",
+    "InputError",
+    "QueryError",
+]
 
 
 class ClearSDKError(Exception):
@@ -37,20 +45,20 @@ class QueryError(ClearSDKError, ValueError):
     """An attribute query or a search filter that cannot be understood; the message lists the valid choices."""
 
 
-class DuplicateIdError(ClearSDKError, ValueError):
-    """An add whose ids are already in the index (and ``replace`` was not asked for); nothing was added.
-
-    ``ids`` names the clashing ids found (at least one), so a caller can tell a race (another run added
-    the same items first) from a real clash without reading the message.
-    """
-
-    def __init__(self, message: str, ids: tuple[str, ...] = ()) -> None:
-        super().__init__(message)
-        self.ids = tuple(ids)
-
-
 class IndexBusyError(ClearSDKError, TimeoutError):
     """An on-disk index whose write lock another process held for longer than the index's ``busy_timeout``.
 
     Nothing is wrong with the index: retry later, or open it with a longer ``busy_timeout``.
     """
+
+
+class DuplicateIdError(ClearSDKError, ValueError):
+    """An add whose id is already in the index (nothing was added); ``item_id`` names it."""
+
+    def __init__(self, message: str, item_id: str) -> None:
+        super().__init__(message)
+        self.item_id = item_id
+
+
+class IndexReadOnlyError(ClearSDKError, PermissionError):
+    """A write (add, remove) to an index opened read-only (another user's, a read-only mount or a snapshot)."""
