@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from clear_sdk.errors import ClearSDKError
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
@@ -19,6 +21,10 @@ app = typer.Typer(
 console = Console()
 # soft_wrap: a one-line reason stays one line when stderr is a file or a pipe (rich would wrap it at 80)
 err_console = Console(stderr=True, soft_wrap=True)
+#: What a command reports as its one-line reason (``except REPORTED as e: fail(str(e))``): every error the
+#: project raises on purpose (all derive from ClearSDKError), the machine's (a file missing, unreadable or
+#: in the way), and a value the SDK refused the Python way (ValueError). Anything else is a bug.
+REPORTED = (ClearSDKError, OSError, ValueError)
 
 
 def plain(text: object) -> str:
