@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from clear_sdk.cli.app import app, console, err_console, fail, plain, say
+from clear_sdk.cli.app import REPORTED, app, console, err_console, fail, plain, say
 from clear_sdk.paths import IMAGE_SUFFIXES, list_images
 
 
@@ -29,11 +29,10 @@ def info(
     report = describe_environment()
     if bundle is not None:
         from clear_sdk.bundle import Bundle
-        from clear_sdk.errors import ClearSDKError
 
         try:
             b = Bundle.open(bundle)
-        except (ClearSDKError, FileNotFoundError) as e:
+        except REPORTED as e:
             fail(str(e))
         report["bundle"] = {**b.summary(), "attributes": b.attribute_names, "groups": b.groups}
     if model is not None:
@@ -73,12 +72,11 @@ def info(
 
 
 def _open_recognizer(bundle: str, backend: str, threads: int | None = None):
-    from clear_sdk.errors import ClearSDKError
     from clear_sdk.recognizer import Recognizer
 
     try:
         return Recognizer(bundle, backend=backend, threads=threads)
-    except (ClearSDKError, FileNotFoundError, ValueError) as e:
+    except REPORTED as e:
         fail(str(e))
 
 
@@ -90,12 +88,10 @@ def predict(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per image, in a list.")] = False,
 ) -> None:
     """Recognise attributes of images; a bad image gets an error entry, the others are still answered (exit 1)."""
-    from clear_sdk.errors import ClearSDKError
-
     rec = _open_recognizer(bundle, backend)
     try:
         preds = rec.predict(images, errors="skip")
-    except (ClearSDKError, RuntimeError, ValueError) as e:  # the backend itself failed, not one image
+    except (*REPORTED, RuntimeError) as e:  # the backend itself failed (TensorRT: RuntimeError), not one image
         fail(str(e))
     rows = []
     for path, p in zip(images, preds):
@@ -163,7 +159,6 @@ def index(
     whose id is taken by another file is not indexed, and is listed (exit 1): give each folder its --camera,
     or use --id-scheme absolute.
     """
-    from clear_sdk.errors import ClearSDKError
     from clear_sdk.searcher import AttributeSearcher, is_utf8
 
     if batch < 1:
@@ -195,7 +190,7 @@ def index(
     try:
         part = {"partition_by": partition_by} if partition_by else {}
         searcher = AttributeSearcher(bundle, index=index_dir, backend=backend, **part)
-    except (ClearSDKError, FileNotFoundError, ValueError) as e:
+    except REPORTED as e:
         fail(str(e))
     for line in unreadable:
         say(f"not indexed: {line}", err=True)
@@ -226,7 +221,7 @@ def index(
                 failed += sum(o is None for o in out)
                 bar.update(task, advance=len(chunk))
             expired = searcher.apply_retention(keep_days) if keep_days is not None else 0
-    except (ClearSDKError, ValueError) as e:
+    except REPORTED as e:
         fail(f"{e} ({added} crops of this run were indexed and kept)")
     if keep_days is not None:
         say(f"retention: removed {expired} items older than {keep_days:g} days")
@@ -282,7 +277,6 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False,
 ) -> None:
     """Find people by attributes in an index."""
-    from clear_sdk.errors import ClearSDKError
     from clear_sdk.index import is_milvus_uri
     from clear_sdk.searcher import AttributeSearcher, read_searcher_file
 
@@ -302,7 +296,7 @@ def search(
             hits = searcher.search(query, k=k, where={"camera": camera} if camera else None)
             parsed = searcher.parse(query)
             corrupt = len(getattr(searcher.index, "corrupt_ids", ()))
-    except (ClearSDKError, FileNotFoundError, ValueError) as e:
+    except REPORTED as e:
         fail(str(e))
     if corrupt:
         say(f"warning: {corrupt} items of {index_dir} failed their checksum and were left out; re-index them", err=True)
