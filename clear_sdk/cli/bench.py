@@ -22,7 +22,7 @@ import typer
 from rich.table import Table
 
 from clear_sdk.bundle import Bundle
-from clear_sdk.cli.app import app, console, dataset_options, fail, say
+from clear_sdk.cli.app import REPORTED, app, console, dataset_options, fail, say
 from clear_sdk.paths import package_versions
 
 
@@ -378,8 +378,6 @@ def bench_command(
     plot: Annotated[str | None, typer.Option(help="Write images/s vs batch size to this PNG.")] = None,
 ) -> None:
     """Latency p50/p95/p99, throughput, memory, FLOP efficiency and parity per backend; accuracy with --dataset."""
-    from clear_sdk.errors import ClearSDKError
-
     names = [b.strip() for b in backends.split(",") if b.strip()]
     if not names:
         fail(f"--backends {backends!r}: name at least one of torch, onnxruntime, onnxruntime-int8, tensorrt")
@@ -422,7 +420,7 @@ def bench_command(
                 if name in report["skipped"]:
                     continue
                 report["accuracy"].append(bench_accuracy(bundle, name, dataset, root, split, dataset_options(set_)))
-    except (ClearSDKError, FileNotFoundError, ValueError) as e:
+    except REPORTED as e:
         fail(str(e))
     if not report["results"]:
         reasons = "; ".join(f"{name}: {why}" for name, why in report["skipped"].items())

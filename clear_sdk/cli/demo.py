@@ -18,7 +18,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from clear_sdk.cli.app import app, console, need_training
+from clear_sdk.cli.app import REPORTED, app, console, fail, need_training, say
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ def _retrieval_by_scorer(searcher: Any, ids: list[str], labels: np.ndarray, name
     queries = retrieval_queries(labels)
     query_dicts = [{n: bool(v) for n, v in zip(names, q)} for q in queries]
     retrieval: dict[str, Any] = {}
-    for scorer in ("embedding", "recognition", "fused"):
+    for scorer in searcher.layout.scorers:
         scores, order = searcher.score_matrix(query_dicts, scorer=scorer)
         gallery = labels[[row_of[i] for i in order]]
         retrieval[scorer] = {k: float(v) for k, v in retrieval_metrics(scores, queries, gallery).items()}
@@ -186,7 +186,10 @@ def demo_command(
 ) -> None:
     """Render synthetic pedestrians, train clear-tiny, export ONNX, recognise and search: the SDK end to end."""
     need_training()
-    report = run_demo(out, progress=not as_json, overrides=set_)
+    try:
+        report = run_demo(out, progress=not as_json, overrides=set_)
+    except REPORTED as e:
+        fail(str(e))
     if as_json:
         typer.echo(json.dumps({k: report[k] for k in ("recognition", "retrieval", "bundle", "timings")}, indent=2))
         return
@@ -204,8 +207,8 @@ def demo_command(
     table.add_row("queries", f"{ret['num_queries']:.0f}")
     table.add_row("total time", f"{report['timings']['total_s']:.0f} s")
     console.print(table)
-    console.print(f"bundle: [bold]{report['bundle']}[/]")
-    console.print(f"retrieval grid: {report['retrieval_grid']}\nper-attribute mA: {report['attribute_plot']}")
+    say(f"bundle: {report['bundle']}")  # paths printed literally, never as markup
+    say(f"retrieval grid: {report['retrieval_grid']}\nper-attribute mA: {report['attribute_plot']}")
     console.print(
         "next: [bold]clear-sdk predict[/] BUNDLE IMAGE.jpg, or in Python: "
         "from clear_sdk import Recognizer, AttributeSearcher"

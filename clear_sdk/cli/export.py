@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from clear_sdk.cli.app import app, console, dataset_options, fail
+from clear_sdk.cli.app import REPORTED, app, dataset_options, fail, say
 
 
 @app.command()
@@ -56,7 +56,6 @@ def export(
     except ImportError as e:
         fail(f"export needs the export extra ({e.name} is missing): pip install 'clear-sdk[export]'")
     from clear_sdk.backends import TensorRTUnavailable
-    from clear_sdk.errors import ClearSDKError
 
     if engine not in ("onnx", "trt"):
         fail(f"--engine {engine!r}: choose onnx or trt")
@@ -96,9 +95,11 @@ def export(
         )
     except TensorRTUnavailable as e:
         fail(str(e), code=2)
-    except (ClearSDKError, FileNotFoundError, FileExistsError, ValueError, RuntimeError) as e:
+    except REPORTED as e:
         fail(str(e))
-    console.print(f"bundle written: [bold]{bundle}[/]")
+    except RuntimeError as e:  # torch.onnx and onnxruntime report a graph they cannot export or check this way
+        fail(str(e))
+    say(f"bundle written: {bundle}")
 
 
 def _dataset(name: str | None, root: str | None, options: list[str] | None) -> tuple:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from clear_sdk.cli.app import app, console, dataset_options, fail, need_training
+from clear_sdk.cli.app import REPORTED, app, console, dataset_options, fail, need_training, say
 
 
 @app.command()
@@ -46,7 +46,6 @@ def train(
     """Train CLEAR or PromptPAR: stage 1 (recognition) and/or stage 2 (retrieval adapters). Multi-GPU: torchrun."""
     need_training()
     from clear_sdk.training.config import load_config
-    from clear_sdk.training.data import DatasetError
     from clear_sdk.training.trainer import train as run_train
 
     try:
@@ -74,12 +73,14 @@ def train(
         if not cfg.root and cfg.dataset != "synthetic":
             fail("--root is required: the folder that holds the dataset")
         summary = run_train(cfg, progress=not as_json)
-    except (ValueError, KeyError, FileNotFoundError, DatasetError) as e:
-        fail(str(e.args[0] if isinstance(e, KeyError) else e))
+    except REPORTED as e:
+        fail(str(e))
+    except KeyError as e:  # a registry's unknown name; the message lists the valid ones
+        fail(str(e.args[0]))
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=float))
     else:
-        console.print(f"checkpoints in [bold]{cfg.out}[/]: best.safetensors (+ .json)")
+        say(f"checkpoints in {cfg.out}: best.safetensors (+ .json)")  # a path is printed literally, never as markup
         for stage_name in ("par", "retrieval"):
             if stage_name in summary:
                 best = {k: round(v, 4) for k, v in summary[stage_name]["best_val"].items() if isinstance(v, float)}
@@ -107,8 +108,6 @@ def evaluate(
 ) -> None:
     """Recognition metrics (mA, accuracy, precision, recall, F1) and, with stage 2, retrieval metrics."""
     need_training()
-    from clear_sdk.training.data import DatasetError
-    from clear_sdk.training.models import CheckpointError
     from clear_sdk.training.trainer import evaluate as run_eval
 
     kwargs: dict[str, object] = {"partition": partition} if partition is not None else {}
@@ -117,8 +116,10 @@ def evaluate(
     kwargs.update(dataset_options(set_))
     try:
         result = run_eval(checkpoint, dataset, root, split=split, dataset_kwargs=kwargs, device=device)
-    except (ValueError, KeyError, FileNotFoundError, DatasetError, CheckpointError) as e:
-        fail(str(e.args[0] if isinstance(e, KeyError) else e))
+    except REPORTED as e:
+        fail(str(e))
+    except KeyError as e:  # a registry's unknown name or split; the message lists the valid ones
+        fail(str(e.args[0]))
     if as_json:
         keys = ("recognition", "recognition_standard", "mA_by_group", "retrieval", "collapse", "per_attribute_mA")
         typer.echo(json.dumps({k: result[k] for k in keys if k in result}, indent=2))
