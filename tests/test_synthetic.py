@@ -409,15 +409,6 @@ def test_renderer_works_where_torch_cannot_be_imported(tmp_path: Path, run_witho
     assert "ok (96, 160, 3)" in done.stdout and (tmp_path / "data" / "labels.csv").is_file()
 
 
-def test_training_module_re_exports_the_renderer() -> None:
-    import clear_sdk.synthetic as renderer
-    import clear_sdk.training.data.synthetic as training_synthetic
-
-    for name in renderer.__all__:
-        assert getattr(training_synthetic, name) is getattr(renderer, name), name
-    assert set(renderer.__all__) < set(training_synthetic.__all__)
-
-
 def test_schema_is_the_packaged_one() -> None:
     from clear_sdk.schema import GROUP_ORDER, load_schema
     from clear_sdk.synthetic.identity import _COVERAGE_ORDER

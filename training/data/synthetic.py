@@ -1,8 +1,7 @@
 """The synthetic dataset as a training dataset: the folder written by ``generate_synthetic``, read back.
 
 The renderer itself (drawing, compositing, writing a dataset, street video) is the torch-free
-:mod:`clear_sdk.synthetic`. Its public names are re-exported here for code that still imports them
-from ``clear_sdk.training.data.synthetic``; new code imports them from ``clear_sdk.synthetic``.
+:mod:`clear_sdk.synthetic`; import its names from there.
 """
 
 from __future__ import annotations
@@ -15,62 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from clear_sdk.synthetic import (  # re-exported (see the docstring)
-    LABELS_FILE,
-    META_FILE,
-    ONE_HOT_GROUPS,
-    SYNTHETIC_ATTRIBUTES,
-    SYNTHETIC_GROUPS,
-    Appearance,
-    Pose,
-    SyntheticConfig,
-    SyntheticIdentity,
-    attrs_to_vector,
-    generate_synthetic,
-    paste_person,
-    render_person,
-    render_person_layer,
-    render_street,
-    sample_appearance,
-    sample_identities,
-    sample_identity_attributes,
-    sample_pose,
-    synthetic_video_frames,
-    vector_to_attrs,
-    write_synthetic_video,
-)
+from clear_sdk.synthetic import LABELS_FILE, META_FILE, SYNTHETIC_ATTRIBUTES, SyntheticConfig, generate_synthetic
 from clear_sdk.synthetic.identity import _SPLITS
 
 from .base import DatasetError, PARDataset, Record, register_dataset
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "SyntheticDataset",
-    # re-exported from clear_sdk.synthetic
-    "SYNTHETIC_ATTRIBUTES",
-    "SYNTHETIC_GROUPS",
-    "ONE_HOT_GROUPS",
-    "LABELS_FILE",
-    "META_FILE",
-    "Appearance",
-    "Pose",
-    "SyntheticConfig",
-    "SyntheticIdentity",
-    "attrs_to_vector",
-    "vector_to_attrs",
-    "sample_identity_attributes",
-    "sample_appearance",
-    "sample_pose",
-    "sample_identities",
-    "render_person_layer",
-    "render_person",
-    "paste_person",
-    "generate_synthetic",
-    "render_street",
-    "synthetic_video_frames",
-    "write_synthetic_video",
-]
+__all__ = ["SyntheticDataset"]
 
 
 @register_dataset("synthetic")
