@@ -30,6 +30,10 @@ __all__ = ["EPS", "attribute_metrics", "retrieval_metrics", "retrieval_queries"]
 
 logger = logging.getLogger(__name__)
 
+UNKNOWN = 255
+"""A label value meaning "not annotated" (a unified-schema attribute the sample's dataset does not label):
+masked out of the loss and of every metric, never counted as a negative."""
+
 EPS = 1e-20
 """Added to every denominator, as in Rethinking_of_PAR, so empty counts give 0 rather than NaN."""
 
@@ -38,8 +42,8 @@ EPS = 1e-20
 _BLOCK_ELEMENTS = 1 << 22
 
 
-def _binary_labels(labels: np.ndarray, name: str) -> np.ndarray:
-    """Check a 2-D, non-empty 0/1 matrix and return it as bool."""
+def _binary_labels(labels: np.ndarray, name: str, allow_unknown: bool = False) -> np.ndarray:
+    """Check a 2-D, non-empty 0/1 matrix and return it as bool (with ``allow_unknown``, also :data:`UNKNOWN`)."""
     arr = np.asarray(labels)
     if arr.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array [samples, attributes], got shape {arr.shape}")
@@ -48,15 +52,21 @@ def _binary_labels(labels: np.ndarray, name: str) -> np.ndarray:
     if arr.dtype != np.bool_:
         if not (np.issubdtype(arr.dtype, np.number)):
             raise ValueError(f"{name} must be numeric 0/1 (or bool), got dtype {arr.dtype}")
-        valid = (arr == 0) | (arr == 1)
+        valid = (arr == 0) | (arr == 1) | ((arr == UNKNOWN) if allow_unknown else False)
         if not valid.all():
             bad = np.unique(arr[~valid])[:5]
             raise ValueError(
-                f"{name} must contain only 0 and 1, found {bad.tolist()}; binarise multi-class fields "
-                "(e.g. one-hot age) before evaluating"
+                f"{name} must contain only 0 and 1{f' (or {UNKNOWN}: not annotated)' if allow_unknown else ''}, "
+                f"found {bad.tolist()}; binarise multi-class fields (e.g. one-hot age) before evaluating"
             )
         arr = arr == 1
     return arr
+
+
+def known_mask(labels: np.ndarray) -> np.ndarray:
+    """bool [N, A]: True where a label is annotated (not :data:`UNKNOWN`)."""
+    arr = np.asarray(labels)
+    return np.ones(arr.shape, bool) if arr.dtype == np.bool_ else arr != UNKNOWN
 
 
 def attribute_metrics(
@@ -70,13 +80,19 @@ def attribute_metrics(
     bundle manifest); a prediction is positive when ``probs > threshold``. Any real-valued scores
     work (logits with ``threshold=0`` give the same decisions as probabilities with 0.5).
 
+    Labels equal to :data:`UNKNOWN` (255: not annotated, e.g. a unified attribute the sample's dataset does
+    not label) are left out of every count: an attribute is scored over the samples that annotate it, a
+    sample over the attributes it has; an attribute no sample annotates gets NaN per-attribute values and is
+    left out of ``mA``.
+
     Returns Python floats ``mA``, ``accuracy``, ``precision``, ``recall``, ``f1`` (of the averaged
     precision and recall), ``f1_mean`` (mean of per-sample F1), and float64 arrays [A]
     ``per_attribute_mA``, ``per_attribute_tpr`` (TP/P), ``per_attribute_tnr`` (TN/N) and
     ``per_attribute_accuracy`` ((TP+TN)/N_samples, the fraction of samples classified correctly).
     """
     scores = np.asarray(probs)
-    gt = _binary_labels(labels, "labels")
+    gt = _binary_labels(labels, "labels", allow_unknown=True)
+    known = known_mask(labels)
     if scores.shape != gt.shape:
         raise ValueError(
             f"probs shape {scores.shape} does not match labels shape {gt.shape}; both must be [samples, attributes]"
@@ -98,19 +114,25 @@ def attribute_metrics(
     if np.isnan(thr).any():
         raise ValueError("threshold contains NaN; pass finite thresholds")
 
-    pred = scores > thr
+    pred = (scores > thr) & known
+    gt = gt & known
 
-    # Label-based (per attribute, over samples).
+    # Label-based (per attribute, over the samples that annotate it).
+    n_known = known.sum(axis=0, dtype=np.float64)
     pos = gt.sum(axis=0, dtype=np.float64)
-    neg = (~gt).sum(axis=0, dtype=np.float64)
+    neg = n_known - pos
     tp = (gt & pred).sum(axis=0, dtype=np.float64)
-    tn = (~gt & ~pred).sum(axis=0, dtype=np.float64)
+    tn = (known & ~gt & ~pred).sum(axis=0, dtype=np.float64)
     tpr = tp / (pos + EPS)
     tnr = tn / (neg + EPS)
     label_ma = (tpr + tnr) / 2.0
-    label_acc = (tp + tn) / (gt.shape[0] + EPS)
+    label_acc = (tp + tn) / (n_known + EPS)
+    if not known.all():
+        empty = n_known == 0
+        for arr in (tpr, tnr, label_ma, label_acc):
+            arr[empty] = np.nan
 
-    # Instance-based (per sample, over attributes), then averaged over samples.
+    # Instance-based (per sample, over the attributes it annotates), then averaged over samples.
     inter = (gt & pred).sum(axis=1, dtype=np.float64)
     union = (gt | pred).sum(axis=1, dtype=np.float64)
     n_pred = pred.sum(axis=1, dtype=np.float64)
@@ -123,7 +145,7 @@ def attribute_metrics(
     precision = float(inst_prec.mean())
     recall = float(inst_rec.mean())
     return {
-        "mA": float(label_ma.mean()),
+        "mA": float(np.nanmean(label_ma)) if np.isfinite(label_ma).any() else float("nan"),
         "accuracy": float(inst_acc.mean()),
         "precision": precision,
         "recall": recall,

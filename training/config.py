@@ -22,6 +22,9 @@ class TrainConfig:
     root: str = ""
     dataset_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     cache_images: bool = True  # keep decoded, resized images in memory when they fit
+    # several sources (dataset "unified"): "equal" draws each source's images equally often per epoch
+    # (sampling with replacement, epoch length unchanged); "natural" shuffles their union as it is
+    balance: str = "equal"
     # model
     model: str = "clear-tiny"
     variant: str | None = None
@@ -74,6 +77,7 @@ class TrainConfig:
             "optimizer": ("adamw", "adam"),
             "scheduler": ("cosine", "plateau"),
             "loss": ("bce", "weighted_bce", "balanced_bce"),
+            "balance": ("equal", "natural"),
             "query_form": ("hard+soft", "hard", "soft", "words"),
         }
         for key, allowed in checks.items():

@@ -18,17 +18,24 @@ def bce_loss(
     over the training set positives and negatives then carry equal total weight, which is what mA
     (the mean of the positive and negative recalls) scores; the exp form only halves the imbalance
     (r = 0.18: 1.9x for positives where the ratio of negatives to positives is 4.6x).
+
+    Targets of 255 (``clear_sdk.metrics.UNKNOWN``: not annotated by the sample's dataset) are masked out:
+    the loss is the mean over the annotated entries, so an unknown is never a negative.
     """
-    targets = targets.to(logits.dtype)
-    if pos_ratio is None:
-        return F.binary_cross_entropy_with_logits(logits, targets)
-    r = pos_ratio.to(logits)
-    if balanced:
-        r = r.clamp(1e-3, 1 - 1e-3)  # an attribute with no positives (or negatives) in train keeps a finite weight
-        weight = torch.where(targets > 0.5, 0.5 / r, 0.5 / (1.0 - r))
-    else:
-        weight = torch.where(targets > 0.5, torch.exp(1.0 - r), torch.exp(r))
-    return F.binary_cross_entropy_with_logits(logits, targets, weight=weight)
+    known = targets <= 1  # UNKNOWN (255): a unified attribute the sample's dataset does not annotate
+    targets = torch.where(known, targets, torch.zeros_like(targets)).to(logits.dtype)
+    weight = None
+    if pos_ratio is not None:
+        r = pos_ratio.to(logits)
+        if balanced:
+            r = r.clamp(1e-3, 1 - 1e-3)  # an attribute with no positives (or negatives) in train keeps a finite weight
+            weight = torch.where(targets > 0.5, 0.5 / r, 0.5 / (1.0 - r))
+        else:
+            weight = torch.where(targets > 0.5, torch.exp(1.0 - r), torch.exp(r))
+    if bool(known.all()):
+        return F.binary_cross_entropy_with_logits(logits, targets, weight=weight)
+    per = F.binary_cross_entropy_with_logits(logits, targets, weight=weight, reduction="none")
+    return (per * known).sum() / known.sum().clamp_min(1)
 
 
 def margin_loss(

@@ -132,6 +132,43 @@ def freeze_trunk_stages(model: CLEAR, stages: int) -> list[torch.nn.Module]:
     return mods
 
 
+def source_sampler(records, cfg: TrainConfig) -> torch.utils.data.Sampler | None:
+    """With several sources and ``balance="equal"``, a sampler that draws each source equally often.
+
+    Each image is drawn with probability 1 / (number of sources x its source's size), with replacement, for
+    as many draws per epoch as there are images; a lone source (or ``balance="natural"``) shuffles plainly.
+    """
+    sources = [r.source for r in records]
+    names = sorted({s for s in sources if s is not None})
+    if cfg.balance != "equal" or len(names) < 2:
+        return None
+    counts = {n: sources.count(n) for n in names}
+    weights = torch.tensor([1.0 / (len(names) * counts[s]) for s in sources], dtype=torch.double)
+    return torch.utils.data.WeightedRandomSampler(
+        weights, len(records), replacement=True, generator=torch.Generator().manual_seed(cfg.seed)
+    )
+
+
+def validation_metrics(probs: np.ndarray, records, labels: np.ndarray) -> dict[str, float]:
+    """Val metrics; with several sources, each source's (``mA_<source>``, ``f1_<source>``) and their means.
+
+    With several sources ``mA`` and ``f1`` are the means over the sources, so that each dataset's
+    validation split weighs the same in the epoch selection whatever its size.
+    """
+    out = _scalars(attribute_metrics(probs, labels))
+    names = sorted({r.source for r in records if r.source is not None})
+    if len(names) < 2:
+        return out
+    src = np.array([r.source for r in records])
+    for n in names:
+        m = _scalars(attribute_metrics(probs[src == n], labels[src == n]))
+        out[f"mA_{n}"], out[f"f1_{n}"] = m["mA"], m["f1"]
+    out["mA_pooled"], out["f1_pooled"] = out["mA"], out["f1"]
+    out["mA"] = float(np.mean([out[f"mA_{n}"] for n in names]))
+    out["f1"] = float(np.mean([out[f"f1_{n}"] for n in names]))
+    return out
+
+
 def _checkpoint_meta(cfg: TrainConfig, ds, stage: str, epoch: int, val: dict[str, float], **extra) -> dict:
     return {
         "stage": stage,
@@ -162,7 +199,7 @@ def train_recognition(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]
     pp = model.cfg.preprocessing
     train_ds = ImageDataset(ds.split("train"), pp, train=True, pad=cfg.pad, flip=cfg.flip, cache=cfg.cache_images)
     val_ds = ImageDataset(ds.split("val"), pp, train=False, cache=cfg.cache_images)
-    sampler = DistributedSampler(train_ds, seed=cfg.seed) if env.world > 1 else None
+    sampler = DistributedSampler(train_ds, seed=cfg.seed) if env.world > 1 else source_sampler(ds.split("train"), cfg)
     loader = DataLoader(
         train_ds,
         batch_size=cfg.batch_size,
@@ -229,7 +266,7 @@ def train_recognition(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]
         for epoch in range(start_epoch, cfg.epochs):
             if out_of_time:
                 break
-            if sampler is not None:
+            if isinstance(sampler, DistributedSampler):
                 sampler.set_epoch(epoch)
             net.train()
             for m in frozen:
@@ -258,7 +295,7 @@ def train_recognition(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]
             if not env.main:
                 continue
             probs, _ = predict_probs(eval_model, val_ds, env.device)
-            val = _scalars(attribute_metrics(probs, ds.labels("val")))
+            val = validation_metrics(probs, ds.split("val"), ds.labels("val"))
             if plateau is not None and epoch + 1 >= cfg.warmup_epochs:
                 plateau.step(val["mA"])
             history.append({"epoch": epoch, "loss": running / (i + 1), "images_seen": seen, **val})

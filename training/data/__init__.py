@@ -6,7 +6,7 @@ decoded by the trainer. ``list_datasets()`` names what is available.
 
 from __future__ import annotations
 
-from . import csv_folder, market1501, pa100k, peta, pkl, rapv2, synthetic, upar
+from . import csv_folder, market1501, pa100k, peta, pkl, rapv2, synthetic, unified, upar
 from .base import DatasetError, PARDataset, Record, create_dataset, list_datasets, register_dataset
 
 __all__ = [
@@ -23,5 +23,6 @@ __all__ = [
     "pkl",
     "rapv2",
     "synthetic",
+    "unified",
     "upar",
 ]

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from clear_sdk.errors import ClearSDKError
+from clear_sdk.metrics import UNKNOWN
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,9 +22,10 @@ class Record:
     """One image: its path, its binary attribute vector and, where known, identity and camera."""
 
     path: str
-    labels: np.ndarray  # uint8 [A], 0/1
+    labels: np.ndarray  # uint8 [A], 0/1, or 255 (clear_sdk.metrics.UNKNOWN) where the dataset does not annotate it
     pid: int | None = None
     camid: int | None = None
+    source: str | None = None  # the dataset an image comes from, in a multi-dataset ("unified") set
 
 
 class DatasetError(ClearSDKError, FileNotFoundError):
@@ -84,8 +86,10 @@ class PARDataset:
         return np.stack([r.labels for r in recs]).astype(np.uint8)
 
     def positive_ratio(self, split: str = "train") -> np.ndarray:
-        """Per-attribute positive ratio r, used by the weighted BCE (DESIGN §3)."""
-        return self.labels(split).mean(axis=0)
+        """Per-attribute positive ratio r over the samples that annotate it, used by the weighted BCE (DESIGN §3)."""
+        labels = self.labels(split)
+        known = labels != UNKNOWN
+        return (labels == 1).sum(axis=0) / np.maximum(known.sum(axis=0), 1)
 
 
 _REGISTRY: dict[str, Callable[..., PARDataset]] = {}

@@ -1,8 +1,9 @@
 """Market-1501 with the identity-level attributes of Lin et al. (Market-1501_Attribute).
 
-Layout under ``root``: ``market_attribute.mat``, ``bounding_box_train/``, ``bounding_box_test/``
-and, optionally, ``query/``. Images are named ``<pid>_c<cam>s<seq>_<frame>_<idx>.jpg``; junk
-images (pid -1) and distractors (pid 0000) carry no attributes and are skipped.
+Layout under ``root``: ``market_attribute.mat`` (or ``annotation=PATH``), ``bounding_box_train/`` and,
+where the root has them, ``bounding_box_test/`` and ``query/``. Images are named
+``<pid>_c<cam>s<seq>_<frame>_<idx>.jpg``; junk images (pid -1) and distractors (pid 0000) carry no attributes
+and are skipped.
 
 Labels are per identity (1 = no, 2 = yes; age 1..4) and are copied to every image of that
 identity. The 27 .mat fields become 30 binary attributes (packaged schema ``market1501``,
@@ -67,12 +68,27 @@ class Market1501(PARDataset):
     name = "market1501"
     schema = "market1501"
 
-    def __init__(self, root: str | Path, val_fraction: float = 0.1, seed: int = 0) -> None:
+    def __init__(
+        self, root: str | Path, val_fraction: float = 0.1, seed: int = 0, annotation: str | Path | None = None
+    ) -> None:
+        """``annotation``: market_attribute.mat when it is not ``root/market_attribute.mat``.
+
+        A root may hold only ``bounding_box_train/`` (``../shared/data/market1501-train``): its splits
+        (train, val, trainval) work, and asking for ``test`` or ``query`` is the error that names the folder.
+        """
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"market1501: val_fraction must be in [0, 1), got {val_fraction!r}")
         super().__init__(root)
-        self.require("market_attribute.mat", "bounding_box_train", "bounding_box_test")
-        mat_path = self.root / "market_attribute.mat"
+        if annotation is None:
+            self.require("market_attribute.mat", "bounding_box_train")
+            mat_path = self.root / "market_attribute.mat"
+        else:
+            self.require("bounding_box_train")
+            mat_path = Path(annotation).expanduser()
+            if not mat_path.is_file():
+                raise DatasetError(
+                    f"market1501: annotation file {mat_path} does not exist; pass the path of market_attribute.mat"
+                )
         mat = load_mat(mat_path)
         if "market_attribute" not in mat:
             raise DatasetError(f"{mat_path}: no variable 'market_attribute'; is this Market-1501_Attribute's file?")
@@ -84,12 +100,28 @@ class Market1501(PARDataset):
         pids = sorted(self.train_ids)
         n_val = int(round(val_fraction * len(pids)))
         val_ids = set(np.random.default_rng(seed).permutation(pids)[:n_val].tolist())
+        self.val_ids = sorted(val_ids)
         self.splits["train"] = [r for r in trainval if r.pid not in val_ids]
         self.splits["val"] = [r for r in trainval if r.pid in val_ids]
         self.splits["trainval"] = trainval
-        self.splits["test"] = self._images("bounding_box_test", self.test_ids)
-        if (self.root / "query").is_dir():
-            self.splits["query"] = self._images("query", self.test_ids)
+        self._absent: dict[str, str] = {}
+        for split, folder in (("test", "bounding_box_test"), ("query", "query")):
+            if (self.root / folder).is_dir():
+                self.splits[split] = self._images(folder, self.test_ids)
+            elif split == "test":
+                self.splits[split] = []
+                self._absent[split] = folder
+
+    def split(self, name: str) -> list[Record]:
+        """A split's records; an error naming the folder when its images are not under ``root``."""
+        if name in self._absent:
+            raise DatasetError(
+                f"market1501: split {name!r} needs {self.root / self._absent[name]}/ (the 13,115 annotated gallery "
+                f"images of the 750 test identities, {len(self.test_ids)} identities in the annotation); this root "
+                f"holds only {', '.join(sorted(s for s in self.splits if s not in self._absent))}. "
+                f"Get the images from {self.homepage}."
+            )
+        return super().split(name)
 
     def _images(self, folder: str, id_labels: dict[int, np.ndarray]) -> list[Record]:
         """Records for the annotated identities' images in ``folder``; junk, distractors and strays skipped."""
