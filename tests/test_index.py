@@ -407,3 +407,19 @@ def test_an_index_made_with_sql_camera_and_time_indexes_drops_them_at_its_next_a
     hits = index.search(np.eye(4, dtype=np.float32)[:1], k=5, where={"camera": "c1"})[0]
     assert sorted(h[0] for h in hits) == ["a", "b", "c", "d"] and hits[0][0] == "a"
     assert index.remove(where={"timestamp": (0.0, 1.5)}) == 4 and len(index) == 1
+
+
+def test_a_finite_vector_whose_score_overflows_is_still_a_hit():
+    """fp32 scores past 3.4e38 are +-inf; the vector is fine, only a non-finite stored row is corrupt (#19)."""
+    big = np.full((3, 4), 1e20, np.float32)
+    big[1] *= -1
+    for precision in ("fp32", "auto"):
+        index = VectorIndex(4, precision=precision)
+        index.add(big, ["up", "down", "up2"])
+        hits = index.search(np.full(4, 1e20, np.float32), k=3)[0]
+        assert [h[0] for h in hits] == ["up", "up2", "down"]
+        assert [h[1] for h in hits] == [np.inf, np.inf, -np.inf]
+        assert [h[0] for h in index.search(np.full(4, 1e20, np.float32), k=3, where={"id": ["down", "up"]})[0]] == [
+            "up",
+            "down",
+        ]

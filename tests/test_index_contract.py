@@ -196,3 +196,144 @@ def test_milvus_partitions_prune_and_answer_as_the_local_index(tmp_path, partiti
         MilvusIndex(None, str(tmp_path / "p.db"), partition_by="day" if partition_by == "camera" else "camera")
     with pytest.raises(ValueError, match="partition_by must be"):
         MilvusIndex(d, str(tmp_path / "q.db"), partition_by="hour")
+
+
+# ------------------------------------------------------------- hostile input: both backends, same answers
+# (issue 25: #2, #3, #8, #14, #15, #20, #23, #25; the rules: values typed and escaped by one function per
+# backend, any Unicode survives, both backends answer or refuse the same inputs the same way)
+
+HOSTILE = [
+    "C:\\crops\\a.jpg",  # backslashes (Windows paths)
+    "it's",
+    'z" or seq >= 0 or pk == "',  # an expression injection
+    "z' or seq >= 0 or pk == '",
+    "café",
+    "前门",
+    "nul\x00byte",
+    "tab\tnew\nline\rcr",
+    "emoji \U0001f600",
+    "{braces} $dollar %pct",
+]
+
+
+@pytest.fixture(params=["local", *(pytest.param(k, marks=_NEEDS_MILVUS) for k in ("milvus", "milvus-day"))])
+def empty(request, tmp_path):
+    index = _open(request.param, tmp_path, D)
+    yield request.param, index
+    index.close()
+
+
+def _vectors(n, seed=7):
+    return np.random.default_rng(seed).standard_normal((n, D)).astype(np.float32)
+
+
+def test_any_unicode_id_camera_and_value_survives(empty):
+    _, index = empty
+    x = _vectors(len(HOSTILE))
+    md = [{"camera": s, "source": s, "tag": s, "timestamp": 1000.0 + i} for i, s in enumerate(HOSTILE)]
+    assert index.add(x, HOSTILE, md) == HOSTILE
+    assert index.ids == HOSTILE  # terminates (the injection id once made it loop forever)
+    assert all(s in index for s in HOSTILE)
+    assert index.get_metadata(HOSTILE) == md
+    np.testing.assert_allclose(index.get_vectors(HOSTILE[::-1]), x[::-1], atol=1e-6)
+    for i, s in enumerate(HOSTILE):
+        for where in ({"id": s}, {"camera": s}, {"camera": [s, "other"]}, {"source": s}, {"extra.tag": s},
+                      {"extra.tag": [s]}):  # fmt: skip
+            assert [h for h, _ in index.select(where)] == [s], (s, where)
+            assert _ids(index.search(x[i], k=3, where=where)) == [[s]], (s, where)
+        top = _ids(index.search(x[i], k=len(HOSTILE), exclude=[s]))[0]
+        assert s not in top and len(top) == len(HOSTILE) - 1
+    assert index.select({"extra.tag": "nul"}) == [] and index.select({"camera": "nul"}) == []
+    assert index.remove([HOSTILE[2], HOSTILE[6]]) == 2
+    assert index.remove(where={"camera": HOSTILE[0]}) == 1
+    assert index.ids == [s for j, s in enumerate(HOSTILE) if j not in (0, 2, 6)]
+
+
+def test_numpy_scalars_filter_as_python_numbers(empty):
+    _, index = empty
+    x = _vectors(6)
+    index.add(x, [f"t{i}" for i in range(6)], [{"track": i, "timestamp": 10.0 * i, "n": i} for i in range(6)])
+    for where in ({"track": np.int64(3)}, {"track": np.int32(3)}, {"track": [np.int64(3), np.uint8(9)]},
+                  {"track": (np.int64(3), np.int16(3))}, {"timestamp": np.float32(30.0)},
+                  {"timestamp": (np.float64(25.0), np.int64(30))}, {"extra.n": np.int64(3)}):  # fmt: skip
+        assert [i for i, _ in index.select(where)] == ["t3"], where
+        assert _ids(index.search(x[3], k=6, where=where)) == [["t3"]], where
+    assert index.remove(where={"track": np.int64(3)}) == 1 and "t3" not in index
+
+
+def test_big_tracks_compare_exactly_and_out_of_range_ones_are_refused(empty):
+    _, index = empty
+    x = _vectors(3)
+    big = 2**53
+    index.add(x, ["a", "b", "c"], [{"track": big}, {"track": big + 1}, {"track": -(2**63)}])
+    assert _ids(index.search(x[0], k=3, where={"track": big})) == [["a"]]
+    assert _ids(index.search(x[0], k=3, where={"track": [big + 1]})) == [["b"]]
+    assert _ids(index.search(x[0], k=3, where={"track": (big + 1, None)})) == [["b"]]
+    assert [i for i, _ in index.select({"track": big})] == ["a"]
+    with pytest.raises(ValueError, match="track must be an int in the 64-bit range"):
+        index.add(x[:1], ["d"], [{"track": 2**70}])
+    for where in ({"track": 2**70}, {"track": [1, -(2**64)]}, {"track": (0, 2**63)}):
+        with pytest.raises(QueryError, match="64-bit range"):
+            index.search(x[0], where=where)
+        with pytest.raises(QueryError, match="64-bit range"):
+            index.select(where)
+    assert "d" not in index and len(index) == 3
+
+
+def test_nan_and_infinite_filters_answer_alike(empty):
+    _, index = empty
+    x = _vectors(4)
+    index.add(x, list("abcd"), [{"timestamp": 100.0 * i, "track": i} for i in range(4)])
+    for where in ({"timestamp": float("nan")}, {"timestamp": (float("nan"), None)}, {"track": float("nan")},
+                  {"track": [1, float("nan")]}):  # fmt: skip
+        with pytest.raises(QueryError, match="NaN"):
+            index.search(x[0], where=where)
+        with pytest.raises(QueryError, match="NaN"):
+            index.remove(where=where)
+    inf = float("inf")
+    assert [i for i, _ in index.select({"timestamp": (None, inf)})] == list("abcd")
+    assert [i for i, _ in index.select({"timestamp": (150.0, inf)})] == list("cd")
+    assert [i for i, _ in index.select({"timestamp": (-inf, 150.0)})] == list("ab")
+    assert index.select({"timestamp": (inf, None)}) == [] and index.select({"timestamp": (None, -inf)}) == []
+    assert index.select({"timestamp": inf}) == [] and index.select({"timestamp": [inf, 200.0]})[0][0] == "c"
+    assert _ids(index.search(x[0], k=4, where={"timestamp": (-inf, inf)}))[0][0] == "a"
+    assert index.remove_older_than(inf, now=1000.0) == 0 and index.remove_older_than(1e308, now=1000.0) == 0
+    assert len(index) == 4
+    with pytest.raises(ValueError, match="retention"):
+        index.remove_older_than(float("nan"))
+
+
+def test_timestamps_beyond_the_calendar_are_stored_and_filtered(empty):
+    _, index = empty
+    x = _vectors(3)
+    far = [1e15, -1e14, 1e300]  # years past 9999 / before 1: no calendar day (Milvus day partitions)
+    index.add(x, ["f", "p", "h"], [{"timestamp": t} for t in far])
+    assert [i for i, _ in index.select({"timestamp": 1e15})] == ["f"]
+    assert [i for i, _ in index.select({"timestamp": (-1e15, 0.0)})] == ["p"]
+    assert _ids(index.search(x[2], k=3, where={"timestamp": (1e16, None)})) == [["h"]]
+    assert index.remove(where={"timestamp": [1e300]}) == 1
+
+
+def test_extra_filters_with_lists_and_nul(empty):
+    _, index = empty
+    x = _vectors(4)
+    index.add(x, list("abcd"), [{"zone": "A"}, {"zone": "B"}, {"zone": "a\x00b"}, {"zone": "a"}])
+    assert [i for i, _ in index.select({"extra.zone": ["A", "B"]})] == ["a", "b"]
+    assert [i for i, _ in index.select({"extra.zone": "a"})] == ["d"]  # not "a\0b"
+    assert [i for i, _ in index.select({"extra.zone": "a\x00b"})] == ["c"]
+    assert [i for i, _ in index.select({"extra.zone": ["a\x00b", "zz"]})] == ["c"]
+    assert _ids(index.search(x[0], k=4, where={"extra.zone": ["B", "a"]})) == [["b", "d"]] or sorted(
+        _ids(index.search(x[0], k=4, where={"extra.zone": ["B", "a"]}))[0]
+    ) == ["b", "d"]
+
+
+def test_remove_everything_must_be_explicit(empty):
+    _, index = empty
+    x = _vectors(3)
+    index.add(x, list("abc"))
+    with pytest.raises(QueryError, match="everything=True"):
+        index.remove(where={})
+    assert len(index) == 3
+    with pytest.raises(ValueError, match="either ids or where= .*everything=True"):
+        index.remove(["a"], everything=True)
+    assert index.remove(everything=True) == 3 and len(index) == 0

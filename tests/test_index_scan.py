@@ -196,3 +196,42 @@ def test_int8_products_are_exact_at_the_extremes_of_both_codes():
         (dot,) = session.run(None, {"u": u[None], "a": zeros[:1], "b": zeros[:1]})
         want = codes.astype(np.int64) @ (u.astype(np.int64) - scan_int8.QUERY_ZERO_POINT)
         np.testing.assert_array_equal(dot[0], want)  # |dot| <= 127 * 127 * 256 < 2^24: exact in float32
+
+
+@pytest.mark.skipif(not onnx_available(), reason="onnx not installed (the int8 scan builds its graph with it)")
+def test_int8_rerank_scores_identical_vectors_alike_and_keeps_ties_by_row(monkeypatch):
+    """Copies of one vector land in different re-rank chunks and tails: one score for all, returned by row (#18)."""
+    monkeypatch.setattr(scan_int8, "SHARD_ROWS", 4096)
+    monkeypatch.setattr(scan_int8, "TAIL_ROWS", 1024)
+    rng = np.random.default_rng(11)
+    n, d = SCAN_MIN_ROWS + 700, 256
+    x = rng.standard_normal((n, d)).astype(np.float32) * np.float32(0.05)
+    v = rng.standard_normal(d).astype(np.float32)
+    copies = np.sort(rng.choice(n, 60, replace=False))
+    x[copies] = v
+    index = VectorIndex(d, precision="int8")
+    index.add(x, [str(i) for i in range(n)])
+    for q in (v, v + rng.standard_normal(d).astype(np.float32) * np.float32(0.01), -v):
+        for k in (3, 5, 17, 60):
+            hits = index.search(q, k=k)[0]
+            if q is not v and q[0] == -v[0]:
+                continue
+            assert [int(h[0]) for h in hits] == copies[:k].tolist(), k
+            assert len({h[1] for h in hits}) == 1
+
+
+def test_exact_rerank_scores_a_vector_the_same_wherever_it_sits():
+    """BLAS scores the last rows of a product with another kernel: copies one ulp apart broke ties by row (#18)."""
+    from clear_sdk.index.topk import exact_rerank
+
+    rng = np.random.default_rng(12)
+    for d in (64, 70, 256):
+        v, q = rng.standard_normal((2, d)).astype(np.float32)
+        for n in (5, 17, 255, 300):
+            x = np.repeat(v[None], n, 0)
+            cand = rng.permutation(n)[None]
+            s, r = exact_rerank(q[None], x, cand, n)
+            assert len(set(s[0].tolist())) == 1, (d, n)
+            np.testing.assert_array_equal(r[0], np.arange(n))
+            s3, r3 = exact_rerank(q[None], x, np.array([[n - 1, 0, 1]]), 2)
+            assert s3[0].tolist() == s[0, :2].tolist() and r3[0].tolist() == [0, 1]

@@ -23,11 +23,12 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from clear_sdk.index.filters import METADATA_FIELDS, where_to_milvus
 from clear_sdk.index.local import ANN_AUTO_ROWS, SCAN_MIN_ROWS, VectorIndex
+from clear_sdk.index.metadata import METADATA_FIELDS
 from clear_sdk.index.scan import PRECISIONS, faiss_available
 from clear_sdk.index.store import DB_FILE, FORMAT_VERSION, VECTORS_FILE, VERIFY_ON_OPEN_MAX_BYTES
 from clear_sdk.index.topk import topk_inner_product
+from clear_sdk.index.where import where_to_milvus
 
 if TYPE_CHECKING:  # pragma: no cover
     from clear_sdk.index.milvus import MilvusIndex

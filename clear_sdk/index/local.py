@@ -25,12 +25,14 @@ from typing import Any, Literal
 import numpy as np
 
 from clear_sdk.index.ann import ANN_TYPES, AnnIndex
-from clear_sdk.index.filters import _SQL_CHUNK, ColumnMirror, clauses_sql, parse_where
+from clear_sdk.index.metadata import Metadata, retention_where
 from clear_sdk.index.scan import PRECISIONS, ScanCache, faiss_available, import_faiss
 from clear_sdk.index.scan import _threads as scan_threads
 from clear_sdk.index.scan_int8 import Int8Scan, onnx_available
 from clear_sdk.index.store import VERIFY_ON_OPEN_MAX_BYTES, IndexStore
 from clear_sdk.index.topk import as_rows, topk_inner_product
+from clear_sdk.index.where import SQL_CHUNK as _SQL_CHUNK
+from clear_sdk.index.where import ColumnMirror, parse_where, to_sql
 
 #: Below this many rows the fp32 numpy scan is as fast as any other: no reduced-precision copy is made.
 SCAN_MIN_ROWS = 20_000
@@ -129,10 +131,11 @@ class VectorIndex(IndexStore):
 
     # ------------------------------------------------------------------- keeping derived data in step
 
-    def _after_add(self, first_row: int, rows_md: list[tuple[Any, ...]]) -> None:
+    def _after_add(self, first_row: int, rows_md: list[Metadata]) -> None:
         self._excluded_cache = None
         if self._mirror is not None and self._mirror.rows == first_row:
-            self._mirror.extend(first_row, [m[0] for m in rows_md], [m[1] for m in rows_md], [m[2] for m in rows_md])
+            cams, ts, tracks = zip(*(m[:3] for m in rows_md)) if rows_md else ((), (), ())
+            self._mirror.extend(first_row, cams, ts, tracks)
 
     def _after_remove(self, rows: np.ndarray) -> None:
         self._excluded_cache = None
@@ -198,19 +201,37 @@ class VectorIndex(IndexStore):
         if precision is not None and precision not in ("auto", *PRECISIONS):
             raise ValueError(f"precision must be 'auto', 'fp32', 'fp16' or 'int8', got {precision!r}")
         clauses = parse_where(where) if where is not None else None  # a bad filter fails even on an empty index
-        with self._lock:
-            self._check_open()
-            try:
-                scores, rows = self._search_rows(q, (c0, c1), int(k), clauses, exclude, precision, exact,
-                                                 nprobe, ef_search)  # fmt: skip
-                rows = np.where(np.isfinite(scores), rows, -1)  # -inf / NaN: a corrupted row, not a hit
-                md = self._metadata_by_row([int(r) for r in rows.ravel() if r >= 0])
-            except sqlite3.OperationalError as exc:
-                raise self._busy(exc, "searching") from exc
+        for attempt in (0, 1):
+            with self._lock:
+                self._check_open()
+                try:
+                    scores, rows = self._search_rows(q, (c0, c1), int(k), clauses, exclude, precision, exact,
+                                                     nprobe, ef_search)  # fmt: skip
+                    rows = self._hits(scores, rows)
+                    md = self._metadata_by_row([int(r) for r in rows.ravel() if r >= 0])
+                except sqlite3.OperationalError as exc:
+                    raise self._busy(exc, "searching") from exc
+                if attempt == 0 and any(int(r) not in md for r in rows.ravel() if r >= 0):
+                    self.refresh()  # another process removed some of these items: search what is there now
+                    continue
+            break
         return [
-            [(md[int(r)][0], float(s), dict(md[int(r)][1])) for s, r in zip(qs, qr) if r >= 0]
+            [(md[int(r)][0], float(s), dict(md[int(r)][1])) for s, r in zip(qs, qr) if r >= 0 and int(r) in md]
             for qs, qr in zip(scores, rows, strict=True)
         ]
+
+    def _hits(self, scores: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """``rows`` with -1 where the score marks no hit: NaN / -inf from a corrupt stored row, never from a finite
+        vector whose fp32 score overflowed to +-inf (that is a real hit)."""
+        odd = ~np.isfinite(scores) & (rows >= 0)
+        if not odd.any():
+            return rows
+        rows = rows.copy()
+        vectors = self._vectors()
+        for i, j in zip(*np.nonzero(odd)):
+            if np.isnan(scores[i, j]) or not np.isfinite(vectors[rows[i, j]]).all():
+                rows[i, j] = -1
+        return rows
 
     def _check_columns(self, columns: Columns | None) -> Columns:
         if columns is None:
@@ -243,7 +264,7 @@ class VectorIndex(IndexStore):
                 self._mirror.load(self._db, self._count)
                 keep &= self._mirror.mask(mirrored)[: self._count]
             if other:
-                cond, params = clauses_sql(other)
+                cond, params = to_sql(other)
                 sel = np.zeros(self._count, dtype=bool)
                 rows = self._fetch_rows(f"SELECT row FROM items WHERE {cond}", params)
                 sel[rows[rows < self._count]] = True
@@ -396,9 +417,4 @@ class VectorIndex(IndexStore):
 
         Items without a timestamp are kept. One transaction, like :meth:`remove`.
         """
-        import time
-
-        if not (isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds >= 0):
-            raise ValueError(f"retention must be a number of seconds >= 0, got {seconds!r}")
-        cutoff = (time.time() if now is None else float(now)) - float(seconds)
-        return self.remove(where={"timestamp": (None, np.nextafter(cutoff, -np.inf))})
+        return self.remove(where=retention_where(seconds, now))

@@ -25,23 +25,34 @@ Durability and atomicity are Milvus's: an insert or a delete is one request.
 
 from __future__ import annotations
 
+import collections
 import datetime as _dt
 import json
-import time
-import uuid
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
 
-from clear_sdk.errors import BundleError
-from clear_sdk.index.filters import Clause, _metadata_dict, _metadata_row, _utf8, clauses_milvus, parse_where
+from clear_sdk.errors import BundleError, DuplicateIdError
+from clear_sdk.index.metadata import (
+    ENTITY_FIELDS,
+    Metadata,
+    as_id_list,
+    check_ids,
+    check_remove,
+    metadata_list,
+    retention_where,
+    unknown_ids,
+)
 from clear_sdk.index.topk import as_rows
+from clear_sdk.index.where import Clause, milvus_in, milvus_literal, parse_where, to_milvus
 
 _MAX_TEXT = 4096
 _INSERT_CHUNK = 10000
 _QUERY_CHUNK = 500  # ids per "pk in [...]" expression
+_PAGE = 16384  # seq values per query when reading everything (Milvus's largest query result)
 PARTITION_BY = ("camera", "day")
 _MAX_PRUNE_DAYS = 366  # a longer time range is searched in every partition (the expression would be long)
 
@@ -95,10 +106,15 @@ class MilvusIndex:
         self._DataType = pymilvus.DataType
         uri, self.collection = parse_location(location, collection)
         self.location = location
+        self._lite = None if "://" in uri else os.path.abspath(uri)  # a Milvus Lite file this process serves
         try:
             self._client = pymilvus.MilvusClient(uri, token=token or "")
         except Exception as exc:  # pymilvus raises its own MilvusException and grpc errors alike
-            raise BundleError(f"cannot reach Milvus at {location} ({exc}); check the URI, or start the server") from exc
+            hint = "another process has it open (Milvus Lite serves a file to one process)" if self._lite else (
+                "check the URI, or start the server")  # fmt: skip
+            raise BundleError(f"cannot open Milvus at {location} ({exc}); {hint}") from exc
+        if self._lite:
+            _LITE_USERS[self._lite] += 1
         self._meta_name = f"{self.collection}__meta"
         self.index_type, self.search_params = index_type, dict(search_params or {})
         if self._client.has_collection(self.collection):
@@ -158,6 +174,8 @@ class MilvusIndex:
             raise BundleError(
                 f"collection {self.collection!r} at {self.location} was not made by clear-sdk; pick another"
             )
+        for name in (self._meta_name, self.collection):  # made (or released) by another process: load to query
+            self._client.load_collection(name)
         layout = json.loads(self.get_meta("layout") or "{}")
         stored = int(layout.get("dim", -1))
         if dim is not None and int(dim) != stored:
@@ -181,12 +199,11 @@ class MilvusIndex:
         if where is None:
             return ""
         clauses = parse_where(where)  # a bad filter fails even when it is empty
-        expr = clauses_milvus(clauses)
+        expr = to_milvus(clauses)
         prune = self._partition_values(clauses) if clauses else None
         if prune is None:
             return expr
-        values = ", ".join(json.dumps(v) for v in sorted(prune))
-        return f"{expr} and (partition in [{values}])" if values else "false"
+        return f"{expr} and ({milvus_in('partition', sorted(prune))})" if prune else "false"
 
     def _partition_values(self, clauses: list[Clause]) -> set[str] | None:
         """The partition values that can hold a match (None: any of them)."""
@@ -223,17 +240,22 @@ class MilvusIndex:
         last = _dt.datetime.fromtimestamp(hi, _dt.timezone.utc).date()
         return {(first + _dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)}
 
+    def _count(self, expr: str) -> int:
+        return int(self._client.query(self.collection, filter=expr, output_fields=["count(*)"])[0]["count(*)"])
+
     def _next_seq(self) -> int:
-        res = self._client.query(self.collection, filter="seq >= 0", output_fields=["seq"], limit=16384)
-        if not res:
+        """One past the largest ``seq`` stored (Milvus has no max(), nor a query sorted by a field): a binary search
+        on counts, ~2 log2(n) small queries."""
+        if not self._count("seq >= 0"):
             return 0
-        # Milvus has no max(); a query sorted by seq is not offered either: read the largest seq by scanning
-        it = self._client.query_iterator(self.collection, filter="seq >= 0", output_fields=["seq"], batch_size=16384)
-        best = -1
-        while batch := it.next():
-            best = max(best, max(r["seq"] for r in batch))
-        it.close()
-        return best + 1
+        hi = 1
+        while self._count(f"seq >= {hi}"):
+            hi *= 2
+        lo = hi // 2  # some seq >= lo (or lo == 0), none >= hi
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if self._count(f"seq >= {mid}") else (lo, mid)
+        return lo + 1
 
     # ----------------------------------------------------------------------------------------- meta
 
@@ -242,7 +264,7 @@ class MilvusIndex:
         self._client.upsert(self._meta_name, rows)
 
     def get_meta(self, key: str) -> str | None:
-        res = self._client.get(self._meta_name, ids=[key], output_fields=["value"])
+        res = self._client.query(self._meta_name, filter=f"key == {milvus_literal(key)}", output_fields=["value"])
         return res[0]["value"] if res else None
 
     def set_meta_default(self, key: str, value: str) -> str:
@@ -265,35 +287,21 @@ class MilvusIndex:
         """Insert embeddings [N, dim] with ids and metadata (validated as by the local index); returns the ids."""
         emb = as_rows(embeddings, self.dim, "embeddings")
         n = len(emb)
-        ids = [uuid.uuid4().hex for _ in range(n)] if ids is None else ([ids] if isinstance(ids, str) else list(ids))
-        if len(ids) != n:
-            raise ValueError(f"got {n} embeddings but {len(ids)} ids")
-        for i, item_id in enumerate(ids):
-            if not isinstance(item_id, str) or not item_id:
-                raise ValueError(f"ids[{i}] must be a non-empty str, got {item_id!r}")
-            _utf8(item_id, f"ids[{i}]")
-        if len(set(ids)) != n:
-            seen: set[str] = set()
-            dup = next(i for i in ids if i in seen or seen.add(i))
-            raise ValueError(f"duplicate id {dup!r} within this add; ids must be unique")
-        if metadata is not None and len(metadata) != n:
-            raise ValueError(f"got {n} embeddings but {len(metadata)} metadata entries")
-        mds = [_metadata_row(metadata[i] if metadata is not None else None, f"metadata[{i}]") for i in range(n)]
+        ids = check_ids(ids, n)
+        mds = metadata_list(metadata, n)
         if n == 0:
             return []
         if not replace:
             existing = self._existing(ids)
             if existing:
-                raise ValueError(
-                    f"id {existing[0]!r} is already in the index; nothing was added (or pass replace=True)"
+                raise DuplicateIdError(
+                    f"id {existing[0]!r} is already in the index; nothing was added (or pass replace=True)", existing[0]
                 )
         rows = []
-        for i, (item_id, (camera, ts, track, bbox, source, extra)) in enumerate(zip(ids, mds)):
-            row = {"pk": item_id, "seq": self._seq + i, "camera": camera, "timestamp": ts, "track": track,
-                   "source": source, "bbox": None if bbox is None else json.loads(bbox),
-                   "extra": None if extra is None else json.loads(extra)}  # fmt: skip
+        for i, (item_id, md) in enumerate(zip(ids, mds)):
+            row = {"pk": item_id, "seq": self._seq + i, **md.entity()}
             if self.partition_by is not None:
-                row["partition"] = self._partition_of(camera, ts)
+                row["partition"] = self._partition_of(md.camera, md.timestamp)
             for name, (c0, c1) in self.fields.items():
                 row[name] = emb[i, c0:c1]
             rows.append(row)
@@ -306,7 +314,7 @@ class MilvusIndex:
     def _existing(self, ids: Sequence[str]) -> list[str]:
         found: list[str] = []
         for s in range(0, len(ids), _QUERY_CHUNK):
-            expr = f"pk in {json.dumps(list(ids[s : s + _QUERY_CHUNK]))}"
+            expr = milvus_in("pk", list(ids[s : s + _QUERY_CHUNK]))
             found += [r["pk"] for r in self._client.query(self.collection, filter=expr, output_fields=["pk"])]
         return found
 
@@ -344,8 +352,8 @@ class MilvusIndex:
         expr = self._expression(where)
         ex = [exclude] if isinstance(exclude, str) else list(exclude or [])
         if ex:
-            expr = " and ".join(filter(None, [expr and f"({expr})", f"not (pk in {json.dumps(ex)})"]))
-        out_fields = ["seq", "camera", "timestamp", "track", "bbox", "source", "extra"]
+            expr = " and ".join(filter(None, [expr and f"({expr})", f"not ({milvus_in('pk', ex)})"]))
+        out_fields = ["seq", *ENTITY_FIELDS]
         res = self._client.search(
             self.collection, data=[row[c0:c1] for row in q], anns_field=name, limit=int(k), filter=expr,
             output_fields=out_fields, search_params={"metric_type": "IP", "params": {**self.search_params, **params}},
@@ -354,36 +362,35 @@ class MilvusIndex:
         for hits in res:
             rows = [(h["pk"] if "pk" in h else h["id"], float(h["distance"]), h["entity"]) for h in hits]
             rows.sort(key=lambda r: (-r[1], r[2]["seq"]))  # ties by insertion order, as the local index
-            out.append([(i, s, _entity_metadata(e)) for i, s, e in rows])
+            out.append([(i, s, Metadata.from_entity(e).to_dict()) for i, s, e in rows])
         return out
 
     # -------------------------------------------------------------------------------------- removal
 
-    def remove(self, ids: Sequence[str] | None = None, *, where: Mapping[str, Any] | None = None) -> int:
+    def remove(
+        self, ids: Sequence[str] | None = None, *, where: Mapping[str, Any] | None = None, everything: bool = False
+    ) -> int:
         """Delete items by id (unknown ids are a KeyError) or by filter; one Milvus delete request."""
-        if (ids is None) == (where is None):
-            raise ValueError("pass either ids or where= to remove()")
+        where = check_remove(ids, where, everything)
         if ids is not None:
-            ids = [ids] if isinstance(ids, str) else list(ids)
+            ids = as_id_list(ids)
             have = set(self._existing(ids))
             missing = [i for i in ids if i not in have]
             if missing:
-                raise KeyError(f"unknown ids: {', '.join(map(repr, missing[:10]))}")
+                raise unknown_ids(missing)
             if not ids:
                 return 0
-            self._client.delete(self.collection, ids=ids)
+            for s in range(0, len(ids), _QUERY_CHUNK):
+                self._client.delete(self.collection, filter=milvus_in("pk", ids[s : s + _QUERY_CHUNK]))
             return len(ids)
         expr = self._expression(where) or "seq >= 0"
-        n = int(self._client.query(self.collection, filter=expr, output_fields=["count(*)"])[0]["count(*)"])
+        n = self._count(expr) if expr != "false" else 0
         if n:
             self._client.delete(self.collection, filter=expr)
         return n
 
     def remove_older_than(self, seconds: float, now: float | None = None) -> int:
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
-            raise ValueError(f"retention must be a number of seconds >= 0, got {seconds!r}")
-        cutoff = (time.time() if now is None else float(now)) - float(seconds)
-        return self.remove(where={"timestamp": (None, float(np.nextafter(cutoff, -np.inf)))})
+        return self.remove(where=retention_where(seconds, now))
 
     # --------------------------------------------------------------------------------------- basics
 
@@ -398,21 +405,35 @@ class MilvusIndex:
     def ids(self) -> list[str]:
         return [i for i, _ in self._all(["pk"])]
 
-    def _all(self, fields: list[str], expr: str = "seq >= 0") -> list[tuple[str, dict]]:
-        it = self._client.query_iterator(self.collection, filter=expr, output_fields=["seq", *fields], batch_size=4096)
-        rows = []
-        while batch := it.next():
-            rows += batch
-        it.close()
+    def _all(self, fields: list[str], expr: str = "") -> list[tuple[str, dict]]:
+        """(id, entity) of every item matching ``expr``, in add order: read in windows of ``seq`` (pymilvus's
+        query_iterator pages with an unescaped ``pk > "<last id>"``, which an id with a quote breaks)."""
+        rows: list[dict] = []
+        lo, top = 0, self._seq
+        while True:
+            window = f"seq >= {lo} and seq < {lo + _PAGE}"
+            rows += self._client.query(self.collection, filter=f"{window} and ({expr})" if expr else window,
+                                       output_fields=["seq", *fields])  # fmt: skip
+            lo += _PAGE
+            if lo >= top and not self._count(f"seq >= {lo}"):  # another process may have added past our seq
+                break
         rows.sort(key=lambda r: r["seq"])
         return [(r["pk"], r) for r in rows]
 
-    def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
-        ids = list(ids)
-        got = {r["pk"]: r for r in self._client.get(self.collection, ids=ids, output_fields=list(self.fields))}
+    def _get(self, ids: Sequence[str], fields: list[str]) -> dict[str, dict]:
+        ids = as_id_list(ids)
+        got: dict[str, dict] = {}
+        for s in range(0, len(ids), _QUERY_CHUNK):
+            expr = milvus_in("pk", ids[s : s + _QUERY_CHUNK])
+            got.update((r["pk"], r) for r in self._client.query(self.collection, filter=expr, output_fields=fields))
         missing = [i for i in ids if i not in got]
         if missing:
-            raise KeyError(f"unknown ids: {', '.join(map(repr, missing[:10]))}")
+            raise unknown_ids(missing)
+        return got
+
+    def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
+        ids = as_id_list(ids)
+        got = self._get(ids, list(self.fields))
         out = np.zeros((len(ids), self.dim), np.float32)
         for j, i in enumerate(ids):
             for name, (c0, c1) in self.fields.items():
@@ -420,17 +441,15 @@ class MilvusIndex:
         return out
 
     def get_metadata(self, ids: Sequence[str]) -> list[dict[str, Any]]:
-        ids = list(ids)
-        fields = ["camera", "timestamp", "track", "bbox", "source", "extra"]
-        got = {r["pk"]: r for r in self._client.get(self.collection, ids=ids, output_fields=fields)}
-        missing = [i for i in ids if i not in got]
-        if missing:
-            raise KeyError(f"unknown ids: {', '.join(map(repr, missing[:10]))}")
-        return [_entity_metadata(got[i]) for i in ids]
+        ids = as_id_list(ids)
+        got = self._get(ids, list(ENTITY_FIELDS))
+        return [Metadata.from_entity(got[i]).to_dict() for i in ids]
 
     def select(self, where: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-        fields = ["camera", "timestamp", "track", "bbox", "source", "extra"]
-        return [(i, _entity_metadata(r)) for i, r in self._all(fields, self._expression(where) or "seq >= 0")]
+        expr = self._expression(where)
+        if expr == "false":
+            return []
+        return [(i, Metadata.from_entity(r).to_dict()) for i, r in self._all(list(ENTITY_FIELDS), expr)]
 
     def time_span(self) -> tuple[float, float] | None:
         ts = [r["timestamp"] for _, r in self._all(["timestamp"], "timestamp is not null")]
@@ -446,7 +465,15 @@ class MilvusIndex:
     corrupt_ids: list[str] = []
 
     def close(self) -> None:
+        """Close the client; the last index on a Milvus Lite file stops its server, so another process can open it."""
+        if self._client is None:
+            return
         self._client.close()
+        self._client = None
+        if self._lite and _LITE_USERS[self._lite] > 0:
+            _LITE_USERS[self._lite] -= 1
+            if not _LITE_USERS[self._lite]:
+                _release_lite(self._lite)
 
     def __enter__(self) -> MilvusIndex:
         return self
@@ -459,15 +486,22 @@ class MilvusIndex:
         return f"MilvusIndex(dim={self.dim}, {self.location}, collection={self.collection!r}{part})"
 
 
+_LITE_USERS: collections.Counter[str] = collections.Counter()  # open MilvusIndex objects per Milvus Lite file
+
+
+def _release_lite(path: str) -> None:
+    """Stop this process's Milvus Lite server of ``path`` (it holds the file's lock until the process exits)."""
+    try:
+        from milvus_lite.server_manager import server_manager_instance
+    except ImportError:  # an older milvus-lite: the lock goes with the process
+        return
+    server_manager_instance.release_server(path)
+
+
 def _day(ts: float) -> str:
-    """The UTC date of a timestamp, as the ``day`` partition value (``2026-12-01``)."""
-    return _dt.datetime.fromtimestamp(float(ts), _dt.timezone.utc).date().isoformat()
-
-
-def _entity_metadata(e: Mapping[str, Any]) -> dict[str, Any]:
-    bbox = e.get("bbox")
-    extra = e.get("extra")
-    return _metadata_dict(
-        e.get("camera"), e.get("timestamp"), e.get("track"), None if bbox is None else json.dumps(bbox),
-        e.get("source"), None if extra is None else json.dumps(extra),
-    )  # fmt: skip
+    """The UTC date of a timestamp, as the ``day`` partition value (``2026-12-01``); timestamps no calendar date
+    holds (years before 1 or after 9999) go to the partitions ``<0001`` and ``>9999``."""
+    try:
+        return _dt.datetime.fromtimestamp(float(ts), _dt.timezone.utc).date().isoformat()
+    except (OverflowError, OSError, ValueError):
+        return "<0001" if ts < 0 else ">9999"

@@ -13,7 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from clear_sdk.index.filters import _SQL_CHUNK, _metadata_dict, _where_sql
+from clear_sdk.index.metadata import Metadata, as_id_list, unknown_ids
+from clear_sdk.index.where import SQL_CHUNK as _SQL_CHUNK
+from clear_sdk.index.where import parse_where, to_sql
 
 
 class StoreReads:
@@ -53,7 +55,7 @@ class StoreReads:
 
     def select(self, where: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         """(id, metadata) of every item that matches a ``where`` filter (as in :meth:`search`), in add order."""
-        cond, params = _where_sql(where)
+        cond, params = to_sql(parse_where(where))
         with self._lock:
             self._check_open()
             try:
@@ -72,7 +74,7 @@ class StoreReads:
 
     def _rows_of(self, ids: Sequence[str]) -> np.ndarray:
         self._check_open()
-        ids = [ids] if isinstance(ids, str) else list(ids)
+        ids = as_id_list(ids)
         found: dict[str, int] = {}
         for i in range(0, len(ids), _SQL_CHUNK):
             chunk = ids[i : i + _SQL_CHUNK]
@@ -80,7 +82,7 @@ class StoreReads:
             found.update(self._db.execute(sql, chunk).fetchall())
         missing = [i for i in ids if i not in found]
         if missing:
-            raise KeyError(f"unknown ids: {', '.join(map(repr, missing[:10]))}{' ...' if len(missing) > 10 else ''}")
+            raise unknown_ids(missing)
         return np.array([found[i] for i in ids], dtype=np.int64)
 
     def _fetch_rows(self, sql: str, params: Sequence[Any]) -> np.ndarray:
@@ -97,7 +99,7 @@ class StoreReads:
                 f"WHERE row IN ({','.join('?' * len(chunk))})"
             )
             for row, item_id, *cols in self._db.execute(sql, chunk):
-                out[row] = (item_id, _metadata_dict(*cols))
+                out[row] = (item_id, Metadata(*cols).to_dict())
         return out
 
     def _existing_rows(self, ids: list[str]) -> np.ndarray:

@@ -36,7 +36,6 @@ import logging
 import os
 import sqlite3
 import threading
-import uuid
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -44,10 +43,12 @@ from typing import Any
 
 import numpy as np
 
-from clear_sdk.errors import BundleError, ClearSDKError, IndexBusyError
-from clear_sdk.index.filters import _SQL_CHUNK, _metadata_rows, _utf8, _where_sql
+from clear_sdk.errors import BundleError, ClearSDKError, DuplicateIdError, IndexBusyError, IndexReadOnlyError
+from clear_sdk.index.metadata import Metadata, check_ids, check_remove, metadata_list
 from clear_sdk.index.reads import StoreReads
 from clear_sdk.index.topk import as_rows
+from clear_sdk.index.where import SQL_CHUNK as _SQL_CHUNK
+from clear_sdk.index.where import parse_where, to_sql
 
 logger = logging.getLogger("clear_sdk.index")
 
@@ -97,6 +98,7 @@ class IndexStore(StoreReads):
         self._mmap: np.ndarray | None = None
         self._buf: np.ndarray | None = None
         self._closed = False
+        self.read_only = False
         if self.path is None:
             if dim is None:
                 raise ValueError("dim is required for an in-memory index")
@@ -109,7 +111,7 @@ class IndexStore(StoreReads):
             self._open_dir(dim)
         self._load_alive()
 
-    def _after_add(self, first_row: int, rows_md: list[tuple[Any, ...]]) -> None:
+    def _after_add(self, first_row: int, rows_md: list[Metadata]) -> None:
         """Rows [first_row, first_row + len(rows_md)) were committed (a hook for derived structures)."""
 
     def _after_remove(self, rows: np.ndarray) -> None:
@@ -149,13 +151,24 @@ class IndexStore(StoreReads):
         return BundleError(f"{where}: SQLite failed while {doing} ({exc}); check the disk, or rebuild the index")
 
     def _begin_write(self) -> None:
+        if self.read_only:
+            raise IndexReadOnlyError(
+                f"index {self.path} is read-only (its files or folder cannot be written by this process): search "
+                "it, or copy the folder somewhere writable to add or remove items"
+            )
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             raise self._busy(exc, "waiting to write") from exc
 
-    def _connect(self, db_path: Path) -> sqlite3.Connection:
-        db = sqlite3.connect(str(db_path), timeout=self.busy_timeout, check_same_thread=False, isolation_level=None)
+    def _connect(self, db_path: Path, mode: str = "rw") -> sqlite3.Connection:
+        """A connection to the database: ``rw`` (creating it), ``ro`` (read-only) or ``immutable`` (read-only, and
+        no -wal / -shm files, which a read-only folder cannot hold)."""
+        uri = db_path.resolve().as_uri() + {"rw": "?mode=rwc", "ro": "?mode=ro", "immutable": "?immutable=1"}[mode]
+        db = sqlite3.connect(uri, uri=True, timeout=self.busy_timeout, check_same_thread=False, isolation_level=None)
+        if mode != "rw":
+            db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()  # fail here if it cannot be read
+            return db
         db.execute("PRAGMA synchronous=FULL")
         # a big add dirties many B-tree pages (the id index above all): with SQLite's 2 MiB default cache they
         # spill to the WAL mid-transaction and are written twice; up to 256 MiB, used only as needed
@@ -176,12 +189,10 @@ class IndexStore(StoreReads):
                     f"{vec_path} exists without {DB_FILE}: not an index this version can open; move it away"
                 )
             self.path.mkdir(parents=True, exist_ok=True)
+        self._db = self._open_db(db_path, existed)
         try:
-            self._db = self._connect(db_path)
-        except sqlite3.DatabaseError as exc:
-            raise BundleError(f"{db_path} is not a readable SQLite database ({exc}); move it away") from exc
-        try:
-            self._use_wal()
+            if not self.read_only:
+                self._use_wal()
             if not self._has_meta():
                 if dim is None:
                     raise BundleError(f"{db_path} is not a clear-sdk index (no meta table); pass dim to create one")
@@ -215,10 +226,35 @@ class IndexStore(StoreReads):
                 "Open it with the model (bundle) that built it, or index into a new folder"
             )
         self.dim = stored_dim
-        if not vec_path.exists():
+        if not vec_path.exists() and not self.read_only:
             vec_path.touch()
             _fsync_dir(self.path)
         self._reconcile_vectors()
+
+    def _open_db(self, db_path: Path, existed: bool) -> sqlite3.Connection:
+        """Open read-write; an existing database this process cannot write (another user's index, a read-only
+        mount or snapshot) opens read-only instead: search works, writes raise IndexReadOnlyError."""
+        if not existed or (os.access(db_path, os.W_OK) and os.access(db_path.parent, os.W_OK)):
+            try:
+                db = self._connect(db_path)
+                db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+                return db
+            except sqlite3.OperationalError as exc:
+                if not existed or not ("readonly" in str(exc) or "unable to open" in str(exc)):
+                    raise BundleError(f"{db_path} is not a readable SQLite database ({exc}); move it away") from exc
+            except sqlite3.DatabaseError as exc:
+                raise BundleError(f"{db_path} is not a readable SQLite database ({exc}); move it away") from exc
+        for mode in ("ro", "immutable"):  # immutable: a read-only folder cannot hold the -wal / -shm files
+            try:
+                db = self._connect(db_path, mode)
+            except sqlite3.OperationalError:
+                continue
+            except sqlite3.DatabaseError as exc:
+                raise BundleError(f"{db_path} is not a readable SQLite database ({exc}); move it away") from exc
+            self.read_only = True
+            logger.info("index %s: opened read-only (%s)", self.path, mode)
+            return db
+        raise BundleError(f"{db_path} cannot be opened, not even read-only; check its permissions")
 
     def _use_wal(self) -> None:
         """Switch the database to WAL (persistent; a no-op once done): readers then never wait for writers."""
@@ -249,7 +285,7 @@ class IndexStore(StoreReads):
                 f"{vec_path} holds {size // (self.dim * 4)} vectors but the index committed {count}: "
                 "the vector file was truncated or replaced; restore it from a backup or rebuild the index"
             )
-        if size > expected:
+        if size > expected and not self.read_only:
             self._truncate_uncommitted(vec_path)
         self._count = count
         self._mmap = None
@@ -362,6 +398,9 @@ class IndexStore(StoreReads):
         """Store ``value`` under ``key`` unless a value is there already; returns the stored value."""
         with self._lock:
             self._check_open()
+            stored = self.get_meta(key)
+            if stored is not None:  # nothing to write (a read-only index answers too)
+                return stored
             self._begin_write()
             try:
                 self._db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)", (key, value))
@@ -432,29 +471,8 @@ class IndexStore(StoreReads):
         """
         emb = as_rows(embeddings, self.dim, "embeddings").astype("<f4", copy=False)  # the on-disk byte order
         n = emb.shape[0]
-        if ids is None:
-            ids = [uuid.uuid4().hex for _ in range(n)]
-        else:
-            ids = [ids] if isinstance(ids, str) else list(ids)
-            if len(ids) != n:
-                raise ValueError(f"got {n} embeddings but {len(ids)} ids")
-            for i, item_id in enumerate(ids):
-                if type(item_id) is str and item_id and item_id.isascii():
-                    continue
-                if not isinstance(item_id, str) or not item_id:
-                    raise ValueError(f"ids[{i}] must be a non-empty str, got {item_id!r}")
-                _utf8(item_id, f"ids[{i}]")
-            if len(set(ids)) != n:
-                seen: set[str] = set()
-                dup = next(i for i in ids if i in seen or seen.add(i))
-                raise ValueError(f"duplicate id {dup!r} within this add; ids must be unique")
-        if metadata is None:
-            rows_md = [(None,) * 6] * n
-        else:
-            metadata = list(metadata)
-            if len(metadata) != n:
-                raise ValueError(f"got {n} embeddings but {len(metadata)} metadata entries")
-            rows_md = _metadata_rows(metadata)
+        ids = check_ids(ids, n)
+        rows_md = metadata_list(metadata, n)
         if n == 0:
             return []
         with self._lock:
@@ -462,7 +480,7 @@ class IndexStore(StoreReads):
             self._add_locked(emb, ids, rows_md, replace)
         return ids
 
-    def _add_locked(self, emb: np.ndarray, ids: list[str], rows_md: list[tuple[Any, ...]], replace: bool) -> None:
+    def _add_locked(self, emb: np.ndarray, ids: list[str], rows_md: list[Metadata], replace: bool) -> None:
         db = self._db
         self._begin_write()  # SQLite's write lock: one writer (thread or process) at a time
         written = False
@@ -487,8 +505,8 @@ class IndexStore(StoreReads):
             except sqlite3.IntegrityError as exc:
                 db.execute("ROLLBACK")
                 dup = self._first_existing(ids)
-                raise ValueError(
-                    f"id {dup!r} is already in the index; nothing was added (or pass replace=True)"
+                raise DuplicateIdError(
+                    f"id {dup!r} is already in the index; nothing was added (or pass replace=True)", dup
                 ) from exc
             db.execute(_BATCHES)  # indexes made before checksums get the table at their next add
             db.execute(
@@ -542,7 +560,7 @@ class IndexStore(StoreReads):
         except OSError as exc:  # harmless: the next open truncates uncommitted bytes anyway
             logger.warning("could not truncate uncommitted vectors in %s: %s", self.path, exc)
 
-    def _insert_rows(self, count: int, ids: list[str], rows_md: list[tuple[Any, ...]]) -> None:
+    def _insert_rows(self, count: int, ids: list[str], rows_md: list[Metadata]) -> None:
         # (row, id) + the six metadata values, each row built in C (transposing 1M tuples into columns
         # first cost ~2 s per million)
         self._db.executemany(
@@ -550,17 +568,18 @@ class IndexStore(StoreReads):
             map(tuple.__add__, zip(range(count, count + len(ids)), ids, strict=True), rows_md),
         )
 
-    def remove(self, ids: Sequence[str] | None = None, *, where: Mapping[str, Any] | None = None) -> int:
+    def remove(
+        self, ids: Sequence[str] | None = None, *, where: Mapping[str, Any] | None = None, everything: bool = False
+    ) -> int:
         """Remove items by id (unknown ids are a KeyError) or every item matching ``where``; returns how many.
 
         All-or-nothing and durable: the rows leave ``items`` in one SQLite transaction, so a crash keeps
         all of them or none. The vectors stay in ``vectors.f32`` as tombstones skipped by search; the
         space is not reclaimed (rebuild the index to compact it).
         """
-        if (ids is None) == (where is None):
-            raise ValueError("pass either ids or where= to remove()")
+        where = check_remove(ids, where, everything)
         if where is not None:
-            cond, params = _where_sql(where)
+            cond, params = to_sql(parse_where(where))
         with self._lock:
             self._check_open()
             if ids is not None:

@@ -162,7 +162,9 @@ def exact_rerank(
         rows = np.unique(candidates[i][candidates[i] >= 0])  # sorted: the stable tie order
         if rows.size == 0:
             continue
-        s = np.asarray(vectors[rows], dtype=np.float32) @ queries[i]
+        # einsum runs one kernel per row, so a vector scores the same wherever it sits (BLAS's GEMV scores
+        # the last rows of a block with another kernel: copies came out one ulp apart, out of row order)
+        s = np.einsum("ij,j->i", np.asarray(vectors[rows], dtype=np.float32), queries[i])
         s = np.where(np.isnan(s), np.float32(-np.inf), s)
         order = np.argsort(-s, kind="stable")[:k]
         out_s[i, : len(order)], out_r[i, : len(order)] = s[order], rows[order]
