@@ -3,7 +3,7 @@
     # every seed end to end through the CLI (`clear-sdk demo --json --set seed=S`), then the table
     python benchmarks/demo_seeds.py run --seeds 0 1 2 --out runs/demo-seeds \
         --results benchmarks/results/demo_synthetic_seeds
-    # stage 2 alone on a demo's stage-1 checkpoint, by phase (run it through /work/tools/quiet.sh)
+    # stage 2 alone on a demo's stage-1 checkpoint, by phase (run it through benchmarks/quiet.py)
     python benchmarks/demo_seeds.py time-stage2 --run runs/demo-seeds/seed0 --results runs/stage2_time.json
 
 ``run`` reads each seed's ``report.json`` (test split, through the runtime: recognition metrics and

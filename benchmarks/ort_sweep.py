@@ -142,7 +142,7 @@ def main() -> None:
             )
     record = {
         "command": " ".join(["python", *sys.argv]),
-        "bundle": str(b.path),
+        "bundle": args.bundle,  # as given: a shipped name or a path relative to the repo
         "graph": args.graph,
         "settings": {k: s.to_dict() for k, s in settings.items()},
         "default": default_name,

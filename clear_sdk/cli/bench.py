@@ -143,7 +143,7 @@ def bench_backends(
     ``Recognizer`` uses); ``threads`` overrides their intra-op threads and torch's. ``load`` busy
     processes run beside the measurement (:class:`BusyLoad`); the load average is recorded.
     """
-    from clear_sdk.backends import DEFAULT_SETTINGS, BackendUnavailable, create_backend
+    from clear_sdk.backends import DEFAULT_SETTINGS
 
     if repeats < 1 or seconds <= 0:
         raise ValueError(f"repeats must be >= 1 and seconds > 0, got {repeats} and {seconds}")
@@ -151,90 +151,27 @@ def bench_backends(
     h, w = b.preprocessing.input_size
     rng = np.random.default_rng(0)
     inputs = {bs: rng.standard_normal((bs, 3, h, w), dtype=np.float32) for bs in batch_sizes}
-    parity_batch = rng.standard_normal((4, 3, h, w), dtype=np.float32)
     flops = _flops_per_image(b)
     peak = measure_peak_gflops()
-    skipped: dict[str, str] = {}
-    live: dict[str, Any] = {}
-    parity: dict[str, float | None] = {}
-    reference: np.ndarray | None = None
-    ordered = sorted(dict.fromkeys(backends), key=lambda n: n != "torch")  # torch first: the parity reference
-    for name in ordered:
-        try:
-            backend = create_backend(b, name, threads=threads, **({"settings": settings} if settings else {}))
-        except (BackendUnavailable, ImportError, TypeError) as e:
-            skipped[name] = str(e)
-            continue
-        probs, _ = backend.run_images(parity_batch)
-        if name == "torch":
-            reference = probs
-        parity[name] = float(np.abs(probs - reference).max()) if reference is not None else None
-        for bs in batch_sizes:
-            for _ in range(warmup):
-                backend.run_images(inputs[bs])
-        live[name] = backend
-    names = list(live)
-    windows: dict[tuple[str, int], list[list[float]]] = {(n, bs): [] for n in names for bs in batch_sizes}
+    live, parity, skipped = _open_backends(b, backends, inputs, threads, settings, warmup)
     with BusyLoad(load):
         load_before = _loadavg()
         t0 = time.perf_counter()
-        for r in range(repeats):
-            for bs in batch_sizes:
-                order = names[r % len(names) :] + names[: r % len(names)] if names else []
-                for name in order:
-                    time.sleep(SETTLE_S)
-                    windows[(name, bs)].append(_time_window(live[name], inputs[bs], seconds, min_iters))
+        windows = _measure(live, inputs, repeats, seconds, min_iters)
         wall = time.perf_counter() - t0
         load_after = _loadavg()
-    rows: list[dict[str, Any]] = []
-    for name in names:
-        backend = live[name]
-        for bs in batch_sizes:
-            reps = windows[(name, bs)]
-            per_rep = [bs * len(t) / sum(t) for t in reps]
-            lat = np.concatenate([np.array(t) for t in reps]) * 1e3
-            throughput = float(np.median(per_rep))
-            spread = _spread(per_rep)
-            row = {
-                "backend": name,
-                "device": backend.device,
-                "batch_size": bs,
-                "throughput": throughput,
-                "throughput_repeats": per_rep,
-                "spread": spread,
-                "unstable": spread > spread_limit,
-                "p50_ms": float(np.percentile(lat, 50)),
-                "p95_ms": float(np.percentile(lat, 95)),
-                "p99_ms": float(np.percentile(lat, 99)),
-                "iterations": int(len(lat)),
-                "rss_mb": _proc_status("VmRSS"),
-                "peak_rss_mb": _proc_status("VmHWM"),
-                "gpu_mem_mb": _gpu_memory_mb(name),
-                "flops_per_image": flops,
-                "achieved_gflops": flops * throughput / 1e9 if flops else None,
-                "peak_fraction": flops * throughput / 1e9 / peak if flops else None,
-                "parity_max_abs_vs_torch": parity[name],
-            }
-            if "torch" in live and name != "torch":  # paired within each repeat
-                torch_reps = [bs * len(t) / sum(t) for t in windows[("torch", bs)]]
-                ratios = [a / t for a, t in zip(per_rep, torch_reps)]
-                row["vs_torch"] = float(np.median(ratios))
-                row["vs_torch_repeats"] = ratios
-                row["vs_torch_spread"] = _spread(ratios)
-            if "onnxruntime" in live and name.startswith("onnxruntime-"):  # an int8 graph against its fp32 one
-                fp32_reps = [bs * len(t) / sum(t) for t in windows[("onnxruntime", bs)]]
-                ratios = [a / f for a, f in zip(per_rep, fp32_reps)]
-                row["vs_fp32"] = float(np.median(ratios))
-                row["vs_fp32_spread"] = _spread(ratios)
-            rows.append(row)
-    described = {n: live[n].describe() for n in names}
-    for name in names:
-        live[name].close()
+    rows = [
+        _result_row(name, bs, windows, live[name].device, spread_limit, flops, peak, parity[name])
+        for name in live
+        for bs in batch_sizes
+    ]
+    described = {n: backend.describe() for n, backend in live.items()}
+    for backend in live.values():
+        backend.close()
     live.clear()
     gc.collect()
-    unstable = [f"{r['backend']}@{r['batch_size']}" for r in rows if r["unstable"]]
     return {
-        "bundle": str(b.path),
+        "bundle": os.fspath(bundle),  # as given (a shipped name, a path relative to where it ran), not this machine's
         "model": b.model_name,
         "input_size": [h, w],
         "protocol": {
@@ -247,28 +184,125 @@ def bench_backends(
             "wall_seconds": wall,
         },
         "settings": {
-            "requested": {
-                "threads": threads,
-                "onnxruntime": (settings.to_dict() if settings else None),
-            },
+            "requested": {"threads": threads, "onnxruntime": (settings.to_dict() if settings else None)},
             "backends": described,
             "onnxruntime_default": DEFAULT_SETTINGS.to_dict(),
         },
         "load": {"busy_processes": load, "loadavg_before": load_before, "loadavg_after": load_after},
-        "unstable": unstable,
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "threads": threads,
-            "peak_gflops_numpy_sgemm": peak,
-        },
+        "unstable": [f"{r['backend']}@{r['batch_size']}" for r in rows if r["unstable"]],
+        "machine": _machine(threads, peak),
         "versions": package_versions(
             ("clear-sdk", "onnxruntime", "onnxruntime-gpu", "torch", "tensorrt", "numpy", "opencv-python-headless")
         ),
         "results": rows,
         "skipped": skipped,
     }
+
+
+def _machine(threads: int | None, peak: float) -> dict[str, Any]:
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "threads": threads,
+        "peak_gflops_numpy_sgemm": peak,
+    }
+
+
+def _open_backends(
+    b: Bundle, backends: Sequence[str], inputs: dict[int, np.ndarray], threads: int | None, settings: Any, warmup: int
+) -> tuple[dict[str, Any], dict[str, float | None], dict[str, str]]:
+    """(the backends that opened, warmed up; each one's max |probs - torch's| on one batch; why others were skipped).
+
+    Torch opens first: it is the parity reference.
+    """
+    from clear_sdk.backends import BackendUnavailable, create_backend
+
+    h, w = b.preprocessing.input_size
+    parity_batch = np.random.default_rng(0).standard_normal((4, 3, h, w), dtype=np.float32)
+    live: dict[str, Any] = {}
+    parity: dict[str, float | None] = {}
+    skipped: dict[str, str] = {}
+    reference: np.ndarray | None = None
+    for name in sorted(dict.fromkeys(backends), key=lambda n: n != "torch"):
+        try:
+            backend = create_backend(b, name, threads=threads, **({"settings": settings} if settings else {}))
+        except (BackendUnavailable, ImportError, TypeError) as e:
+            skipped[name] = str(e)
+            continue
+        probs, _ = backend.run_images(parity_batch)
+        if name == "torch":
+            reference = probs
+        parity[name] = float(np.abs(probs - reference).max()) if reference is not None else None
+        for x in inputs.values():
+            for _ in range(warmup):
+                backend.run_images(x)
+        live[name] = backend
+    return live, parity, skipped
+
+
+def _measure(
+    live: dict[str, Any], inputs: dict[int, np.ndarray], repeats: int, seconds: float, min_iters: int
+) -> dict[tuple[str, int], list[list[float]]]:
+    """Per (backend, batch size), the call times of each repeat's window; backends in rotated order per repeat."""
+    names = list(live)
+    windows: dict[tuple[str, int], list[list[float]]] = {(n, bs): [] for n in names for bs in inputs}
+    for r in range(repeats):
+        for bs, x in inputs.items():
+            order = names[r % len(names) :] + names[: r % len(names)] if names else []
+            for name in order:
+                time.sleep(SETTLE_S)
+                windows[(name, bs)].append(_time_window(live[name], x, seconds, min_iters))
+    return windows
+
+
+def _result_row(
+    name: str,
+    bs: int,
+    windows: dict[tuple[str, int], list[list[float]]],
+    device: str,
+    spread_limit: float,
+    flops: float | None,
+    peak: float,
+    parity: float | None,
+) -> dict[str, Any]:
+    """One backend at one batch size: throughput, its spread, latency percentiles, memory, FLOP use, ratios."""
+    per_rep = _per_repeat(windows[(name, bs)], bs)
+    lat = np.concatenate([np.array(t) for t in windows[(name, bs)]]) * 1e3
+    throughput = float(np.median(per_rep))
+    spread = _spread(per_rep)
+    row = {
+        "backend": name,
+        "device": device,
+        "batch_size": bs,
+        "throughput": throughput,
+        "throughput_repeats": per_rep,
+        "spread": spread,
+        "unstable": spread > spread_limit,
+        "p50_ms": float(np.percentile(lat, 50)),
+        "p95_ms": float(np.percentile(lat, 95)),
+        "p99_ms": float(np.percentile(lat, 99)),
+        "iterations": int(len(lat)),
+        "rss_mb": _proc_status("VmRSS"),
+        "peak_rss_mb": _proc_status("VmHWM"),
+        "gpu_mem_mb": _gpu_memory_mb(name),
+        "flops_per_image": flops,
+        "achieved_gflops": flops * throughput / 1e9 if flops else None,
+        "peak_fraction": flops * throughput / 1e9 / peak if flops else None,
+        "parity_max_abs_vs_torch": parity,
+    }
+    if ("torch", bs) in windows and name != "torch":  # paired within each repeat
+        ratios = [a / t for a, t in zip(per_rep, _per_repeat(windows[("torch", bs)], bs))]
+        row.update(vs_torch=float(np.median(ratios)), vs_torch_repeats=ratios, vs_torch_spread=_spread(ratios))
+    if ("onnxruntime", bs) in windows and name.startswith("onnxruntime-"):  # an int8 graph against its fp32 one
+        ratios = [a / f for a, f in zip(per_rep, _per_repeat(windows[("onnxruntime", bs)], bs))]
+        row.update(vs_fp32=float(np.median(ratios)), vs_fp32_spread=_spread(ratios))
+    return row
+
+
+def _per_repeat(reps: list[list[float]], bs: int) -> list[float]:
+    """Images / s in each repeat's window."""
+    return [bs * len(t) / sum(t) for t in reps]
 
 
 def _gpu_memory_mb(backend: str) -> float | None:
@@ -393,22 +427,9 @@ def bench_command(
         fail("--dataset needs --root")
     if repeats < 1 or seconds <= 0 or load < 0:
         fail(f"--repeats {repeats} / --seconds {seconds} / --load {load}: pass repeats >= 1, seconds > 0, load >= 0")
-    from clear_sdk.backends import DEFAULT_SETTINGS
-
-    changes = {
-        k: v
-        for k, v in (
-            ("spinning", spinning),
-            ("execution_mode", execution_mode),
-            ("inter_op_threads", inter_threads),
-            ("graph_optimization", graph_opt),
-        )
-        if v is not None
-    }
-    try:
-        settings = DEFAULT_SETTINGS.replace(**changes) if changes else None
-    except ValueError as e:
-        fail(f"onnxruntime settings: {e}")
+    settings = _ort_settings(
+        spinning=spinning, execution_mode=execution_mode, inter_op_threads=inter_threads, graph_optimization=graph_opt
+    )
     try:
         report = bench_backends(
             bundle, names, sizes, threads=threads, settings=settings, repeats=repeats, seconds=seconds, load=load,
@@ -433,6 +454,22 @@ def bench_command(
     if as_json:
         typer.echo(json.dumps(report, indent=2))
         return
+    _print_report(report, spread_limit)
+
+
+def _ort_settings(**changes: Any) -> Any:
+    """The runtime's onnxruntime settings with the options given on the command line (None: all defaults)."""
+    from clear_sdk.backends import DEFAULT_SETTINGS
+
+    changes = {k: v for k, v in changes.items() if v is not None}
+    try:
+        return DEFAULT_SETTINGS.replace(**changes) if changes else None
+    except ValueError as e:
+        fail(f"onnxruntime settings: {e}")
+
+
+def _print_report(report: dict[str, Any], spread_limit: float) -> None:
+    """The report as a table, then what was skipped, what was too noisy, and the accuracy per backend."""
     peak = report["machine"]["peak_gflops_numpy_sgemm"]
     ld = report["load"]
     title = (

@@ -131,10 +131,10 @@ def _use_the_runtime(bundle: Path, ds: Any, out: Path, timings: dict[str, float]
     return {
         "recognition": {k: float(v) for k, v in rec.items() if np.isscalar(v)},
         "retrieval": {**retrieval["embedding"], "by_scorer": retrieval},
-        "bundle": str(bundle.resolve()),
-        "retrieval_grid": str(grid.resolve()),
+        "bundle": str(bundle),  # paths as --out gave them: a report names no one machine's folders
+        "retrieval_grid": str(grid),
         "retrieval_grid_scorer": GRID_SCORER,
-        "attribute_plot": str(plot.resolve()),
+        "attribute_plot": str(plot),
         "test_images": len(paths),
     }
 
