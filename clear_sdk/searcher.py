@@ -209,29 +209,10 @@ class AttributeSearcher:
             raise ValueError(f"probabilities must have shape [N, {a}] (this bundle's attributes), got {probs.shape}")
         if not np.isfinite(probs).all() or (probs < 0).any() or (probs > 1).any():
             raise ValueError("probabilities must be finite numbers in [0, 1]")
-        emb = self._track_embeddings(embeddings, n)
+        emb = _track_embeddings(embeddings, n, self.layout.embed_dim, self.bundle)
         ids = [ids] if isinstance(ids, str) else list(ids)
         md = list(metadata) if metadata is not None else None  # the index validates (and never mutates) them
         return self.index.add(self.layout.rows(probs, emb), ids, md, replace=replace)
-
-    def _track_embeddings(self, embeddings: np.ndarray | None, n: int) -> np.ndarray | None:
-        """``add_probabilities``' embeddings as [n, D] float32: required with the retrieval stage, refused without."""
-        d = self.layout.embed_dim
-        if not d:
-            if embeddings is not None:
-                raise ValueError(
-                    f"{self.bundle.path} has no retrieval stage: pass probabilities only (embeddings=None)"
-                )
-            return None
-        if embeddings is None:
-            raise ValueError(
-                f"{self.bundle.path} has the retrieval stage: pass embeddings [N, {d}] with the probabilities"
-            )
-        emb = np.asarray(embeddings, dtype=np.float32)
-        emb = emb[None] if emb.ndim == 1 else emb
-        if emb.shape != (n, d):
-            raise ValueError(f"embeddings must have shape [{n}, {d}] (this bundle's D), got {emb.shape}")
-        return emb
 
     # -------------------------------------------------------------------------------- deleting
     def remove(self, ids: Sequence[str] | None = None, *, where: Mapping[str, Any] | None = None) -> int:
@@ -324,6 +305,21 @@ def _default_scorer(scorer: str, bundle: Bundle) -> Scorer:
             f"{bundle.path} has no retrieval stage: use scorer='recognition', or train stage 2 and re-export"
         )
     return scorer
+
+
+def _track_embeddings(embeddings: np.ndarray | None, n: int, d: int, bundle: Bundle) -> np.ndarray | None:
+    """``add_probabilities``' embeddings as [n, D] float32: required with the retrieval stage, refused without."""
+    if not d:
+        if embeddings is not None:
+            raise ValueError(f"{bundle.path} has no retrieval stage: pass probabilities only (embeddings=None)")
+        return None
+    if embeddings is None:
+        raise ValueError(f"{bundle.path} has the retrieval stage: pass embeddings [N, {d}] with the probabilities")
+    emb = np.asarray(embeddings, dtype=np.float32)
+    emb = emb[None] if emb.ndim == 1 else emb
+    if emb.shape != (n, d):
+        raise ValueError(f"embeddings must have shape [{n}, {d}] (this bundle's D), got {emb.shape}")
+    return emb
 
 
 def _storable(
