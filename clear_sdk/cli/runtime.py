@@ -159,6 +159,7 @@ def index(
     whose id is taken by another file is not indexed, and is listed (exit 1): give each folder its --camera,
     or use --id-scheme absolute.
     """
+    from clear_sdk.errors import DuplicateIdError
     from clear_sdk.searcher import AttributeSearcher, is_utf8
 
     if batch < 1:
@@ -210,8 +211,8 @@ def index(
                     md = [{"camera": camera, "source": src} for _, _, src in todo]
                     try:
                         out = searcher.add([str(f) for f, _, _ in todo], ids=ids, metadata=md, errors="skip")
-                    except ValueError as e:
-                        if attempt == 0 and "already in the index" in str(e):
+                    except DuplicateIdError:
+                        if attempt == 0:
                             continue
                         raise
                     break
