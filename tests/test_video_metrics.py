@@ -15,6 +15,7 @@ from clear_sdk.video.evaluation import (  # noqa: E402
     detection_metrics,
     pr_sweep,
     tracking_metrics,
+    tracking_metrics_many,
 )
 from clear_sdk.video.types import Detection, TrackedBox  # noqa: E402
 
@@ -95,3 +96,14 @@ def test_average_precision_is_coco_101_point_by_hand():
     assert average_precision(truths, dets) == pytest.approx((51 * 1.0 + 50 * 2 / 3) / 101)
     # all people found first: AP 1
     assert average_precision(truths, [[Detection(box(0), 0.9), Detection(box(50), 0.8)]]) == pytest.approx(1.0)
+
+
+def test_sequences_keep_their_own_ids():
+    """Two cameras whose people and tracks reuse the same ids: the overall metrics are the sums, not one
+    person seen in both (which would halve IDF1 and add switches)."""
+    truths, tracks = two_walkers()
+    one = tracking_metrics(truths, tracks)
+    both = tracking_metrics_many([(truths, tracks), (truths, tracks)])
+    assert (both["num_objects"], both["num_switches"], both["num_unique_objects"]) == (14, 4, 4)
+    assert both["idf1"] == pytest.approx(one["idf1"]) and both["mota"] == pytest.approx(one["mota"])
+    assert both["tracks_holding_two_people"] == 2 and both["num_tracks"] == 2 * one["num_tracks"]

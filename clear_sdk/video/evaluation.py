@@ -126,25 +126,41 @@ def accumulate(
 def tracking_metrics(
     truths: Sequence[FrameTruth], tracked: Sequence[Sequence[TrackedBox]], min_iou: float = MIN_IOU
 ) -> dict[str, Any]:
-    """MOTA, MOTP (as mean IoU), IDF1, ID switches, ... by motmetrics, plus how many people each track held.
+    """MOTA, MOTP (as mean IoU), IDF1, ID switches, ... of one sequence (one camera, one tracker)."""
+    return tracking_metrics_many([(truths, tracked)], min_iou)
 
-    ``people_per_track``: for each track id, the distinct people it was matched to (motmetrics' MATCH and
-    SWITCH events); ``tracks_holding_two_people`` counts the tracks matched to more than one person.
+
+def tracking_metrics_many(
+    sequences: Sequence[tuple[Sequence[FrameTruth], Sequence[Sequence[TrackedBox]]]], min_iou: float = MIN_IOU
+) -> dict[str, Any]:
+    """The metrics over several sequences, each with its own ids (motmetrics' ``compute_many`` "OVERALL").
+
+    Also how many people each track held: for each track id of a sequence, the distinct people it was
+    matched to (motmetrics' MATCH and SWITCH events); ``tracks_holding_two_people`` counts the tracks
+    matched to more than one person, ``num_tracks`` all track ids.
     """
     mm = require_motmetrics()
-    hyps = [
-        (np.asarray([b.track_id for b in f], np.int64), np.asarray([b.box for b in f], np.float64)) for f in tracked
-    ]
-    acc = accumulate(truths, hyps, min_iou)
-    summary = mm.metrics.create().compute(acc, metrics=list(TRACKING_METRICS), name="all")
-    out = {k: _plain(summary[k].iloc[0]) for k in TRACKING_METRICS}
+    accs, names, people, num_tracks = [], [], [], 0
+    for k, (truths, tracked) in enumerate(sequences):
+        hyps = [(np.asarray([b.track_id for b in f], np.int64), np.asarray([b.box for b in f], np.float64))
+                for f in tracked]  # fmt: skip
+        acc = accumulate(truths, hyps, min_iou)
+        accs.append(acc)
+        names.append(str(k))
+        num_tracks += len(set(itertools.chain.from_iterable(h[0].tolist() for h in hyps)))
+        events = acc.mot_events
+        matched = events[events["Type"].isin(["MATCH", "SWITCH"])]
+        if len(matched):
+            people += [int(n) for n in matched.groupby("HId")["OId"].nunique()]
+    summary = mm.metrics.create().compute_many(
+        accs, metrics=list(TRACKING_METRICS), names=names, generate_overall=len(accs) > 1
+    )
+    row = summary.loc["OVERALL"] if len(accs) > 1 else summary.iloc[0]
+    out = {k: _plain(row[k]) for k in TRACKING_METRICS}
     out["motp"] = 1.0 - out["motp"] if out["motp"] == out["motp"] else out["motp"]  # distance -> mean IoU
-    events = acc.mot_events
-    matched = events[events["Type"].isin(["MATCH", "SWITCH"])]
-    people = matched.groupby("HId")["OId"].nunique() if len(matched) else []
-    out["num_tracks"] = int(len(set(itertools.chain.from_iterable(h[0].tolist() for h in hyps))))
-    out["tracks_holding_two_people"] = int(sum(int(n) > 1 for n in people))
-    out["max_people_per_track"] = int(max(people, default=0))
+    out["num_tracks"] = num_tracks
+    out["tracks_holding_two_people"] = sum(n > 1 for n in people)
+    out["max_people_per_track"] = max(people, default=0)
     return out
 
 

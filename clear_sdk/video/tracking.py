@@ -7,6 +7,10 @@ opencv-python and so clashes with our opencv-python-headless). One tracker per s
 
 :class:`TrackBook` adds what the tracker does not say: when a track has *ended* (unseen for
 ``max_lost`` frames, or the stream ended), so that its attributes can be finalised and indexed.
+
+:class:`DetectionSchedule` runs the detector on some frames only (every ``every``-th frame, as
+DeepStream's ``interval``, and only when something moved) and lets the tracker carry the boxes on the
+frames between: each followed track's Kalman state moved ahead by its velocity.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 
 from clear_sdk.errors import ClearSDKError
@@ -74,6 +79,72 @@ class ByteTracker:
             for t, b, s in zip(out.tracker_id, boxes, out.confidence)
             if t is not None and int(t) >= 0
         ]
+
+    def carried(self, steps: float = 1.0) -> list[TrackedBox]:
+        """The boxes of the tracks followed now, moved ``steps`` tracker updates ahead (the tracker is unchanged).
+
+        ByteTrack's Kalman state is (centre x, centre y, aspect, height) and their velocities per update.
+        """
+        out = []
+        for t in self._tracker.tracked_tracks:
+            if not t.is_activated or t.mean is None or int(t.external_track_id) < 0:
+                continue
+            cx, cy, a, h = (t.mean[:4] + steps * t.mean[4:8]).tolist()
+            w = a * h
+            box = (round(cx - w / 2), round(cy - h / 2), round(cx + w / 2), round(cy + h / 2))
+            out.append(TrackedBox(int(t.external_track_id), box, float(t.score)))
+        return out
+
+
+class DetectionSchedule:
+    """Detect on some frames only; the tracker carries the boxes on the others.
+
+    ``every``: run the detector on every ``every``-th frame (1: all); the tracker is updated only then,
+    so give it ``frame_rate / every``. ``motion``: also skip a due detection when the frame differs from
+    the last detected one in less than this fraction of its pixels (a still scene; None: never skip);
+    ``max_still`` detections may be skipped in a row before one runs anyway. ``update(frame)`` returns the
+    tracked boxes of every frame; :attr:`detected` says whether the last one ran the detector.
+    """
+
+    def __init__(self, detector, tracker, every: int = 1, motion: float | None = None, max_still: int = 10) -> None:
+        if every < 1:
+            raise ValueError(f"every must be >= 1, got {every}")
+        self.detector, self.tracker, self.every = detector, tracker, int(every)
+        self.motion, self.max_still = motion, int(max_still)
+        self._since = self.every  # frames since the last detection: the first frame is detected
+        self._still = 0
+        self._thumb: np.ndarray | None = None
+        self.detected = False
+        self.detections = 0  # boxes the detector returned, in all
+        self.detector_runs = 0
+
+    def _moved(self, frame: np.ndarray) -> tuple[bool, np.ndarray | None]:
+        if self.motion is None:
+            return True, None
+        small = cv2.resize(
+            frame, (max(1, frame.shape[1] // 8), max(1, frame.shape[0] // 8)), interpolation=cv2.INTER_AREA
+        )
+        thumb = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
+        if self._thumb is None or self._thumb.shape != thumb.shape:
+            return True, thumb
+        changed = float((cv2.absdiff(thumb, self._thumb) > 12).mean())
+        return changed >= self.motion, thumb
+
+    def update(self, frame: np.ndarray) -> list[TrackedBox]:
+        self.detected = False
+        if self._since >= self.every:
+            moved, thumb = self._moved(frame)
+            if moved or self._still >= self.max_still:
+                dets = self.detector.detect(frame)
+                self.detections += len(dets)
+                self.detector_runs += 1
+                self._thumb, self._since, self._still, self.detected = thumb, 1, 0, True
+                return self.tracker.update(dets)
+            self._still += 1  # nothing moved: the people (if any) stand where they were
+            return self.tracker.carried(0.0)
+        steps = self._since / self.every
+        self._since += 1
+        return self.tracker.carried(steps)
 
 
 class TrackBook:

@@ -20,6 +20,7 @@ conf 0.08: 0.89 / 0.84 (fp32 at its tuned 0.07: 0.88 / 0.87).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -38,6 +39,9 @@ CORE_SIZE = 300
 # Score thresholds tuned on the tune real-crop scenes (best recall at precision >= 0.8)
 DEFAULT_CONF = {"fp32": 0.1, "int8": 0.08}
 GRAPH_NMS_IOU, GRAPH_MAX_BOXES = 0.6, 100  # what the TF graph's own post-processing does per image
+# Tiles per frame at most: each is a 300x300 input of one batched call (16: ~17 MB; 100x100 tiles grew to 24 GB),
+# and the default grid (one column per frame height of width) stops at MAX_DEFAULT_COLS for very wide frames
+MAX_TILES, MAX_DEFAULT_COLS = 16, 4
 
 
 def default_model_path(precision: str = "fp32") -> Path:
@@ -112,6 +116,8 @@ class SSDLiteDetector:
         self.conf = DEFAULT_CONF.get(precision, 0.1) if conf is None else float(conf)
         self.nms_iou = float(nms_iou)
         self.tiles = None if tiles is None else (int(tiles[0]), int(tiles[1]))
+        if self.tiles is not None and not (min(self.tiles) >= 1 and self.tiles[0] * self.tiles[1] <= MAX_TILES):
+            raise DetectorError(f"tiles {self.tiles}: COLS and ROWS >= 1 and at most {MAX_TILES} tiles in all")
         self.overlap = float(overlap)
 
     def _run(self, batch: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -140,20 +146,31 @@ class SSDLiteDetector:
             out.append((xyxy[k], sc[k]))
         return out
 
+    def grid(self, h: int, w: int) -> tuple[int, int]:
+        """(cols, rows) of tiles for an h x w frame: ``tiles``, or ``round(w / h)`` x 1 (about square tiles)."""
+        return self.tiles or (min(max(1, round(w / h)), MAX_DEFAULT_COLS), 1)
+
     def detect(self, frame: np.ndarray) -> list[Detection]:
-        rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-        h, w = rgb.shape[:2]
-        grid = self.tiles or (max(1, round(w / h)), 1)
-        tiles = tile_grid(h, w, *grid, self.overlap)
+        return self.detect_batch([frame])[0]
+
+    def detect_batch(self, frames: Sequence[np.ndarray]) -> list[list[Detection]]:
+        """People in several BGR frames (say, one per camera) through one graph call holding all their tiles."""
+        rgbs = [cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in frames]
+        grids = [tile_grid(r.shape[0], r.shape[1], *self.grid(*r.shape[:2]), self.overlap) for r in rgbs]
+        crops = [r[y1:y2, x1:x2] for r, tiles in zip(rgbs, grids) for x1, y1, x2, y2 in tiles]
         if self.core:
-            found = self._run_core([rgb[y1:y2, x1:x2] for x1, y1, x2, y2 in tiles])
-            return self._merge(found, tiles, frame.shape)
-        th = max(y2 - y1 for _, y1, _, y2 in tiles)
-        tw = max(x2 - x1 for x1, _, x2, _ in tiles)
-        batch = np.zeros((len(tiles), th, tw, 3), np.uint8)  # one call for all tiles (rounding may pad a pixel)
-        for i, (x1, y1, x2, y2) in enumerate(tiles):
-            batch[i, : y2 - y1, : x2 - x1] = rgb[y1:y2, x1:x2]
-        return self._merge(self._run(batch), tiles, frame.shape)
+            found = self._run_core(crops)
+        else:
+            th, tw = max(c.shape[0] for c in crops), max(c.shape[1] for c in crops)
+            batch = np.zeros((len(crops), th, tw, 3), np.uint8)  # one call for all tiles (rounding may pad a pixel)
+            for i, c in enumerate(crops):
+                batch[i, : c.shape[0], : c.shape[1]] = c
+            found = self._run(batch)
+        out, start = [], 0
+        for frame, tiles in zip(frames, grids):
+            out.append(self._merge(found[start : start + len(tiles)], tiles, frame.shape))
+            start += len(tiles)
+        return out
 
     def _merge(self, found, tiles, shape) -> list[Detection]:
         """The boxes of all tiles in frame pixels, through one NMS when there are several tiles."""

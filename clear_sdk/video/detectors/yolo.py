@@ -1,4 +1,8 @@
-"""Any YOLO-format ONNX detector (v5/v7 ``[1, N, 5+nc]`` or v8/v11 ``[1, 4+nc, N]``), people = one class."""
+"""Any YOLO-format ONNX detector (v5/v7 ``[1, N, 5+nc]`` or v8/v11 ``[1, 4+nc, N]``), people = one class or several.
+
+``person_class`` may name several classes that are all people (a fall detector's "standing" and "fallen"):
+a box's person score is then the best of those classes' scores.
+"""
 
 from __future__ import annotations
 
@@ -38,7 +42,7 @@ class YoloOnnxDetector:
         path: str | os.PathLike[str],
         conf: float = 0.35,
         nms_iou: float = 0.45,
-        person_class: int = 0,
+        person_class: int | Sequence[int] = 0,
         size: int = 640,
         layout: str = "auto",
         threads: int | None = 1,
@@ -59,7 +63,9 @@ class YoloOnnxDetector:
         dims = [d if isinstance(d, int) and d > 0 else int(size) for d in inp.shape[2:]]
         self.input_name, self.input_size = inp.name, (dims[0], dims[1])
         self.dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
-        self.conf, self.nms_iou, self.person_class, self.layout = float(conf), float(nms_iou), int(person_class), layout
+        self.conf, self.nms_iou, self.layout = float(conf), float(nms_iou), layout
+        self.person_classes = [int(person_class)] if np.ndim(person_class) == 0 else [int(c) for c in person_class]
+        self.person_class = self.person_classes[0]
 
     def preprocess(self, frame: np.ndarray) -> tuple[np.ndarray, float, int, int]:
         img, scale, left, top = letterbox(frame, self.input_size)
@@ -77,17 +83,17 @@ class YoloOnnxDetector:
         preds = out.T if layout == "v8" else out
         first = 4 if layout == "v8" else 5
         nc = preds.shape[1] - first
-        if nc < 1 or self.person_class >= nc:
+        if nc < 1 or max(self.person_classes) >= nc:
             raise DetectorError(
                 f"YOLO output {np.shape(output)} read as {layout} has {max(nc, 0)} classes; person class "
-                f"{self.person_class} does not exist (set person_class, or layout v8/v5)"
+                f"{max(self.person_classes)} does not exist (set person_class, or layout v8/v5)"
             )
         cls = preds[:, first:]
         if layout == "v5":
             cls = cls * preds[:, 4:5]  # class confidence = objectness x class probability
         best = cls.argmax(axis=1)
         scores = cls[np.arange(len(cls)), best]
-        mask = (best == self.person_class) & (scores >= self.conf)
+        mask = np.isin(best, self.person_classes) & (scores >= self.conf)
         if not mask.any():
             return []
         cx, cy, bw, bh = (preds[mask, i] for i in range(4))
