@@ -50,9 +50,7 @@ def measure_peak_gflops(seconds: float = 1.0, n: int = 1024) -> float:
 
 
 def _flops_per_image(bundle: Bundle) -> float | None:
-    flops = bundle.manifest.get("flops_per_image")
-    if flops:
-        return float(flops)
+    """FLOPs per image, counted on the model config of the bundle's checkpoint (None without one, or without torch)."""
     ckpt = bundle.checkpoint_path
     if ckpt is None:
         return None
