@@ -23,7 +23,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import math
 import os
 import re
 from collections.abc import Mapping
@@ -32,6 +31,7 @@ from typing import Any
 
 from clear_sdk.errors import BundleError
 from clear_sdk.preprocess import Preprocessing
+from clear_sdk.query import QUERY_ENCODINGS
 
 __all__ = [
     "FORMAT_VERSION",
@@ -243,6 +243,7 @@ class Manifest:
     description_template: dict[str, Any] | None = None
     text_encoder: TextEncoderSpec | None = None
     query_form: str | None = None  # None: "hard+soft", the form every bundle before query forms has
+    query_encoding: str | None = None  # None: "binary" (clear_sdk.query.hard_input), as every earlier bundle
     engines: list[EngineSpec] = dataclasses.field(default_factory=list)
     format_version: int = FORMAT_VERSION
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -267,6 +268,8 @@ class Manifest:
             }
             if self.query_form is not None:
                 retrieval["query_form"] = self.query_form
+            if self.query_encoding is not None:
+                retrieval["query_encoding"] = self.query_encoding
         return {
             "format_version": self.format_version,
             **{k: self.info.get(k) for k in _INFO_KEYS if k in self.info},
@@ -325,8 +328,10 @@ class Manifest:
             thr = {n: 0.5 for n in names}
         if not isinstance(thr, dict) or set(thr) != set(names):
             raise BundleError(f"{mp}: 'thresholds' must give one value per attribute; re-export the bundle")
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in thr.values()):
-            raise BundleError(f"{mp}: 'thresholds' must be finite numbers; re-export the bundle")
+        bad = {k: v for k, v in thr.items()
+               if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1}  # fmt: skip
+        if bad:  # NaN and inf fail 0 <= v <= 1 too
+            raise BundleError(f"{mp}: 'thresholds' are probabilities in [0, 1], got {bad}; re-export the bundle")
 
         try:
             pp = Preprocessing.from_dict(_typed(m, "preprocessing", dict, mp))
@@ -370,7 +375,9 @@ class Manifest:
         retrieval = m.get("retrieval") or {}
         if not isinstance(retrieval, dict):
             raise _bad(mp, "'retrieval' is not an object")
-        _known_keys(retrieval, ("description_template", "text_encoder", "query_form"), "retrieval", mp)
+        _known_keys(
+            retrieval, ("description_template", "text_encoder", "query_form", "query_encoding"), "retrieval", mp
+        )
         template = retrieval.get("description_template")
         if template is not None and not isinstance(template, dict):
             raise _bad(mp, "retrieval.description_template is not an object")
@@ -379,6 +386,12 @@ class Manifest:
         if query_form is not None and query_form not in QUERY_FORMS:
             raise BundleError(
                 f"{mp}: retrieval.query_form {query_form!r} is not one of {', '.join(QUERY_FORMS)}; "
+                "upgrade clear-sdk or re-export the bundle"
+            )
+        query_encoding = _typed(retrieval, "query_encoding", str, mp, None)
+        if query_encoding is not None and query_encoding not in QUERY_ENCODINGS:
+            raise BundleError(
+                f"{mp}: retrieval.query_encoding {query_encoding!r} is not one of {', '.join(QUERY_ENCODINGS)}; "
                 "upgrade clear-sdk or re-export the bundle"
             )
 
@@ -418,6 +431,7 @@ class Manifest:
             description_template=template,
             text_encoder=text,
             query_form=query_form,
+            query_encoding=query_encoding,
             engines=engines,
             format_version=version,
             info={k: m[k] for k in _INFO_KEYS if k in m},
@@ -601,11 +615,14 @@ class Bundle:
         model = spec.info.get("model") or {}
         model = model if isinstance(model, dict) else {}
         self.model_name: str = str(model.get("name", "unknown"))
+        #: the attribute schema of the outputs ("peta", "unified", ...; None when the manifest does not say)
+        self.dataset: str | None = spec.info.get("dataset") if isinstance(spec.info.get("dataset"), str) else None
         self.variant: str | None = model.get("variant")
         self.description_template: dict[str, Any] | None = spec.description_template
         self.text_encoder_spec: TextEncoderSpec | None = spec.text_encoder
         self.text_encoder: dict[str, Any] | None = None if spec.text_encoder is None else spec.text_encoder.to_dict()
         self.query_form: str = spec.query_form or "hard+soft"
+        self.query_encoding: str = spec.query_encoding or "binary"
         self.outputs: list[str] = list(spec.outputs.get("recognizer", ["probs", "embedding"]))
         self.engines: list[EngineInfo] = [
             EngineInfo(path=self.path / e.file, **dataclasses.asdict(e)) for e in spec.engines

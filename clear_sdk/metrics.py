@@ -22,11 +22,20 @@ R-k is the fraction of queries with a positive in the top k; mAP is non-interpol
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["EPS", "attribute_metrics", "retrieval_metrics", "retrieval_queries"]
+__all__ = [
+    "EPS",
+    "UNKNOWN",
+    "attribute_metrics",
+    "partial_queries",
+    "partial_query_hits",
+    "ranking_metrics",
+    "retrieval_metrics",
+    "retrieval_queries",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +173,13 @@ def retrieval_queries(labels: np.ndarray) -> np.ndarray:
     CLEAR's protocol queries every distinct attribute combination once (484 on the Market-1501
     test identities), so frequent combinations do not dominate the averages.
     """
-    return np.unique(_binary_labels(labels, "labels").astype(np.uint8), axis=0)
+    return np.unique(_label_codes(labels, "labels"), axis=0)
+
+
+def _label_codes(labels: np.ndarray, name: str) -> np.ndarray:
+    """Checked labels as uint8 codes 0, 1 and UNKNOWN (an unannotated entry is part of a whole-vector class)."""
+    gt = _binary_labels(labels, name, allow_unknown=True)
+    return np.where(known_mask(labels), gt.astype(np.uint8), np.uint8(UNKNOWN))
 
 
 def retrieval_metrics(
@@ -176,7 +191,8 @@ def retrieval_metrics(
     """Rank-k and mAP of attribute queries against a gallery, from a similarity matrix ``scores`` [Q, G].
 
     Higher score = better match. A gallery item is a positive for a query when its whole 0/1
-    attribute vector equals the query's (``query_labels`` [Q, A], ``gallery_labels`` [G, A]).
+    attribute vector equals the query's (``query_labels`` [Q, A], ``gallery_labels`` [G, A]); an UNKNOWN
+    entry (not annotated) must be UNKNOWN in both.
 
     - Ranking: scores sorted descending with a *stable* sort, so tied scores keep gallery order
       (the earlier gallery item ranks first). Results are therefore deterministic but depend on
@@ -194,8 +210,8 @@ def retrieval_metrics(
     ks_list = [int(k) for k in ks]
     if not ks_list or any(k < 1 for k in ks_list) or any(k != kk for k, kk in zip(ks_list, ks, strict=True)):
         raise ValueError(f"ks must be a non-empty sequence of positive integers, got {tuple(ks)}")
-    q_lab = _binary_labels(query_labels, "query_labels")
-    g_lab = _binary_labels(gallery_labels, "gallery_labels")
+    q_lab = _label_codes(query_labels, "query_labels")
+    g_lab = _label_codes(gallery_labels, "gallery_labels")
     if q_lab.shape[1] != g_lab.shape[1]:
         raise ValueError(
             f"query_labels has {q_lab.shape[1]} attributes but gallery_labels has {g_lab.shape[1]}; "
@@ -214,7 +230,7 @@ def retrieval_metrics(
 
     # One integer id per distinct attribute vector, shared by queries and gallery: equality of
     # whole vectors becomes equality of ids.
-    _, ids = np.unique(np.concatenate([q_lab, g_lab]).astype(np.uint8), axis=0, return_inverse=True)
+    _, ids = np.unique(np.concatenate([q_lab, g_lab]), axis=0, return_inverse=True)
     ids = ids.reshape(-1)
     q_ids, g_ids = ids[:n_q], ids[n_q:]
     n_pos_all = np.bincount(g_ids, minlength=int(ids.max()) + 1)[q_ids]
@@ -249,3 +265,63 @@ def retrieval_metrics(
     result["num_queries"] = n_eval
     result["num_skipped"] = int(num_skipped)
     return result
+
+
+def partial_queries(
+    labels: np.ndarray, num: int, sizes: Sequence[int] = (1, 2, 3, 4), seed: int = 0
+) -> list[dict[int, bool]]:
+    """Partial attribute queries drawn from a split's own people (ours, beside CLEAR's whole-vector protocol).
+
+    Each query takes a random image of ``labels`` [N, A], a size k from ``sizes`` and k of that image's
+    annotated attributes with their values ({attribute index: present?}), so every query has at least one
+    positive. Drawn with ``numpy.random.default_rng(seed)``; duplicates are dropped (fewer than ``num`` then).
+    """
+    codes = _label_codes(labels, "labels")
+    rng = np.random.default_rng(seed)
+    seen: set[tuple[tuple[int, bool], ...]] = set()
+    out: list[dict[int, bool]] = []
+    for _ in range(num):
+        row = codes[rng.integers(len(codes))]
+        known = np.flatnonzero(row != UNKNOWN)
+        k = min(int(rng.choice(list(sizes))), len(known))
+        if k == 0:
+            continue
+        attrs = sorted(rng.choice(known, size=k, replace=False).tolist())
+        key = tuple((a, bool(row[a] == 1)) for a in attrs)
+        if key not in seen:
+            seen.add(key)
+            out.append(dict(key))
+    return out
+
+
+def partial_query_hits(queries: Sequence[Mapping[int, bool]], gallery_labels: np.ndarray) -> np.ndarray:
+    """bool [Q, G]: image g satisfies query q (every asked attribute annotated with the asked value)."""
+    codes = _label_codes(gallery_labels, "gallery_labels")
+    hits = np.ones((len(queries), len(codes)), bool)
+    for i, q in enumerate(queries):
+        for a, v in q.items():
+            hits[i] &= codes[:, a] == (1 if v else 0)
+    return hits
+
+
+def ranking_metrics(scores: np.ndarray, hits: np.ndarray, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float | int]:
+    """R-k and non-interpolated mAP from a score matrix [Q, G] and its positives [Q, G] (stable descending sort).
+
+    The ranking half of :func:`retrieval_metrics` for any definition of a hit (the partial-query protocol's);
+    queries without a positive are skipped and counted.
+    """
+    sim, hits = np.asarray(scores, np.float64), np.asarray(hits, bool)
+    if sim.shape != hits.shape:
+        raise ValueError(f"scores shape {sim.shape} does not match hits shape {hits.shape}")
+    rows = np.flatnonzero(hits.any(axis=1))
+    if rows.size == 0:
+        raise ValueError("no query has a positive in the gallery")
+    order = np.argsort(-sim[rows], axis=1, kind="stable")
+    match = np.take_along_axis(hits[rows], order, axis=1)
+    ranks = np.arange(1, sim.shape[1] + 1, dtype=np.float64)
+    ap = (np.where(match, np.cumsum(match, axis=1) / ranks, 0.0).sum(axis=1) / match.sum(axis=1)).mean()
+    out: dict[str, float | int] = {f"R-{k}": float(match[:, : min(k, sim.shape[1])].any(axis=1).mean()) for k in ks}
+    out["mAP"] = float(ap)
+    out["num_queries"] = int(rows.size)
+    out["num_skipped"] = int(len(sim) - rows.size)
+    return out

@@ -30,7 +30,12 @@ import numpy as np
 
 from clear_sdk.errors import QueryError
 
-__all__ = ["EXCLUSIVE_GROUPS", "parse_query", "query_to_vectors"]
+__all__ = ["EXCLUSIVE_GROUPS", "QUERY_ENCODINGS", "hard_input", "parse_query", "query_to_vectors"]
+
+#: How a hard query reaches f_attr: "binary" (CLEAR's: 1 wanted, 0 otherwise, so an attribute the query does
+#: not name reads as absent) or "signed" (ours: +1 wanted, -1 must be absent, 0 not asked; a training label the
+#: dataset does not annotate is 0 too), which lets one model answer whole-vector and partial queries.
+QUERY_ENCODINGS: tuple[str, ...] = ("binary", "signed")
 
 #: Groups whose members are mutually exclusive (one age bucket, one view): asking for one member
 #: implies the others are absent.
@@ -564,3 +569,18 @@ def query_to_vectors(
         if wanted:
             mask[idx] = True
     return hard, mask
+
+
+def hard_input(values: np.ndarray, known: np.ndarray, encoding: str = "binary") -> np.ndarray:
+    """f_attr's input float32 [..., A] from 0/1 ``values`` and the ``known`` mask (asked, or annotated).
+
+    ``binary``: ``values`` as they are (unknown entries must be 0: the paper's whole-vector query);
+    ``signed``: +1 where known and 1, -1 where known and 0, 0 where not known. Training encodes its class
+    label vectors and the runtime its queries with this one function, so the two cannot drift apart.
+    """
+    if encoding not in QUERY_ENCODINGS:
+        raise QueryError(f"unknown query encoding {encoding!r}; use one of {', '.join(QUERY_ENCODINGS)}")
+    v = np.asarray(values, dtype=np.float32)
+    if encoding == "binary":
+        return np.where(np.asarray(known, bool), v, 0.0).astype(np.float32)
+    return np.where(np.asarray(known, bool), 2.0 * v - 1.0, 0.0).astype(np.float32)

@@ -27,7 +27,7 @@ from clear_sdk.bundle import Bundle
 from clear_sdk.description import DescriptionTemplate, template_for
 from clear_sdk.errors import BundleError
 from clear_sdk.gallery_layout import GalleryLayout, Scorer
-from clear_sdk.query import parse_query, query_to_vectors
+from clear_sdk.query import hard_input, parse_query, query_to_vectors
 
 __all__ = ["QueryEncoder"]
 
@@ -73,12 +73,13 @@ class QueryEncoder:
         if not qs:
             return np.zeros((0, self.layout.embed_dim), np.float32)
         names, groups = self.bundle.attribute_names, self.bundle.groups
-        hard = np.stack([query_to_vectors(self.parse(q), names, groups)[0] for q in qs]).astype(np.float32)
+        hm = [query_to_vectors(self.parse(q), names, groups) for q in qs]
+        hard = np.stack([h for h, _ in hm]).astype(np.float32)
         soft = None
         if self._text is not None:  # W: the attribute words alone; HA+SP and SP: the pseudo-description
             render = self._template.words if self._form == "words" else self._template.describe
             soft = self._text.encode([render({n: bool(v) for n, v in zip(names, h)}, names) for h in hard])
-        return self.backend.run_query(hard, soft)
+        return self.backend.run_query(hard_input(hard, np.stack([m for _, m in hm]), self.bundle.query_encoding), soft)
 
     def vectors(self, queries: Sequence[Any], scorer: Scorer) -> np.ndarray:
         """Each query as a row against the stored gallery rows for ``scorer``: [Q, D + 2A] (cached)."""

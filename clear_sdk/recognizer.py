@@ -427,7 +427,7 @@ class Recognizer:
 
     def _labels(self, out: OutputView) -> dict[str, str]:
         if out.dataset not in self._label_cache:
-            self._label_cache[out.dataset] = attribute_labels(list(out.names)) if out.view is None else {}
+            self._label_cache[out.dataset] = attribute_labels(list(out.names), out.dataset)
         return self._label_cache[out.dataset]
 
     def __repr__(self) -> str:

@@ -437,6 +437,7 @@ def export_bundle(
             description_template=None if retrieval is None else retrieval["description_template"],
             text_encoder=text_spec,
             query_form=None if retrieval is None else retrieval.get("query_form"),
+            query_encoding=None if retrieval is None else retrieval.get("query_encoding"),
             engines=[EngineSpec(**{k: e[k] for k in EngineSpec.__dataclass_fields__ if k in e}) for e in engines],
             info=_info(cfg, meta, ckpt, checkpoint_copy, rec, parity, int8_static, calibration, bool(engines)),
         )
@@ -561,6 +562,8 @@ def _export_retrieval(
     retrieval: dict[str, Any] = {"description_template": meta.get("description_template"), "text_encoder": None}
     if rcfg.query_form != "hard+soft":  # older readers know only HA+SP: keep the key out then
         retrieval["query_form"] = rcfg.query_form
+    if getattr(rcfg, "query_encoding", "binary") != "binary":  # likewise: older readers know only binary
+        retrieval["query_encoding"] = rcfg.query_encoding
     if text and meta.get("text_encoder") and rcfg.uses_text:
         info = _export_text(meta["text_encoder"], tmp, opset, soft_dim)
         retrieval["text_encoder"] = info

@@ -244,3 +244,15 @@ def test_stage2_query_forms_log_branches_and_flag_collapse(synthetic_root, tmp_p
     train(make_cfg(synthetic_root, out, **{**kw, "retrieval_lr": 3.0}), progress=False)
     flagged = json.loads((out / "history_retrieval.json").read_text())
     assert all(h["collapsed"] and h["reasons"] for h in flagged)
+
+
+def test_stage2_signed_queries_with_random_masking(synthetic_root, tmp_path, make_cfg) -> None:
+    out = tmp_path / "signed"
+    train(make_cfg(synthetic_root, out, stage="par", epochs=1), progress=False)
+    kw = dict(stage="retrieval", retrieval_epochs=1, query_form="hard", query_encoding="signed", query_mask_prob=0.5)
+    train(make_cfg(synthetic_root, out, **kw), progress=False)
+    model, _ = load_checkpoint(out / "best.safetensors")
+    assert model.retrieval.cfg.query_encoding == "signed"
+    assert (json.loads((out / "history_retrieval.json").read_text())[0]["mAP"]) > 0
+    with pytest.raises(ValueError, match="query_mask_prob needs query_encoding=signed"):
+        make_cfg(synthetic_root, out, query_mask_prob=0.5)

@@ -70,6 +70,8 @@ class TrainConfig:
     query_form: str = "hard+soft"  # Table 6: hard+soft (HA+SP), hard (HA), soft (SP), words (W)
     separate_visual_adapters: bool = False  # HA+SP: one f_vis per half (RetrievalConfig.separate_vis)
     standardize_retrieval_inputs: bool = True  # centre/scale f_par features and soft queries (RetrievalConfig)
+    query_encoding: str = "binary"  # hard query: binary (the paper) | signed (present / absent / not asked)
+    query_mask_prob: float = 0.0  # signed: how often a class's proxy is a partial query (1-4 of its attributes)
 
     def __post_init__(self) -> None:
         checks = {
@@ -78,11 +80,16 @@ class TrainConfig:
             "scheduler": ("cosine", "plateau"),
             "loss": ("bce", "weighted_bce", "balanced_bce"),
             "balance": ("equal", "natural"),
+            "query_encoding": ("binary", "signed"),
             "query_form": ("hard+soft", "hard", "soft", "words"),
         }
         for key, allowed in checks.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"{key}={getattr(self, key)!r}; choose one of {', '.join(allowed)}")
+        if not 0.0 <= self.query_mask_prob <= 1.0:
+            raise ValueError(f"query_mask_prob={self.query_mask_prob!r}; choose a probability in [0, 1]")
+        if self.query_mask_prob > 0 and self.query_encoding != "signed":
+            raise ValueError("query_mask_prob needs query_encoding=signed (a binary query cannot say 'not asked')")
         if self.img_size is not None:
             self.img_size = tuple(int(v) for v in self.img_size)
 

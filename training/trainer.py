@@ -24,8 +24,9 @@ import torch.distributed as dist
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from clear_sdk.metrics import attribute_metrics, retrieval_metrics, retrieval_queries
+from clear_sdk.metrics import UNKNOWN, attribute_metrics, retrieval_metrics, retrieval_queries
 from clear_sdk.paths import resolve_checkpoint
+from clear_sdk.query import hard_input
 
 from .config import TrainConfig
 from .data import create_dataset
@@ -397,11 +398,41 @@ def mean_pairwise_cosine(x: torch.Tensor) -> float:
     return float((total @ total - n) / (n * (n - 1)))
 
 
+def hard_classes(classes: np.ndarray, encoding: str) -> torch.Tensor:
+    """f_attr's input for label vectors (UNKNOWN entries: not annotated), in the model's query encoding."""
+    if encoding == "binary" and (classes == UNKNOWN).any():
+        raise ValueError(
+            "the labels leave some attributes unannotated (a multi-dataset set), which a binary hard query cannot "
+            "say: train stage 2 with --set query_encoding=signed"
+        )
+    return torch.from_numpy(hard_input(classes == 1, classes != UNKNOWN, encoding))
+
+
+def partial_proxies(hard: torch.Tensor, prob: float, rng: np.random.Generator) -> torch.Tensor:
+    """Signed class proxies of which a fraction ``prob`` keep only 1-4 of their known attributes (others 0).
+
+    Random masking of the query's attributes (ours, beyond the paper): one set of adapters then serves the
+    whole attribute vector and the partial queries users type ("female, backpack").
+    """
+    if prob <= 0:
+        return hard
+    known = (hard != 0).cpu().numpy()
+    out = hard.clone()
+    for c in np.flatnonzero(rng.random(len(known)) < prob):
+        idx = np.flatnonzero(known[c])
+        if len(idx) == 0:
+            continue
+        keep = rng.choice(idx, size=min(len(idx), int(rng.integers(1, 5))), replace=False)
+        drop = np.setdiff1d(idx, keep)
+        out[c, torch.from_numpy(drop)] = 0.0
+    return out
+
+
 def _query_inputs(
     model: CLEAR, queries: np.ndarray, soft: SoftQueries | None
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    hard = torch.from_numpy(queries).float()
-    return hard, (soft(queries) if soft is not None and model.retrieval.cfg.uses_text else None)
+    hard = hard_classes(queries, model.retrieval.cfg.query_encoding)
+    return hard, (soft(queries == 1) if soft is not None and model.retrieval.cfg.uses_text else None)
 
 
 def retrieval_eval(model: CLEAR, feats: np.ndarray, labels: np.ndarray, soft: SoftQueries | None) -> dict[str, float]:
@@ -527,8 +558,8 @@ def train_retrieval(cfg: TrainConfig, checkpoint: str | Path, progress: bool = T
     soft = SoftQueries(cfg.text_encoder, list(ds.attributes), form=form) if form != "hard" else None
     classes, targets = np.unique(train_labels, axis=0, return_inverse=True)
     targets = targets.reshape(-1)
-    class_hard = torch.from_numpy(classes).float().to(device)
-    class_soft = soft(classes).to(device) if soft is not None else None
+    class_hard = hard_classes(classes, cfg.query_encoding).to(device)
+    class_soft = soft(classes == 1).to(device) if soft is not None else None
     model.add_retrieval(
         RetrievalConfig(
             embed_dim=cfg.embed_dim,
@@ -541,6 +572,7 @@ def train_retrieval(cfg: TrainConfig, checkpoint: str | Path, progress: bool = T
             query_form=form,
             standardize=cfg.standardize_retrieval_inputs,
             separate_vis=cfg.separate_visual_adapters,
+            query_encoding=cfg.query_encoding,
         )
     )
     model.to(device)
@@ -588,7 +620,8 @@ def train_retrieval(cfg: TrainConfig, checkpoint: str | Path, progress: bool = T
                 v_hard, v_soft = e_v.chunk(2, dim=-1) if form == "hard+soft" else (e_v, e_v)
                 parts: dict[str, torch.Tensor] = {}
                 if heads.f_attr is not None:  # every class is a proxy
-                    parts["hard"] = margin_loss(v_hard, heads.attr(class_hard), y.to(device), cfg.scale, cfg.margin)
+                    proxies_in = partial_proxies(class_hard, cfg.query_mask_prob, rng)
+                    parts["hard"] = margin_loss(v_hard, heads.attr(proxies_in), y.to(device), cfg.scale, cfg.margin)
                     sizes["hard"] = sizes.get("hard", 0.0) + len(classes)
                 if heads.f_text is not None:
                     cls = soft_classes(y)

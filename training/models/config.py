@@ -52,8 +52,13 @@ class RetrievalConfig:
     #: adapters, one per half, so the soft branch's gradients do not shape the hard half's features
     #: (measured on PETA: the shared f_vis leaves the hard half near its collapsed loss, Table 6)
     separate_vis: bool = False
+    #: the hard query's encoding (clear_sdk.query.hard_input): "binary" (the paper) or "signed" (ours:
+    #: present / absent / not asked, for partial queries and for datasets that leave attributes unannotated)
+    query_encoding: str = "binary"
 
     def __post_init__(self) -> None:
+        if self.query_encoding not in ("binary", "signed"):
+            raise ValueError(f"unknown query_encoding {self.query_encoding!r}; choose binary or signed")
         if self.query_form not in QUERY_FORMS:
             raise ValueError(f"unknown query_form {self.query_form!r}; choose one of {', '.join(QUERY_FORMS)}")
 
