@@ -101,3 +101,23 @@ def test_bench_accuracy_reads_probabilities_through_the_layout(tiny_bundle, tmp_
     thr = np.array(Recognizer(tiny_bundle).bundle.threshold_vector())
     assert out["recognition"]["mA"] == pytest.approx(float(attribute_metrics(probs, ds.labels("train"), thr)["mA"]))
     assert set(out["retrieval"]) == set(SCORERS)
+
+
+def test_a_milvus_collection_with_the_old_field_name_still_serves_every_scorer(tiny_bundle, tmp_path) -> None:
+    """Collections made before the scorer fields had one name each called the recognition block "attributes";
+    the index finds a field by its columns, so they keep working."""
+    pytest.importorskip("pymilvus")
+    pytest.importorskip("milvus_lite")
+    from clear_sdk.index import MilvusIndex
+
+    db = str(tmp_path / "old.db")
+    with AttributeSearcher(tiny_bundle) as probe:
+        layout = probe.layout
+    old = {"embedding": layout.columns("embedding"), "attributes": layout.columns("recognition"),
+           "fused": layout.columns("fused")}  # fmt: skip
+    MilvusIndex(layout.width, db, fields=old).close()
+    image = np.full((64, 32, 3), 90, np.uint8)
+    with AttributeSearcher(tiny_bundle, index=db) as s:
+        s.add([image], ids=["a"])
+        for scorer in SCORERS:
+            assert [h.id for h in s.search("female", k=1, scorer=scorer)] == ["a"]
