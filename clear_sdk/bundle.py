@@ -509,7 +509,7 @@ class Bundle:
 
             shipped = shipped_path(os.fspath(path))
             if shipped is None:
-                names = ", ".join(list_shipped()) or "none in this install"
+                names = ", ".join(["default", *list_shipped()]) if list_shipped() else "none in this install"
                 raise BundleError(
                     f"bundle not found: {root}; pass the folder written by `clear-sdk export ... --out DIR` "
                     f"or the name of a shipped model ({names})"

@@ -214,7 +214,8 @@ class _MicroBatcher:
 class Recognizer:
     """Pedestrian attribute recognition (and visual embeddings) from a model bundle.
 
-    ``backend``: ``"auto"`` (TensorRT when the bundle has an engine for this GPU, else onnxruntime on
+    ``bundle``: a bundle folder, a shipped model's name, or ``"default"`` (the default: the shipped
+    unified-schema model, which answers in every dataset's view, see :meth:`view`). ``backend``: ``"auto"`` (TensorRT when the bundle has an engine for this GPU, else onnxruntime on
     CUDA when available, else on CPU), ``"onnxruntime"``, ``"onnxruntime-int8"``,
     ``"onnxruntime-int8-static"``, ``"tensorrt"``, ``"torch"`` (the training extra's plug-in), or a
     :class:`~clear_sdk.backends.Backend`. ``device``: ``None`` (automatic), ``"cpu"``, ``"cuda[:N]"``.
@@ -228,7 +229,7 @@ class Recognizer:
 
     def __init__(
         self,
-        bundle: str | os.PathLike[str] | Bundle,
+        bundle: str | os.PathLike[str] | Bundle = "default",
         backend: str | Backend = "auto",
         device: str | None = None,
         batch_size: int = 32,

@@ -35,7 +35,7 @@ from clear_sdk.bundle import (
     TextEncoderSpec,
     sha256_file,
 )
-from clear_sdk.metrics import attribute_metrics
+from clear_sdk.metrics import UNKNOWN, attribute_metrics
 from clear_sdk.paths import list_images, package_versions, resolve_checkpoint
 from clear_sdk.preprocess import Preprocessing, preprocess_batch
 
@@ -76,18 +76,24 @@ def best_thresholds(probs: np.ndarray, labels: np.ndarray, default: float = 0.5)
     Candidate cuts lie between consecutive distinct probabilities (the threshold is their midpoint, so
     tiny numeric differences between backends do not flip decisions); among equally good cuts the one
     closest to ``default`` wins. An attribute without positives or without negatives keeps ``default``.
+    Labels equal to ``UNKNOWN`` (a multi-dataset split's unannotated entries) are left out, attribute by
+    attribute. Balanced accuracy is the criterion because it is what mA averages: the cut maximising it
+    is the one that maximises the attribute's share of mA on the calibration images.
     """
     probs = np.asarray(probs, dtype=np.float64)
-    y = np.asarray(labels).astype(bool)
-    if probs.shape != y.shape or probs.ndim != 2:
-        raise ValueError(f"probs {probs.shape} and labels {y.shape} must both be [N, A]")
+    raw = np.asarray(labels)
+    if probs.shape != raw.shape or probs.ndim != 2:
+        raise ValueError(f"probs {probs.shape} and labels {raw.shape} must both be [N, A]")
+    known = raw != UNKNOWN
+    y = raw == 1
     out = np.full(probs.shape[1], default, dtype=np.float64)
     for a in range(probs.shape[1]):
-        pos, neg = int(y[:, a].sum()), int((~y[:, a]).sum())
+        rows = known[:, a]
+        pos, neg = int(y[rows, a].sum()), int((~y[rows, a]).sum())
         if pos == 0 or neg == 0:
             continue
-        order = np.argsort(-probs[:, a], kind="stable")
-        p, t = probs[order, a], y[order, a]
+        order = np.argsort(-probs[rows, a], kind="stable")
+        p, t = probs[rows, a][order], y[rows, a][order]
         last_of_value = np.r_[p[:-1] > p[1:], True]  # cut after these: everything above is positive
         tp = np.cumsum(t)[last_of_value]
         fp = np.cumsum(~t)[last_of_value]

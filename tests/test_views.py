@@ -214,3 +214,16 @@ def test_unified_loader_masks_what_a_source_lacks(unified_ds) -> None:
     assert {r.source for r in ds.split("train")} == {"peta", "market1501"}
     r = ds.positive_ratio("train")
     assert 0 < r[col["age_child"]] < 1  # counted over Market-1501's images only
+
+
+def test_calibrated_thresholds_ignore_unknown_labels() -> None:
+    pytest.importorskip("torch")
+    from clear_sdk.export.bundle_writer import best_thresholds
+
+    probs = np.array([[0.9, 0.2], [0.6, 0.8], [0.3, 0.7], [0.1, 0.4]])
+    labels = np.array([[1, 0], [1, UNKNOWN], [0, 1], [0, UNKNOWN]], np.uint8)
+    thr = best_thresholds(probs, labels)
+    assert 0.3 < thr[0] < 0.6  # separates 0.9, 0.6 (positives) from 0.3, 0.1
+    assert 0.2 < thr[1] < 0.7  # only the two annotated rows count: 0.7 positive, 0.2 negative
+    # had the unknowns been negatives, 0.8 would push the cut above 0.8 or below 0.7
+    assert best_thresholds(probs[:, 1:], np.where(labels[:, 1:] == UNKNOWN, 0, labels[:, 1:]))[0] != thr[1]

@@ -27,6 +27,8 @@ from torch.utils.data import DataLoader, DistributedSampler
 from clear_sdk.metrics import UNKNOWN, attribute_metrics, retrieval_metrics, retrieval_queries
 from clear_sdk.paths import resolve_checkpoint
 from clear_sdk.query import hard_input
+from clear_sdk.schema import UNIFIED, load_view
+from clear_sdk.views import covered, from_unified, to_unified
 
 from .config import TrainConfig
 from .data import create_dataset
@@ -730,14 +732,24 @@ def evaluate(
     batch_size: int = 64,
     text_encoder: str | None = None,
 ) -> dict[str, Any]:
-    """Recognition metrics and, for a checkpoint with retrieval adapters, retrieval metrics on ``split``."""
+    """Recognition metrics and, for a checkpoint with retrieval adapters, retrieval metrics on ``split``.
+
+    A unified-schema checkpoint evaluated on another dataset answers in that dataset's view
+    (:mod:`clear_sdk.views`): recognition over the view's attributes in the dataset's own names, retrieval
+    with the dataset's label vectors carried into the unified schema (so its whole-vector protocol holds).
+    """
     path = resolve_checkpoint(checkpoint)
     model, meta = load_checkpoint(path, map_location=device)
     trained = meta.get("training", {})
     kwargs = dict(trained.get("dataset_kwargs") or {}) if trained.get("dataset") == dataset else {}
+    if dataset == "peta" and trained.get("dataset") == "unified":
+        kwargs["colours"] = True  # the peta view covers the colours
     kwargs.update(dataset_kwargs or {})  # the checkpoint's options (e.g. PETA colours), then the caller's
     ds = create_dataset(dataset, root, **kwargs)
-    if model.cfg.attribute_names and list(ds.attributes) != list(model.cfg.attribute_names):
+    view = None
+    if (meta.get("dataset") or {}).get("name") == UNIFIED and dataset != UNIFIED:
+        view = covered(load_view(dataset), list(model.cfg.attribute_names))
+    elif model.cfg.attribute_names and list(ds.attributes) != list(model.cfg.attribute_names):
         raise ValueError(
             f"{path.name} predicts other attributes than {dataset} has; evaluate on the dataset it was trained for"
         )
@@ -750,25 +762,33 @@ def evaluate(
         features=want_features,
     )
     labels = ds.labels(split)
+    names, groups = list(ds.attributes), ds.groups
+    retrieval_labels = labels
+    if view is not None:
+        names = view.names
+        labels = labels[:, [list(ds.attributes).index(n) for n in names]]
+        retrieval_labels = to_unified(view, names, labels)
+        probs = from_unified(view, list(model.cfg.attribute_names), probs)[0]
+        groups = {g: [a for a in m if a in names] for g, m in ds.groups.items() if set(m) & set(names)}
     result: dict[str, Any] = {"checkpoint": str(path), "split": split, "num_images": len(labels)}
+    if view is not None:
+        result["view"] = dataset
     metrics = attribute_metrics(probs, labels)
     result["recognition"] = _scalars(metrics)
-    result["per_attribute_mA"] = dict(zip(ds.attributes, metrics["per_attribute_mA"].tolist()))
+    result["per_attribute_mA"] = dict(zip(names, metrics["per_attribute_mA"].tolist()))
     standard = len(type(ds).attributes)
-    if 0 < standard < len(ds.attributes):  # e.g. PETA + colours: the standard protocol is the first 35
+    if 0 < standard < len(names) and names[:standard] == list(type(ds).attributes):  # PETA + colours: first 35
         result["recognition_standard"] = _scalars(attribute_metrics(probs[:, :standard], labels[:, :standard]))
         result["recognition_standard"]["num_attributes"] = standard
     per = metrics["per_attribute_mA"]
-    result["mA_by_group"] = {
-        g: float(np.mean([per[ds.attributes.index(a)] for a in names])) for g, names in ds.groups.items()
-    }
+    result["mA_by_group"] = {g: float(np.nanmean([per[names.index(a)] for a in m])) for g, m in groups.items()}
     if want_features:
         form = model.retrieval.cfg.query_form
         soft = None
         if model.retrieval.cfg.uses_text:
             encoder = text_encoder or meta.get("text_encoder") or "minilm"
-            soft = SoftQueries(encoder, list(ds.attributes), meta.get("description_template"), form=form)
-        result["retrieval"] = retrieval_eval(model, feats, labels, soft)
+            soft = SoftQueries(encoder, list(model.cfg.attribute_names), meta.get("description_template"), form=form)
+        result["retrieval"] = retrieval_eval(model, feats, retrieval_labels, soft)
         cos = result["retrieval"]["max_mean_cosine"]
         result["collapse"] = {"collapsed": int(cos > COLLAPSE_COSINE), "max_mean_cosine": cos}
         if result["collapse"]["collapsed"]:

@@ -11,6 +11,10 @@ from importlib import resources
 from pathlib import Path
 
 MANIFEST = "manifest.json"
+#: what ``Recognizer()``, ``Recognizer("default")`` and ``clear-sdk predict default x.jpg`` open: the shipped
+#: unified-schema model (PETA + Market-1501; every dataset's view, see its MODEL_CARD.md)
+DEFAULT = "default"
+DEFAULT_MODEL = "unified-lite0"
 
 
 def _root() -> Path:
@@ -24,7 +28,9 @@ def list_shipped() -> list[str]:
 
 
 def shipped_path(name: str) -> Path | None:
-    """The folder of the shipped bundle ``name``, or None when there is no such bundle."""
+    """The folder of the shipped bundle ``name`` (``"default"``: :data:`DEFAULT_MODEL`), or None when there is none."""
+    if name == DEFAULT:
+        name = DEFAULT_MODEL
     if not name or "/" in name or "\\" in name or name.startswith("."):
         return None
     path = _root() / name
@@ -32,7 +38,7 @@ def shipped_path(name: str) -> Path | None:
 
 
 def model_card(name: str) -> str | None:
-    """The model card (markdown) of a shipped bundle."""
+    """The model card (markdown) of a shipped bundle (``"default"`` included)."""
     path = shipped_path(name)
     card = path / "MODEL_CARD.md" if path else None
     return card.read_text(encoding="utf-8") if card and card.is_file() else None
