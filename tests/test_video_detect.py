@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clear_sdk.video.detectors import SSDLiteDetector, YoloOnnxDetector
+from clear_sdk.video.detectors import DetectorError, SSDLiteDetector, YoloOnnxDetector
+from clear_sdk.video.detectors.ssdlite import MAX_TILES, auto_grid
 from clear_sdk.video.types import Detection
 
 pytest.importorskip("supervision")
@@ -24,7 +25,20 @@ def test_one_batched_call_finds_what_per_frame_calls_find():
         single = det.detect(f)
         assert [d.box for d in single] == [d.box for d in b]
         assert np.allclose([d.score for d in single], [d.score for d in b], atol=1e-5)
-    assert det.grid(360, 640) == (2, 1) and det.grid(288, 360) == (1, 1)
+
+
+def test_the_tile_grid_follows_frame_and_person_size():
+    # large people: one row of tiles about 0.7 as wide as high
+    assert auto_grid(360, 640) == (3, 1) and auto_grid(576, 720) == (2, 1) and auto_grid(640, 360) == (1, 1)
+    assert auto_grid(360, 640, person_height=170) == (3, 1)  # a third of the frame or more: the same
+    # small people: rows of tiles about three person heights high
+    assert auto_grid(360, 640, person_height=50) == (4, 3)
+    cols, rows = auto_grid(1080, 1920, person_height=20)
+    assert cols * rows <= MAX_TILES and rows > 1
+    det = SSDLiteDetector(person_height=50)
+    assert det.grid(360, 640) == (4, 3) and SSDLiteDetector(tiles=(2, 1), person_height=50).grid(360, 640) == (2, 1)
+    with pytest.raises(DetectorError, match="person_height"):
+        SSDLiteDetector(person_height=0)
 
 
 def test_yolo_people_may_be_several_classes():

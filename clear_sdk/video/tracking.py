@@ -52,8 +52,10 @@ class ByteTracker:
         lost_track_buffer: int = 30,
         match_threshold: float = 0.8,
         min_frames: int = 1,
+        hold_overlap: float | None = None,
     ) -> None:
         self._sv, cls = require_supervision()
+        self.hold_overlap = hold_overlap
         with warnings.catch_warnings():  # supervision 0.30 announces the move to the trackers package
             warnings.simplefilter("ignore", FutureWarning)
             self._tracker = cls(
@@ -74,11 +76,32 @@ class ByteTracker:
         )
         out = self._tracker.update_with_detections(dets)
         boxes = np.round(out.xyxy).astype(int)
-        return [
+        tracked = [
             TrackedBox(int(t), (int(b[0]), int(b[1]), int(b[2]), int(b[3])), float(s))
             for t, b, s in zip(out.tracker_id, boxes, out.confidence)
             if t is not None and int(t) >= 0
         ]
+        return self._hold_overlapping(tracked) if self.hold_overlap is not None and tracked else tracked
+
+    def _hold_overlapping(self, tracked: list[TrackedBox]) -> list[TrackedBox]:
+        """Leave out the boxes that overlap another live track's box by IoU >= ``hold_overlap``.
+
+        Where two people cross, ByteTrack may give one's track the other's detection for a few frames;
+        such a box is held back (the track goes on, unreported for that frame) rather than shown, or
+        recognised, as the wrong person.
+        """
+        from clear_sdk.video.detectors.base import iou_matrix
+
+        others = [(int(t.external_track_id), _kalman_box(t.mean)) for t in self._live() if t.mean is not None]
+        if len(others) < 2:
+            return tracked
+        ids = np.asarray([i for i, _ in others])
+        iou = iou_matrix([b.box for b in tracked], [b for _, b in others])
+        iou[np.asarray([b.track_id for b in tracked])[:, None] == ids[None, :]] = 0.0  # not with itself
+        return [b for b, m in zip(tracked, iou.max(axis=1)) if m < self.hold_overlap]
+
+    def _live(self) -> list:
+        return [t for t in (*self._tracker.tracked_tracks, *self._tracker.lost_tracks) if t.is_activated]
 
     def carried(self, steps: float = 1.0) -> list[TrackedBox]:
         """The boxes of the tracks followed now, moved ``steps`` tracker updates ahead (the tracker is unchanged).
@@ -89,11 +112,15 @@ class ByteTracker:
         for t in self._tracker.tracked_tracks:
             if not t.is_activated or t.mean is None or int(t.external_track_id) < 0:
                 continue
-            cx, cy, a, h = (t.mean[:4] + steps * t.mean[4:8]).tolist()
-            w = a * h
-            box = (round(cx - w / 2), round(cy - h / 2), round(cx + w / 2), round(cy + h / 2))
+            box = tuple(round(v) for v in _kalman_box(t.mean[:4] + steps * t.mean[4:8]))
             out.append(TrackedBox(int(t.external_track_id), box, float(t.score)))
-        return out
+        return self._hold_overlapping(out) if self.hold_overlap is not None and out else out
+
+
+def _kalman_box(mean: np.ndarray) -> tuple[float, float, float, float]:
+    """x1, y1, x2, y2 of ByteTrack's Kalman state (centre x, centre y, aspect w/h, height, ...)."""
+    cx, cy, a, h = (float(v) for v in mean[:4])
+    return (cx - a * h / 2, cy - h / 2, cx + a * h / 2, cy + h / 2)
 
 
 class DetectionSchedule:

@@ -42,6 +42,34 @@ GRAPH_NMS_IOU, GRAPH_MAX_BOXES = 0.6, 100  # what the TF graph's own post-proces
 # Tiles per frame at most: each is a 300x300 input of one batched call (16: ~17 MB; 100x100 tiles grew to 24 GB),
 # and the default grid (one column per frame height of width) stops at MAX_DEFAULT_COLS for very wide frames
 MAX_TILES, MAX_DEFAULT_COLS = 16, 4
+# The tile policy, measured on the campus frames, the rendered scenes and the rendered crowd at IoU 0.5
+# (benchmarks/video_real.py, results/video_real.md): people taller than a third of the frame see best in
+# one row of tiles about 0.7 as wide as high (3x1 at 640x360, 2x1 at 720x576); small people in rows of
+# tiles about TILE_PERSON_HEIGHTS person heights high, 1.4 as wide as high (4x3 for 50 px people at 640x360).
+ONE_ROW_TILE_ASPECT, SMALL_TILE_ASPECT, TILE_PERSON_HEIGHTS = 0.7, 1.4, 3.0
+
+
+def auto_grid(h: int, w: int, person_height: float | None = None, overlap: float = 0.25) -> tuple[int, int]:
+    """(cols, rows) of tiles for an h x w frame whose people are about ``person_height`` pixels tall (None: large).
+
+    One row of tiles ``ONE_ROW_TILE_ASPECT`` as wide as high, unless the people are shorter than a third
+    of the frame: then rows of tiles ``TILE_PERSON_HEIGHTS`` person heights high. At most MAX_TILES.
+    """
+
+    def count(length: float, tile: float) -> float:  # tiles of ``tile`` px covering ``length`` with the overlap
+        return (length / tile - overlap) / (1 - overlap)
+
+    if person_height and TILE_PERSON_HEIGHTS * person_height < h:
+        rows = max(1, int(np.ceil(count(h, TILE_PERSON_HEIGHTS * person_height) - 1e-9)))
+        tile_h, aspect = h / (rows - (rows - 1) * overlap), SMALL_TILE_ASPECT
+    else:
+        rows, tile_h, aspect = 1, float(h), ONE_ROW_TILE_ASPECT
+    cols = max(1, round(count(w, aspect * tile_h)))
+    if rows == 1:
+        cols = min(cols, MAX_DEFAULT_COLS)
+    while cols * rows > MAX_TILES:
+        cols, rows = (cols - 1, rows) if cols >= rows else (cols, rows - 1)
+    return cols, rows
 
 
 def default_model_path(precision: str = "fp32") -> Path:
@@ -83,6 +111,7 @@ class SSDLiteDetector:
     ``precision``: ``"int8"`` (default, the quantised core) or ``"fp32"`` (the converted graph whole);
     ``model``: another graph of either form. ``conf`` defaults to the threshold tuned for the precision.
     ``threads``: intra-op threads (1: the pipeline runs one detector per camera, each on its own core).
+    ``person_height``: how tall people are in the frame (pixels), for the tile grid when ``tiles`` is None.
     """
 
     name = "ssdlite"
@@ -96,6 +125,7 @@ class SSDLiteDetector:
         tiles: tuple[int, int] | None = None,
         overlap: float = 0.25,
         threads: int | None = 1,
+        person_height: float | None = None,
     ) -> None:
         import onnxruntime as ort
 
@@ -119,6 +149,9 @@ class SSDLiteDetector:
         if self.tiles is not None and not (min(self.tiles) >= 1 and self.tiles[0] * self.tiles[1] <= MAX_TILES):
             raise DetectorError(f"tiles {self.tiles}: COLS and ROWS >= 1 and at most {MAX_TILES} tiles in all")
         self.overlap = float(overlap)
+        if person_height is not None and not person_height > 0:
+            raise DetectorError(f"person_height must be a positive number of pixels, got {person_height!r}")
+        self.person_height = person_height
 
     def _run(self, batch: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per image of ``batch`` [N, H, W, 3] RGB: (person boxes [K, 4] xyxy in its pixels, scores [K])."""
@@ -147,8 +180,8 @@ class SSDLiteDetector:
         return out
 
     def grid(self, h: int, w: int) -> tuple[int, int]:
-        """(cols, rows) of tiles for an h x w frame: ``tiles``, or ``round(w / h)`` x 1 (about square tiles)."""
-        return self.tiles or (min(max(1, round(w / h)), MAX_DEFAULT_COLS), 1)
+        """(cols, rows) of tiles for an h x w frame: ``tiles``, or :func:`auto_grid` by frame and person size."""
+        return self.tiles or auto_grid(h, w, self.person_height, self.overlap)
 
     def detect(self, frame: np.ndarray) -> list[Detection]:
         return self.detect_batch([frame])[0]
