@@ -20,6 +20,7 @@ _EXPORTS = {
     "Prediction": "clear_sdk.recognizer",
     "AttributeSearcher": "clear_sdk.searcher",
     "Hit": "clear_sdk.searcher",
+    "QueryEncoder": "clear_sdk.query_encoder",
     "Bundle": "clear_sdk.bundle",
     "VectorIndex": "clear_sdk.index",
     "Preprocessing": "clear_sdk.preprocess",
@@ -32,6 +33,7 @@ _EXPORTS = {
     "InputError": "clear_sdk.errors",
     "BundleError": "clear_sdk.errors",
     "QueryError": "clear_sdk.errors",
+    "DuplicateIdError": "clear_sdk.errors",
     "attribute_metrics": "clear_sdk.metrics",
     "retrieval_metrics": "clear_sdk.metrics",
 }
@@ -41,11 +43,12 @@ __all__ = ["__version__", *_EXPORTS]
 if TYPE_CHECKING:  # pragma: no cover
     from clear_sdk.backends import BackendUnavailable, TensorRTUnavailable, create_backend  # noqa: F401
     from clear_sdk.bundle import Bundle  # noqa: F401
-    from clear_sdk.errors import BundleError, ClearSDKError, InputError, QueryError  # noqa: F401
+    from clear_sdk.errors import BundleError, ClearSDKError, DuplicateIdError, InputError, QueryError  # noqa: F401
     from clear_sdk.index import VectorIndex  # noqa: F401
     from clear_sdk.metrics import attribute_metrics, retrieval_metrics  # noqa: F401
     from clear_sdk.preprocess import Preprocessing, load_image  # noqa: F401
     from clear_sdk.query import parse_query  # noqa: F401
+    from clear_sdk.query_encoder import QueryEncoder  # noqa: F401
     from clear_sdk.recognizer import Prediction, Recognizer  # noqa: F401
     from clear_sdk.searcher import AttributeSearcher, Hit  # noqa: F401
 
