@@ -7,9 +7,10 @@ vectors), the :class:`~clear_sdk.gallery_layout.GalleryLayout` (the stored row
 ``recognition``, the query's log-likelihood under the recogniser; ``fused``, both) and the gallery
 index (:mod:`clear_sdk.index`). Which model made a gallery is :mod:`clear_sdk.identity`'s job.
 
-The embedding scorer reads a partial query ("female, backpack") as a full attribute vector whose
-unnamed attributes are absent, as training did; the recognition scorer ignores unnamed
-attributes. ``clear-sdk bench --dataset`` measures which wins on your data.
+The embedding scorer reads a partial query ("female, backpack") as training encoded its attribute
+vectors (the bundle's ``query_encoding``: "binary", CLEAR's, reads unnamed attributes as absent;
+"signed" leaves them unasked); the recognition scorer ignores unnamed attributes.
+``clear-sdk bench --dataset`` measures which wins on your data.
 """
 
 from __future__ import annotations
