@@ -75,15 +75,19 @@ def main() -> None:
     ap.add_argument("--bundle", default="default")
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--tag", default=None)
+    ap.add_argument(
+        "--criterion", default="balanced_accuracy", help="the threshold criterion of the main cross-fit column"
+    )
     ap.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results")
     args = ap.parse_args()
-    from clear_sdk.export.bundle_writer import best_thresholds
+    from clear_sdk.export.bundle_writer import THRESHOLD_CRITERIA, best_thresholds
 
     rec = Recognizer(args.bundle)
     if rec.bundle.dataset != "unified":
         sys.exit(f"{args.bundle} answers in {rec.bundle.dataset} names; this benchmark needs a unified-schema bundle")
     names = rec.attribute_names
     thr = np.array(rec.bundle.threshold_vector())
+    criterion = args.criterion
     sets = _sets(args.data)
     probs, seconds = {}, {}
     for name, (_, recs, *_rest) in sets.items():
@@ -92,7 +96,7 @@ def main() -> None:
         seconds[name] = time.perf_counter() - t
 
     # cross-fitted thresholds: fit on fold f of PETA val + Market val (unified labels), score fold 1 - f
-    fitted = {}
+    fitted: dict[str, dict[int, np.ndarray]] = {c: {} for c in THRESHOLD_CRITERIA}
     for f in (0, 1):
         p_fit, y_fit = [], []
         for name in ("peta", "market1501"):
@@ -100,7 +104,8 @@ def main() -> None:
             view = load_view(name)
             p_fit.append(probs[name][fold == f])
             y_fit.append(to_unified(view, list(vnames), labels[fold == f]))
-        fitted[f] = best_thresholds(np.concatenate(p_fit), np.concatenate(y_fit))
+        for c in THRESHOLD_CRITERIA:
+            fitted[c][f] = best_thresholds(np.concatenate(p_fit), np.concatenate(y_fit), criterion=c)
 
     report = {
         "command": " ".join(["python", *sys.argv]),
@@ -125,11 +130,13 @@ def main() -> None:
                 "calibrated_bundle": _scores(dcal[:, sl], labels[:, sl]),
             }
             if fold is not None:
-                dcf = np.empty_like(d05)
-                for f in (0, 1):
-                    rows = fold == 1 - f
-                    dcf[rows] = from_unified(view, names, p[rows], p[rows] > fitted[f])[1]
-                entry[g]["calibrated_cross_fit"] = _scores(dcf[:, sl], labels[:, sl])
+                for c in THRESHOLD_CRITERIA:
+                    dcf = np.empty_like(d05)
+                    for f in (0, 1):
+                        rows = fold == 1 - f
+                        dcf[rows] = from_unified(view, names, p[rows], p[rows] > fitted[c][f])[1]
+                    key = "calibrated_cross_fit" + ("" if c == criterion else f"_{c}")
+                    entry[g][key] = _scores(dcf[:, sl], labels[:, sl])
         report["sets"][name] = entry
     tag = args.tag or Path(args.bundle).name
     args.results.mkdir(parents=True, exist_ok=True)
@@ -156,6 +163,14 @@ def markdown(report: dict) -> str:
                 f"| {name} | {g} ({len(v['at_0.5']['per_attribute_mA'])}) | {e['images']} | {v['at_0.5']['mA']:.3f} | "
                 f"{v['at_0.5']['f1']:.3f} | {cal['mA']:.3f} ({how}) | {cal['f1']:.3f} |"
             )
+    lines += ["", "Cross-fitted calibration by criterion (mA / F1):", ""]
+    for name, e in report["sets"].items():
+        for g, v in e.items():
+            if isinstance(v, dict) and "at_0.5" in v:
+                cells = [f"{k.removeprefix('calibrated_cross_fit') or '(main)'} {m['mA']:.3f}/{m['f1']:.3f}"
+                         for k, m in v.items() if k.startswith("calibrated_cross_fit")]  # fmt: skip
+                if cells:
+                    lines.append(f"- {name} {g}: " + ", ".join(cells))
     lines += ["", "Per attribute (mA at 0.5 / calibrated):", ""]
     for name, e in report["sets"].items():
         v = e["all"]

@@ -69,8 +69,16 @@ def _versions(extra: Sequence[str] = ()) -> dict[str, str | None]:
 # ------------------------------------------------------------------------------------- thresholds
 
 
-def best_thresholds(probs: np.ndarray, labels: np.ndarray, default: float = 0.5) -> np.ndarray:
-    """Per attribute, the threshold maximising its balanced accuracy (TP/P + TN/N) / 2 on (probs, labels).
+#: per-attribute threshold criteria: balanced accuracy (what mA averages), the attribute's F1
+#: (2TP / (2TP + FP + FN), which favours precision on rare attributes), or the mean of the two
+THRESHOLD_CRITERIA = ("balanced_accuracy", "f1", "mean")
+
+
+def best_thresholds(
+    probs: np.ndarray, labels: np.ndarray, default: float = 0.5, criterion: str = "balanced_accuracy"
+) -> np.ndarray:
+    """Per attribute, the threshold maximising ``criterion`` on (probs, labels): by default its balanced
+    accuracy (TP/P + TN/N) / 2; ``"f1"`` its F1; ``"mean"`` the mean of the two (:data:`THRESHOLD_CRITERIA`).
 
     A prediction is positive when ``prob > threshold`` (as in :func:`clear_sdk.metrics.attribute_metrics`).
     Candidate cuts lie between consecutive distinct probabilities (the threshold is their midpoint, so
@@ -80,6 +88,8 @@ def best_thresholds(probs: np.ndarray, labels: np.ndarray, default: float = 0.5)
     attribute. Balanced accuracy is the criterion because it is what mA averages: the cut maximising it
     is the one that maximises the attribute's share of mA on the calibration images.
     """
+    if criterion not in THRESHOLD_CRITERIA:
+        raise ValueError(f"criterion must be one of {', '.join(THRESHOLD_CRITERIA)}, got {criterion!r}")
     probs = np.asarray(probs, dtype=np.float64)
     raw = np.asarray(labels)
     if probs.shape != raw.shape or probs.ndim != 2:
@@ -101,7 +111,9 @@ def best_thresholds(probs: np.ndarray, labels: np.ndarray, default: float = 0.5)
         below = np.r_[values[1:], 0.0]  # the next lower distinct value (0 below the smallest)
         cuts = np.r_[(1.0 + values[0]) / 2.0, (values + below) / 2.0]  # first: nothing positive
         bacc = np.r_[0.5, (tp / pos + (neg - fp) / neg) / 2.0]
-        best = np.flatnonzero(bacc >= bacc.max() - 1e-12)
+        f1 = np.r_[0.0, 2.0 * tp / (2.0 * tp + fp + (pos - tp))]
+        score = {"balanced_accuracy": bacc, "f1": f1, "mean": (bacc + f1) / 2.0}[criterion]
+        best = np.flatnonzero(score >= score.max() - 1e-12)
         out[a] = cuts[best[np.argmin(np.abs(cuts[best] - default))]]
     return out
 
@@ -317,6 +329,7 @@ def export_bundle(
     opset: int = 17,
     calibrate_thresholds: bool = False,
     val_dataset: Sequence[Any] | Mapping[str, Any] | None = None,
+    threshold_criterion: str = "balanced_accuracy",
     batch_sizes: Sequence[int] = (1, 8, 32),
     simplify: bool = True,
     text: bool = True,
@@ -409,7 +422,7 @@ def export_bundle(
         if calibrate_thresholds:
             dataset = _with_checkpoint_kwargs(val_dataset, meta)
             thresholds, calibration = _calibrated_thresholds(
-                tmp / "recognizer.onnx", pp, names, dataset, calibration_split
+                tmp / "recognizer.onnx", pp, names, dataset, calibration_split, threshold_criterion
             )
 
         engines = []
@@ -582,17 +595,24 @@ def _export_retrieval(
 
 
 def _calibrated_thresholds(
-    recognizer: Path, pp: Preprocessing, names: list[str], dataset: Any, split: str
+    recognizer: Path, pp: Preprocessing, names: list[str], dataset: Any, split: str, criterion: str
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """Per-attribute thresholds picked on ``split`` of ``dataset`` by the exported graph, and the record of it."""
     probs, labels, source = val_probabilities(recognizer, pp, names, dataset, split=split)
-    thr = best_thresholds(probs, labels)
+    thr = best_thresholds(probs, labels, criterion=criterion)
+    at05, cal = attribute_metrics(probs, labels), attribute_metrics(probs, labels, thr)
     calibration = {
         "source": source,
         "num_images": int(len(labels)),
-        "criterion": "per-attribute balanced accuracy (TP/P + TN/N) / 2",
-        "mA_at_0.5": attribute_metrics(probs, labels)["mA"],
-        "mA_calibrated": attribute_metrics(probs, labels, thr)["mA"],
+        "criterion": {
+            "balanced_accuracy": "per-attribute balanced accuracy (TP/P + TN/N) / 2",
+            "f1": "per-attribute F1 2TP / (2TP + FP + FN)",
+            "mean": "per-attribute mean of balanced accuracy and F1",
+        }[criterion],
+        "mA_at_0.5": at05["mA"],
+        "mA_calibrated": cal["mA"],
+        "f1_at_0.5": at05["f1"],
+        "f1_calibrated": cal["f1"],
         "note": "both mA values are measured on the split the thresholds were chosen on",
     }
     return {n: float(t) for n, t in zip(names, thr)}, calibration
