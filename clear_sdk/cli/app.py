@@ -7,6 +7,9 @@ the runtime commands never import torch.
 
 from __future__ import annotations
 
+import contextvars
+import json
+
 import typer
 from rich.console import Console
 from rich.text import Text
@@ -21,6 +24,15 @@ app = typer.Typer(
 console = Console()
 # soft_wrap: a one-line reason stays one line when stderr is a file or a pipe (rich would wrap it at 80)
 err_console = Console(stderr=True, soft_wrap=True)
+# set by a command run with --json: a failure then also prints {"error": ...} on stdout (reset before every command)
+_json_errors: contextvars.ContextVar[bool] = contextvars.ContextVar("clear_sdk_json_errors", default=False)
+
+
+def json_errors(on: bool) -> None:
+    """A command called with ``--json`` says so first: its failures then print a JSON error object on stdout."""
+    _json_errors.set(bool(on))
+
+
 #: What a command reports as its one-line reason (``except REPORTED as e: fail(str(e))``): every error the
 #: project raises on purpose (all derive from ClearSDKError), the machine's (a file missing, unreadable or
 #: in the way), and a value the SDK refused the Python way (ValueError). Anything else is a bug.
@@ -44,9 +56,14 @@ def say(text: object, *, err: bool = False, style: str | None = None) -> None:
 def fail(message: str, code: int = 1) -> None:
     """Stop with a one-line reason on stderr and a non-zero exit code (never a traceback).
 
-    The message is printed literally: ``pip install 'clear-sdk[trt]'`` keeps its brackets.
+    The message is printed literally: ``pip install 'clear-sdk[trt]'`` keeps its brackets. After
+    :func:`json_errors` (``--json``), ``{"error": message, "exit_code": code}`` is printed on stdout too, so
+    that a consumer of the JSON reads why there is no result.
     """
-    err_console.print(Text.assemble(("error: ", "bold red"), plain(message)), highlight=False, soft_wrap=True)
+    line = " ".join(plain(message).split())
+    if _json_errors.get():
+        typer.echo(json.dumps({"error": line, "exit_code": code}))
+    err_console.print(Text.assemble(("error: ", "bold red"), line), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -74,3 +91,4 @@ def dataset_options(items: list[str] | None) -> dict[str, object]:
 @app.callback()
 def _root() -> None:
     """Train, export and run CLEAR person-attribute models."""
+    json_errors(False)

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from clear_sdk.cli.app import REPORTED, app, console, err_console, fail, plain, say
+from clear_sdk.cli.app import REPORTED, app, console, err_console, fail, json_errors, plain, say
 from clear_sdk.paths import IMAGE_SUFFIXES, list_images
 
 
@@ -26,6 +26,7 @@ def info(
     """Version, installed backends and registered models; with --model or --bundle, that model."""
     from clear_sdk.cli.environment import describe_environment
 
+    json_errors(as_json)
     report = describe_environment()
     if bundle is not None:
         from clear_sdk.bundle import Bundle
@@ -54,9 +55,9 @@ def info(
     table.add_row("models", ", ".join(report["models"]) or "(install clear-sdk[train])")
     console.print(table)
     if "bundle" in report:
-        console.print(f"[bold]bundle {bundle}[/]")
+        say(f"bundle {bundle}", style="bold")
         for group, members in report["bundle"]["groups"].items():
-            console.print(f"  {group}: {', '.join(members)}")
+            say(f"  {group}: {', '.join(members)}")
     if "model" in report:
         m = report["model"]
         t = Table(title=m["name"], show_header=False)
@@ -88,6 +89,7 @@ def predict(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per image, in a list.")] = False,
 ) -> None:
     """Recognise attributes of images; a bad image gets an error entry, the others are still answered (exit 1)."""
+    json_errors(as_json)
     rec = _open_recognizer(bundle, backend)
     try:
         preds = rec.predict(images, errors="skip")
@@ -258,14 +260,20 @@ def _new_crops(searcher, chunk: list[tuple[Path, str, str]]) -> tuple[list[tuple
 
 @app.command()
 def search(
-    query: Annotated[str, typer.Argument(help='Attributes, e.g. "female, backpack, long hair" or "man, no hat".')],
+    query: Annotated[
+        str,
+        typer.Argument(
+            help='Attributes, e.g. "female, backpack, long hair" or "man, no hat"; "person" or "" lists everyone, '
+            "in time order."
+        ),
+    ],
     index_dir: Annotated[
         str,
         typer.Option(
             "--index", help="Index folder written by clear-sdk index, or a Milvus URI / Lite .db (with --bundle)."
         ),
     ],
-    k: Annotated[int, typer.Option("-k", help="Number of results.")] = 10,
+    k: Annotated[int | None, typer.Option("-k", help="Number of results (default 10; a listing: everyone).")] = None,
     bundle: Annotated[str | None, typer.Option(help="Bundle (default: the one the index was built with).")] = None,
     scorer: Annotated[
         str, typer.Option(help="auto (embedding when the bundle has it), embedding (CLEAR), recognition or fused.")
@@ -277,10 +285,14 @@ def search(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False,
 ) -> None:
-    """Find people by attributes in an index."""
+    """Find people by attributes in an index; "person" (or an empty query) lists everyone, earliest first."""
     from clear_sdk.index import is_milvus_uri
     from clear_sdk.searcher import AttributeSearcher, read_searcher_file
 
+    json_errors(as_json)
+    if k is not None and k < 1:
+        fail(f"-k {k}: pass a number of results >= 1")
+    listing = query.strip().lower() in EVERYONE
     milvus = is_milvus_uri(index_dir)
     idx = Path(index_dir)
     if milvus and bundle is None:
@@ -294,9 +306,13 @@ def search(
                 fail(f"{idx / 'searcher.json'} names no bundle; pass --bundle")
         extra = {} if milvus else {"verify": True if verify else None}
         with AttributeSearcher(bundle, index=index_dir if milvus else idx, scorer=scorer, **extra) as searcher:
-            hits = searcher.search(query, k=k, where={"camera": camera} if camera else None)
-            parsed = searcher.parse(query)
-            corrupt = len(getattr(searcher.index, "corrupt_ids", ()))
+            where = {"camera": camera} if camera else None
+            if listing:
+                hits, parsed = _everyone(searcher.index, where, k), {}
+            else:
+                hits = searcher.search(query, k=10 if k is None else k, where=where)
+                parsed = searcher.parse(query)
+            corrupt = len(searcher.index.corrupt_ids)
     except REPORTED as e:
         fail(str(e))
     if corrupt:
@@ -311,13 +327,15 @@ def search(
     if as_json:
         typer.echo(json.dumps({"query": query, "parsed": parsed, "hits": [h.__dict__ for h in hits]}, indent=2))
         return
-    table = Table(title=Text(f"{plain(query)}  →  {', '.join(('' if v else 'no ') + n for n, v in parsed.items())}"))
+    what = "everyone, in time order" if listing else ", ".join(("" if v else "no ") + n for n, v in parsed.items())
+    table = Table(title=Text(f"{plain(query)}  →  {what}"))
     tracks = any(h.metadata.get("track") is not None for h in hits)  # items indexed by `clear-sdk watch`
     for col in ("rank", "id", "score", "camera", *(("track", "seen") if tracks else ())):
         table.add_column(col)
     for i, h in enumerate(hits, 1):
         md = h.metadata
-        row = [str(i), Text(plain(h.id)), f"{h.score:.4f}", Text(plain(md.get("camera") or ""))]
+        score = "" if h.score is None else f"{h.score:.4f}"
+        row = [str(i), Text(plain(h.id)), score, Text(plain(md.get("camera") or ""))]
         if tracks:
             row += [str(md.get("track") if md.get("track") is not None else ""), _time_span(md)]
         table.add_row(*row)
@@ -326,11 +344,41 @@ def search(
         say(f"grid: {grid}")
 
 
+#: Queries that list every item instead of searching (an empty query, or the person itself).
+EVERYONE = ("", "person", "people", "everyone", "everybody", "*")
+
+
+def _everyone(index, where: dict | None, k: int | None) -> list:
+    """Every item (matching ``where``), earliest first: (timestamp, camera, track, id); items without a time last."""
+    from clear_sdk.searcher import Hit
+
+    index.refresh()
+    items = index.select(where or {})
+
+    def when(item: tuple[str, dict]) -> tuple:
+        item_id, md = item
+        ts = md.get("timestamp")
+        known = isinstance(ts, (int, float)) and not isinstance(ts, bool)
+        track = md.get("track")
+        return (not known, ts if known else 0.0, str(md.get("camera") or ""), track if isinstance(track, int) else -1,
+                item_id)  # fmt: skip
+
+    items.sort(key=when)
+    return [Hit(item_id, None, md) for item_id, md in (items if k is None else items[:k])]
+
+
 def _time_span(md: dict) -> str:
-    """When an item was seen: its timestamp, and the track's end when it has one (local time)."""
+    """When an item was seen: its timestamp and the track's end (local time), or, for a file watched without
+    --start, the position in the file."""
     from datetime import datetime
 
     start, end = md.get("timestamp"), md.get("end")
+    if md.get("clock") == "run" and isinstance(md.get("position"), (int, float)):
+        first, last = md["position"], md.get("position_end")
+        text = f"file {_clip_time(first)}"
+        if isinstance(last, (int, float)) and last > first:
+            text += f"–{_clip_time(last)}"
+        return text
     if not isinstance(start, (int, float)):
         return ""
     first = datetime.fromtimestamp(start)
@@ -339,3 +387,10 @@ def _time_span(md: dict) -> str:
         last = datetime.fromtimestamp(end)
         text += " – " + last.strftime("%H:%M:%S" if last.date() == first.date() else "%Y-%m-%d %H:%M:%S")
     return text
+
+
+def _clip_time(seconds: float) -> str:
+    """A position in a video: M:SS.s (H:MM:SS.s past an hour)."""
+    minutes, sec = divmod(float(seconds), 60.0)
+    hours, minutes = divmod(int(minutes), 60)
+    return f"{hours}:{minutes:02d}:{sec:04.1f}" if hours else f"{minutes}:{sec:04.1f}"

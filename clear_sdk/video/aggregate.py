@@ -51,6 +51,8 @@ class TrackAttributes:
     frames: int = 0
     first_ts: float | None = None
     last_ts: float | None = None
+    first_pos: float | None = None  # seconds into the source file (None for a live source)
+    last_pos: float | None = None
     best_weight: float = -1.0
     best_crop: np.ndarray | None = None
     best_box: Box | None = None
@@ -64,10 +66,13 @@ class TrackAttributes:
         if self.embed_dim:
             self.emb_sum = np.zeros(self.embed_dim, np.float64)
 
-    def seen(self, ts: float) -> None:
+    def seen(self, ts: float, position: float | None = None) -> None:
         self.frames += 1
         self.first_ts = ts if self.first_ts is None else self.first_ts
         self.last_ts = ts
+        if position is not None:
+            self.first_pos = position if self.first_pos is None else self.first_pos
+            self.last_pos = position
 
     def add(self, probs: np.ndarray, weight: float, crop: np.ndarray, box: Box, ts: float,
             embedding: np.ndarray | None = None) -> None:  # fmt: skip
@@ -97,15 +102,19 @@ class TrackAttributes:
         return e / max(float(np.linalg.norm(e)), 1e-12)
 
     def summary(self, names: Sequence[str], thresholds: Sequence[float], full: bool = False) -> dict[str, Any]:
-        """JSON-ready: the span, and the attributes above threshold (every one with ``full``) as p and crops."""
+        """JSON-ready: the span (epoch seconds; ``position_*``: seconds into a file), and the attributes above
+        threshold (every one with ``full``) as p and crops."""
         p = self.probabilities
         values = {n: {"p": round(float(v), 4), "crops": self.crops} for n, v, t in zip(names, p, thresholds)
                   if full or v > t}  # fmt: skip
         return {
             "camera": self.source,
             "track": self.track_id,
+            "segment": self.segment,
             "start": self.first_ts,
             "end": self.last_ts,
+            "position_start": self.first_pos,
+            "position_end": self.last_pos,
             "frames": self.frames,
             "crops": self.crops,
             "attributes": values,

@@ -1,46 +1,109 @@
 """``clear-sdk watch``: cameras or video files -> people tracked, their attributes aggregated, tracks indexed.
 
-A typer-compatible function; ``clear_sdk/cli.py`` registers it. Imports stay inside the body so that
-``clear-sdk --help`` loads neither OpenCV nor onnxruntime.
+A typer-compatible function; ``clear_sdk/cli/__init__.py`` registers it. Imports stay inside the body so
+that ``clear-sdk --help`` loads neither OpenCV nor onnxruntime.
+
+Everything a user typed (camera names, paths) is printed as plain text, never as rich markup. The exit
+code says whether the work was done: 1 when any source failed (it could not be opened, gave no frame, or
+its detector failed), after the others were processed and every open track was indexed. SIGTERM and
+Ctrl-C stop the run cleanly (exit 0, the summary says ``interrupted``); a second one is ignored while
+the open tracks are indexed.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.text import Text
+
+# soft_wrap: a one-line reason stays one line in a log or a pipe (rich would wrap it at 80 columns)
+_err = Console(stderr=True, soft_wrap=True)
 
 
-def _fail(message: str, code: int = 1) -> None:
-    from rich.console import Console
+def _text(value: object) -> str:
+    """User text made printable (file-name bytes that are not UTF-8 as \\x escapes); printed, never parsed."""
+    text = str(value)
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
+
+def _say(text: object, style: str = "") -> None:
+    _err.print(Text(_text(text), style=style), highlight=False, soft_wrap=True)
+
+
+def _fail(message: str, code: int = 1, as_json: bool = False) -> None:
+    """Stop with a one-line reason on stderr (and, with --json, ``{"error": ...}`` on stdout)."""
+    line = " ".join(_text(message).split())
+    if as_json:
+        typer.echo(json.dumps({"error": line, "exit_code": code}))
+    _err.print(Text.assemble(("error: ", "bold red"), line), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
-def _parse_tiles(text: str) -> tuple[int, int]:
+def _parse_tiles(text: str, as_json: bool = False) -> tuple[int, int]:
+    from clear_sdk.video.detectors.ssdlite import MAX_TILES
+
     try:
         cols, rows = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        _fail(f"--tiles {text!r}: write COLSxROWS, e.g. 2x1")
-    if cols < 1 or rows < 1:
-        _fail(f"--tiles {text!r}: both counts must be >= 1")
+        _fail(f"--tiles {text!r}: write COLSxROWS, e.g. 2x1", as_json=as_json)
+    if cols < 1 or rows < 1 or cols * rows > MAX_TILES:
+        _fail(f"--tiles {text!r}: both counts >= 1 and at most {MAX_TILES} tiles in all (e.g. 2x1, 3x2)",
+              as_json=as_json)  # fmt: skip
     return cols, rows
+
+
+def _parse_start(text: str, as_json: bool = False) -> float:
+    """--start: an ISO time (local time unless it names its offset) or epoch seconds."""
+    from datetime import datetime
+
+    try:
+        value = float(text)
+    except ValueError:
+        try:
+            value = datetime.fromisoformat(text.strip()).timestamp()
+        except (ValueError, OverflowError, OSError):
+            value = math.nan
+    if not math.isfinite(value) or not 0 <= value < 253402300800:  # years 1970-9999
+        _fail(f"--start {text!r}: give the time of the file's first frame, e.g. 2026-12-01T08:00:00 or epoch "
+              "seconds", as_json=as_json)  # fmt: skip
+    return value
+
+
+def _check_options(as_json: bool, **values: Any) -> None:
+    """Every number's range, checked before anything opens; a one-line error names the option."""
+    conf, max_frames = values["conf"], values["max_frames"]
+    if conf is not None and not (math.isfinite(conf) and 0 <= conf <= 1):
+        _fail(f"--conf {conf}: a detector score threshold in [0, 1] (e.g. 0.3)", as_json=as_json)
+    if max_frames is not None and max_frames < 1:
+        _fail(f"--max-frames {max_frames}: pass a number of frames >= 1 (or leave it out)", as_json=as_json)
+    if values["recognize_every"] < 1:
+        _fail(f"--recognize-every {values['recognize_every']}: pass a number of frames >= 1", as_json=as_json)
+    reindex = values["reindex_every"]
+    if not (math.isfinite(reindex) and reindex >= 0):
+        _fail(f"--reindex-every {reindex}: pass seconds >= 0 (0: index each track once, at its end)", as_json=as_json)
+    if values["precision"] not in ("int8", "fp32"):
+        _fail(f"--precision {values['precision']!r}: choose int8 or fp32", as_json=as_json)
 
 
 def _progress_table(pipeline: Any) -> Any:
     from rich.table import Table
 
-    t = Table(title="clear-sdk watch (Ctrl-C stops; indexed tracks are kept)")
+    t = Table(title="clear-sdk watch (Ctrl-C stops; open tracks are indexed first)")
     for col in ("camera", "frames", "fps", "dropped", "latency p95 ms", "tracks", "indexed"):
         t.add_column(col, justify="right")
     for s in pipeline.sources:
         d = pipeline.stats[s.name].to_dict(s)
         p95 = d["latency_ms"]["p95"]
-        t.add_row(s.name, str(d["frames_processed"]), f"{d['fps']:.1f}", str(d["frames_dropped"]),
+        t.add_row(Text(_text(s.name)), str(d["frames_processed"]), f"{d['fps']:.1f}", str(d["frames_dropped"]),
                   f"{p95:.0f}" if p95 is not None else "-", str(d["tracks"]), str(d["tracks_indexed"]))  # fmt: skip
     return t
 
@@ -111,26 +174,53 @@ def watch(
     out: Annotated[str | None, typer.Option(help="Write the annotated video here (one file per camera).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
     detector: Annotated[str, typer.Option(help="ssdlite (shipped), hog, bgsub, or a YOLO .onnx path.")] = "ssdlite",
-    conf: Annotated[float | None, typer.Option(help="Detector score threshold (default: the detector's).")] = None,
-    tiles: Annotated[str | None, typer.Option(help="SSDLite tiles COLSxROWS, e.g. 2x1 for small people.")] = None,
+    conf: Annotated[
+        float | None, typer.Option(help="Detector score threshold in [0, 1] (default: the detector's).")
+    ] = None,
+    tiles: Annotated[
+        str | None, typer.Option(help="SSDLite tiles COLSxROWS, e.g. 2x1 for small people (16 tiles at most).")
+    ] = None,
     precision: Annotated[str, typer.Option(help="SSDLite graph: int8 (2x faster on CPU) or fp32.")] = "int8",
-    max_frames: Annotated[int | None, typer.Option(help="Stop each source after this many frames.")] = None,
+    max_frames: Annotated[int | None, typer.Option(help="Stop each source after this many frames (>= 1).")] = None,
     realtime: Annotated[bool, typer.Option(help="Pace files at their frame rate, as a camera would.")] = False,
     recognize_every: Annotated[int, typer.Option(help="Frames between two recognised crops of a track.")] = 3,
     reindex_every: Annotated[float, typer.Option(help="Re-index a long track every N seconds (0: at its end).")] = 30.0,
     backend: Annotated[str, typer.Option(help="Recognizer backend: auto, onnxruntime, onnxruntime-int8, ...")] = "auto",
+    start: Annotated[
+        str | None,
+        typer.Option(
+            help="Video files: when the first frame was filmed (e.g. 2026-12-01T08:00:00, local time, or epoch "
+            "seconds); frames are stamped with it plus their position in the file (default: when the run starts)."
+        ),
+    ] = None,
+    events: Annotated[
+        str | None,
+        typer.Option(help="Write one line per finished track to this .jsonl or .csv file, as tracks end."),
+    ] = None,
 ) -> None:
     """Watch cameras or videos: detect, track and recognise people, and index each track for `clear-sdk search`."""
-    from rich.console import Console
+    import sqlite3
+
     from rich.live import Live
 
     from clear_sdk.errors import ClearSDKError
     from clear_sdk.searcher import AttributeSearcher
-    from clear_sdk.video.pipeline import Pipeline, PipelineConfig
-    from clear_sdk.video.sources import VideoSource
+    from clear_sdk.video.indexer import TrackEventWriter
+    from clear_sdk.video.pipeline import Pipeline, PipelineConfig, describe_error
+    from clear_sdk.video.sources import VideoSource, is_live, parse_source
+
+    def fail(message: str) -> None:
+        _fail(message, as_json=as_json)
 
     if camera and len(camera) != len(sources):
-        _fail(f"{len(camera)} --camera names for {len(sources)} sources: give one per source, or none")
+        fail(f"{len(camera)} --camera names for {len(sources)} sources: give one per source, or none")
+    _check_options(as_json, conf=conf, max_frames=max_frames, recognize_every=recognize_every,
+                   reindex_every=reindex_every, precision=precision)  # fmt: skip
+    start_time = _parse_start(start, as_json) if start is not None else None
+    if start_time is not None and any(is_live(parse_source(s)) for s in sources):
+        fail("--start applies to video files; cameras and URLs are stamped with the wall clock")
+    if events is not None and Path(events).suffix.lower() not in (".jsonl", ".ndjson", ".csv"):
+        fail(f"--events {events}: name the file .jsonl (JSON lines) or .csv")
     if show:
         import cv2
 
@@ -138,52 +228,86 @@ def watch(
             cv2.namedWindow("clear-sdk", cv2.WINDOW_NORMAL)
             cv2.destroyWindow("clear-sdk")
         except cv2.error:
-            _fail("--show needs OpenCV with GUI support (opencv-python, not -headless); use --out video.mp4")
+            fail("--show needs OpenCV with GUI support (opencv-python, not -headless); use --out video.mp4")
     options: dict[str, Any] = {}
     if detector != "bgsub":
         options["conf"] = conf
     if tiles:
         if detector != "ssdlite":
-            _fail("--tiles applies to the ssdlite detector")
-        options["tiles"] = _parse_tiles(tiles)
+            fail("--tiles applies to the ssdlite detector")
+        options["tiles"] = _parse_tiles(tiles, as_json)
     if precision != "int8":
         if detector != "ssdlite":
-            _fail("--precision applies to the ssdlite detector")
+            fail("--precision applies to the ssdlite detector")
         options["precision"] = precision
-    err = Console(stderr=True)
     try:
         srcs = [
-            VideoSource(s, (camera or [None] * len(sources))[i], realtime=realtime, max_frames=max_frames)
+            VideoSource(
+                s, (camera or [None] * len(sources))[i], realtime=realtime, max_frames=max_frames, start_time=start_time
+            )  # fmt: skip
             for i, s in enumerate(sources)
         ]
         searcher = AttributeSearcher(bundle, index_dir=index_dir, backend=backend)
+    except (ClearSDKError, ValueError) as e:
+        fail(str(e))
+    except OSError as e:  # a folder that cannot be created, a read-only or full disk: the machine, not a bug
+        fail(f"cannot open the index {index_dir}: {describe_error(e)}")
+    sink = None
+    try:
         config = PipelineConfig(recognize_every=recognize_every, reindex_every_s=reindex_every)
+        sink = TrackEventWriter(events) if events is not None else None
         pipeline = Pipeline(srcs, searcher.recognizer, detector, detector_options=options, searcher=searcher,
-                            config=config)  # fmt: skip
-    except (ClearSDKError, FileNotFoundError, ValueError) as e:
-        _fail(str(e))
-    with Live(_progress_table(pipeline), console=err, refresh_per_second=2, transient=as_json) as live:
-        outputs = _Outputs(pipeline, out, show, live)
-        pipeline.on_frame = outputs
-        try:
-            summary = pipeline.run()
-        except (ClearSDKError, ValueError) as e:
-            outputs.close()
-            searcher.close()
-            _fail(str(e))
-        outputs.close()
-        live.update(_progress_table(pipeline))
+                            config=config, on_track=None if sink is None else sink.write)  # fmt: skip
+    except (ClearSDKError, ValueError, OSError) as e:
+        if sink is not None:
+            sink.close()
+        searcher.close()
+        fail(f"cannot write --events {events}: {describe_error(e)}" if isinstance(e, OSError) else str(e))
+    done = False
+    try:
+        with Live(_progress_table(pipeline), console=_err, refresh_per_second=2, transient=as_json) as live:
+            outputs = _Outputs(pipeline, out, show, live)
+            pipeline.on_frame = outputs
+            try:
+                summary = pipeline.run()
+            finally:
+                outputs.close()
+            live.update(_progress_table(pipeline))
+        done = True
+    except (ClearSDKError, ValueError, OSError, sqlite3.Error) as e:  # every open track was finished first
+        indexed = sum(st.tracks_indexed for st in pipeline.stats.values())
+        machine = isinstance(e, (OSError, sqlite3.Error))
+        where = f" (writing to {index_dir}: is the disk full or read-only?)" if machine else ""
+        reason = f"{describe_error(e)}{where}; {indexed} tracks were indexed before it"
+    finally:
+        if not _err.is_terminal:
+            _err.line()  # rich's Live leaves its last line open where stderr is a file or a pipe
+        if sink is not None:
+            sink.close()
+        searcher.close()
+    if not done:
+        fail(reason)
     summary["index"] = str(Path(index_dir).resolve())
     summary["videos"] = outputs.paths
-    searcher.close()
+    summary["events"] = events
+    failed = [s for s in summary["sources"] if s["error"]]
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=str))
-        return
-    head = "interrupted" if summary["interrupted"] else "done"
-    err.print(
-        f"{head}: {summary['frames_processed']} frames, {summary['tracks']} tracks, {summary['tracks_indexed']} "
-        f"indexed ({summary['index_size']} in {summary['index']}) in {summary['wall_s']:.1f} s"
-    )
-    for s in summary["sources"]:
-        err.print(f"  {s['name']}: {s['fps']:.1f} fps, {s['frames_dropped']} dropped, stop: {s['stop_reason']}")
-    err.print(f'next: clear-sdk search "female, backpack" --index {index_dir} --grid hits.png')
+    else:
+        head = "interrupted" if summary["interrupted"] else ("failed" if failed else "done")
+        if summary["signal"]:
+            head += f" ({summary['signal']})"
+        _say(
+            f"{head}: {summary['frames_processed']} frames, {summary['tracks']} tracks, {summary['tracks_indexed']} "
+            f"indexed ({summary['index_size']} in {summary['index']}) in {summary['wall_s']:.1f} s"
+        )
+        for s in summary["sources"]:
+            _say(f"  {s['name']}: {s['fps']:.1f} fps, {s['frames_dropped']} dropped, stop: {s['stop_reason']}")
+        if events is not None:
+            _say(f"events: {events}")
+        _say(f'next: clear-sdk search "female, backpack" --index {index_dir} --grid hits.png')
+    if failed:
+        names = ", ".join(_text(s["name"]) for s in failed)
+        _err.print(Text.assemble(("error: ", "bold red"), f"{len(failed)} of {len(summary['sources'])} sources "
+                                 f"failed ({names}); the others were processed"), highlight=False)  # fmt: skip
+        raise typer.Exit(1)

@@ -10,25 +10,40 @@
 Each source has its own detection thread (onnxruntime releases the GIL, so the detectors of two
 cameras run on two cores at once; on 2 cores this measured faster than one detector call on a batch of
 both cameras' tiles, benchmarks/results/video_profile.md). Back-pressure from recognition reaches the
-capture queues, where frames are dropped, never memory. Ctrl-C (KeyboardInterrupt) stops cleanly: the
-open tracks are finalised and indexed, and the summary says ``interrupted``.
+capture queues, where frames are dropped, never memory.
+
+What ends what:
+
+- a source that cannot be opened, gives no frame or a broken one, or whose detector, tracker or
+  ``on_frame`` fails on a frame, ends alone (its ``stop_reason`` and ``error`` say why); its open
+  tracks are finished and indexed, and the other sources go on;
+- Ctrl-C (SIGINT) or SIGTERM, when :meth:`Pipeline.run` runs in the main thread, stops every source
+  cleanly: the frames already read are processed, the open tracks are finished and indexed, and the
+  summary says ``interrupted`` and which signal. A second signal while that happens is logged and
+  ignored (finishing is bounded: one index write per open track); kill -9 still leaves the index
+  consistent, as every add is atomic;
+- any other error (the Recognizer or the index failing) stops every source; the open tracks are
+  finished and indexed where that still works, and the error is raised.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import math
 import queue
+import signal
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from clear_sdk.video.aggregate import TrackAttributes, crop_quality
-from clear_sdk.video.detectors import Detector, create_detector
+from clear_sdk.video.detectors import Detector, DetectorError, create_detector
 from clear_sdk.video.indexer import TrackIndexer
 from clear_sdk.video.queues import DropOldestQueue, Empty
 from clear_sdk.video.sources import VideoSource
@@ -38,6 +53,14 @@ from clear_sdk.video.types import Frame, TrackedBox
 logger = logging.getLogger(__name__)
 
 FrameCallback = Callable[[Frame, list[TrackedBox], dict[int, TrackAttributes]], None]
+TrackCallback = Callable[[dict[str, Any]], None]
+
+
+def describe_error(e: BaseException) -> str:
+    """One line for an error: its type where the message alone would not say what failed."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if isinstance(e, (ValueError, OSError)) or type(e).__module__.startswith("clear_sdk") else (
+        f"{type(e).__name__}: {text}")  # fmt: skip
 
 
 @dataclasses.dataclass
@@ -55,6 +78,18 @@ class PipelineConfig:
     reindex_every_s: float = 30.0  # a long track is re-indexed this often (0: only when it ends)
     max_lost: int | None = None  # frames unseen before a track ends (default: the tracker's buffer)
 
+    def __post_init__(self) -> None:
+        for name, low in (("queue_size", 1), ("recognize_every", 1), ("max_batch", 1), ("min_box_height", 0),
+                          ("min_track_crops", 0), ("max_lost", 1)):  # fmt: skip
+            v = getattr(self, name)
+            if v is None and name == "max_lost":
+                continue
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ValueError(f"PipelineConfig.{name} must be a whole number >= {low}, got {v!r}")
+        r = self.reindex_every_s
+        if isinstance(r, bool) or not isinstance(r, (int, float)) or not (math.isfinite(r) and r >= 0):
+            raise ValueError(f"PipelineConfig.reindex_every_s must be a finite number of seconds >= 0, got {r!r}")
+
 
 @dataclasses.dataclass
 class SourceStats:
@@ -69,6 +104,7 @@ class SourceStats:
     start: float | None = None
     end: float | None = None
     stop_reason: str = ""
+    error: str = ""  # why the source failed ("" when it did not): it ended alone, the others went on
     latencies: deque[float] = dataclasses.field(default_factory=lambda: deque(maxlen=2000), repr=False)
 
     def to_dict(self, source: VideoSource | None = None) -> dict[str, Any]:
@@ -107,6 +143,9 @@ class Pipeline:
     ``detector_options``), or a zero-argument factory. ``tracker``: a factory ``f(frame_rate)``
     (default: :class:`~clear_sdk.video.tracking.ByteTracker`). ``on_frame(frame, boxes, tracks)``
     is called in the caller's thread after each frame is recognised (draw, write video, show).
+    ``on_track(record)`` is called in the caller's thread with each finished track (its
+    :meth:`~clear_sdk.video.aggregate.TrackAttributes.summary`, ``indexed`` and ``id``), after it is
+    indexed: :class:`~clear_sdk.video.indexer.TrackEventWriter` writes these as lines of a file.
     """
 
     def __init__(
@@ -121,6 +160,7 @@ class Pipeline:
         config: PipelineConfig | None = None,
         on_frame: FrameCallback | None = None,
         run: str | None = None,
+        on_track: TrackCallback | None = None,
     ) -> None:
         names = [s.name for s in sources]
         if not sources or len(set(names)) != len(names):
@@ -128,17 +168,15 @@ class Pipeline:
         self.sources = list(sources)
         self.recognizer = recognizer
         self.config = config or PipelineConfig()
-        if isinstance(detector, str):
-            kind, opts = detector, dict(detector_options or {})
-            self.detectors = {s.name: create_detector(kind, **opts) for s in self.sources}
-        else:
-            self.detectors = {s.name: detector() for s in self.sources}
+        self.detectors = {s.name: self._make_detector(detector, detector_options) for s in self.sources}
         if tracker is None:
             require_supervision()  # its import takes ~1.5 s: here, not in a detection thread with frames waiting
         self._tracker_factory = tracker or (lambda fps: ByteTracker(frame_rate=fps or 10.0))
-        self.indexer = TrackIndexer(searcher, run=run) if searcher is not None else None
+        clocks = {s.name: s.clock for s in self.sources}
+        self.indexer = TrackIndexer(searcher, run=run, clocks=clocks) if searcher is not None else None
         self.searcher = searcher
         self.on_frame = on_frame
+        self.on_track = on_track
         self.names = list(recognizer.attribute_names)
         self.thresholds = [recognizer.thresholds[n] for n in self.names]
         self.embed_dim = int(getattr(searcher, "embedding_dim", 0) or 0) if searcher is not None else 0
@@ -146,34 +184,58 @@ class Pipeline:
         self.tracks: dict[str, dict[int, TrackAttributes]] = {s.name: {} for s in self.sources}
         self._ended: dict[str, OrderedDict[int, int]] = {s.name: OrderedDict() for s in self.sources}  # id -> segment
         self.finished: deque[dict[str, Any]] = deque(maxlen=100)  # the latest finished tracks, for the summary
-        self.stop_event = threading.Event()
+        self.stop_event = threading.Event()  # every source stops
+        self._source_stop = {s.name: threading.Event() for s in self.sources}  # this source stops (or all do)
+        self.signal: str | None = None  # the signal that stopped the run (SIGINT, SIGTERM), once one came
         self._queues = {s.name: DropOldestQueue[Frame](self.config.queue_size) for s in self.sources}
         self._done: set[str] = set()
         self._packets: queue.Queue = queue.Queue(maxsize=2 * len(self.sources))
         self._errors: list[BaseException] = []
         self._lock = threading.Lock()
 
+    @staticmethod
+    def _make_detector(detector: str | Callable[[], Detector], options: dict[str, Any] | None) -> Detector:
+        """One source's detector; a model that cannot load (a broken .onnx, an OpenCV error) is a DetectorError."""
+        try:
+            if isinstance(detector, str):
+                return create_detector(detector, **dict(options or {}))
+            return detector()
+        except (DetectorError, ValueError, TypeError):
+            raise
+        except Exception as e:  # onnxruntime's InvalidProtobuf / Fail, cv2.error, OSError: the model, not a bug
+            name = detector if isinstance(detector, str) else getattr(detector, "__name__", "detector")
+            raise DetectorError(f"cannot load the detector {name!r}: {describe_error(e)}") from e
+
     @property
     def detector_name(self) -> str:
         return next(iter(self.detectors.values())).name
 
+    def _end_source(self, name: str, reason: str) -> None:
+        """Source ``name`` failed: record why and stop reading it; the other sources go on."""
+        st = self.stats[name]
+        if not st.error:
+            st.error = reason
+            st.stop_reason = f"error: {reason}"
+            logger.error("%s: %s (this source ends; the others go on)", name, reason)
+        self._source_stop[name].set()
+
     # ------------------------------------------------------------------------------------ threads
     def _capture(self, source: VideoSource) -> None:
-        st, q = self.stats[source.name], self._queues[source.name]
+        st, q, stop = self.stats[source.name], self._queues[source.name], self._source_stop[source.name]
         drop = source.live or source.realtime  # a file read at full speed waits for the pipeline instead
         try:
-            for frame in source.frames(self.stop_event):
+            for frame in source.frames(stop):
                 st.frames_read += 1
                 if not drop:
-                    if not q.put_wait(frame, self.stop_event):
+                    if not q.put_wait(frame, stop):
                         break
                 elif q.put(frame) is not None:
                     st.frames_dropped += 1
-        except Exception as e:  # a source that cannot be opened ends alone; the others go on
-            logger.error("%s: %s", source.name, e)
-            source.stop_reason = f"error: {e}"
+        except Exception as e:  # a source that cannot be opened or read ends alone; the others go on
+            self._end_source(source.name, describe_error(e))
         finally:
-            st.stop_reason = source.stop_reason
+            if not st.error:
+                st.stop_reason = source.stop_reason
             with self._lock:
                 self._done.add(source.name)
 
@@ -181,10 +243,11 @@ class Pipeline:
         """Detect and track one source's frames, in its own thread (one detector and one tracker per source)."""
         name, q, st = source.name, self._queues[source.name], self.stats[source.name]
         detector, tracker, book = self.detectors[name], None, None
+        stop = self._source_stop[name]
         step = -1  # tracker updates: "frames unseen" counts these, as ByteTrack does, not source frame
         # numbers (a source that drops frames would otherwise end every track at each gap)
         try:
-            while not self.stop_event.is_set():
+            while not stop.is_set():
                 try:
                     frame = q.get(timeout=0.05)
                 except Empty:
@@ -193,19 +256,23 @@ class Pipeline:
                     if finished and not len(q):  # the capture thread puts its last frame before it is done
                         break
                     continue
-                if tracker is None:  # the frame rate is known once the source is open
-                    tracker = self._tracker_factory(source.fps or 10.0)
-                    book = TrackBook(self.config.max_lost or getattr(tracker, "max_lost", 30))
-                dets = detector.detect(frame.image)
-                boxes = tracker.update(dets)
+                try:
+                    if tracker is None:  # the frame rate is known once the source is open
+                        tracker = self._tracker_factory(source.fps or 10.0)
+                        book = TrackBook(self.config.max_lost or getattr(tracker, "max_lost", 30))
+                    dets = detector.detect(frame.image)
+                    boxes = tracker.update(dets)
+                except Exception as e:  # this source's frame or detector: it ends alone
+                    self._end_source(name, f"frame {frame.index}: {describe_error(e)}")
+                    break
                 st.detections += len(dets)
                 step += 1
                 self._put(Packet(frame, boxes, book.update(step, [b.track_id for b in boxes])))
-            if book is not None:  # every track still open ends with its stream
+            if book is not None:  # every track still open ends with its stream (on a stop, run() ends them)
                 self._put(Packet(Frame(name, -1, 0.0, np.zeros((0, 0, 3), np.uint8), 0.0), [], book.close()))
-        except BaseException as e:
+        except BaseException as e:  # not one frame's failure (MemoryError, ...): every source stops
             self._errors.append(e)
-            self.stop_event.set()
+            self.stop()
         finally:
             self._put(_END, force=True)
 
@@ -253,11 +320,26 @@ class Pipeline:
             ended.move_to_end(tid)
             while len(ended) > 4096:  # ids re-appear within seconds; remembering the latest few bounds memory
                 ended.popitem(last=False)
-            self.finished.append(ta.summary(self.names, self.thresholds) | {"indexed": False})
+            record = ta.summary(self.names, self.thresholds) | {"indexed": False, "id": None}
+            self.finished.append(record)
             if self.indexer is not None and ta.crops >= self.config.min_track_crops:
-                if self.indexer.index(ta, finished=True):
-                    self.finished[-1]["indexed"] = True
+                item = self.indexer.index(ta, finished=True)
+                if item:
+                    record.update(indexed=True, id=item)
                     self.stats[source].tracks_indexed += 1
+            if self.on_track is not None:
+                self.on_track(record)
+
+    def _finish_all(self, best_effort: bool = False) -> None:
+        """Finish (and index) every open track; ``best_effort``: after another error, log failures and go on."""
+        for name in list(self.tracks):
+            for tid in list(self.tracks[name]):
+                try:
+                    self._finish(name, [tid])
+                except Exception as e:
+                    if not best_effort:
+                        raise
+                    logger.error("%s: track %s could not be finished: %s", name, tid, describe_error(e))
 
     def step(self, packets: Sequence[Packet]) -> int:
         """One recognition step over ``packets`` (tracked frames of any sources): returns the crops recognised.
@@ -279,7 +361,7 @@ class Pipeline:
                     if b.track_id in ended:  # an id the tracker gives again after its track ended: a new item,
                         ta.segment = ended[b.track_id] + 1  # not a replacement of the finished one
                     self.stats[f.source].tracks += 1
-                ta.seen(f.timestamp)
+                ta.seen(f.timestamp, f.position)
                 x1, y1, x2, y2 = b.box
                 if y2 - y1 < cfg.min_box_height or x2 - x1 < 4 or f.index - ta.last_crop_frame < cfg.recognize_every:
                     continue
@@ -296,8 +378,11 @@ class Pipeline:
                 st.latencies.append(now - f.captured)
                 st.start = f.captured if st.start is None else st.start
                 st.end = now
-                if self.on_frame is not None:
-                    self.on_frame(f, p.boxes, self.tracks[f.source])
+                if self.on_frame is not None and not st.error:
+                    try:
+                        self.on_frame(f, p.boxes, self.tracks[f.source])
+                    except Exception as e:  # drawing or writing this camera's video: this source ends
+                        self._end_source(f.source, f"frame {f.index}: output: {describe_error(e)}")
             self._finish(f.source, p.ended)
             if self.indexer is not None and cfg.reindex_every_s > 0:
                 for b in p.boxes:
@@ -310,45 +395,89 @@ class Pipeline:
         return len(jobs)
 
     # ---------------------------------------------------------------------------------------- run
-    def run(self) -> dict[str, Any]:
-        """Process until every source ends (or :meth:`stop`, or Ctrl-C); returns the summary."""
-        t0 = time.perf_counter()
-        if self.config.warm_up:
-            self.warm_up()
-        threads = [threading.Thread(target=self._capture, args=(s,), name=f"capture-{s.name}", daemon=True)
-                   for s in self.sources]  # fmt: skip
-        threads += [threading.Thread(target=self._detect, args=(s,), name=f"detect-{s.name}", daemon=True)
-                    for s in self.sources]  # fmt: skip
-        for t in threads:
-            t.start()
-        interrupted = False
-        ended = 0  # detection threads that have finished (each sends one end marker)
+    @contextlib.contextmanager
+    def _signals(self, enabled: bool) -> Iterator[None]:
+        """SIGINT and SIGTERM only flag the run as stopping (the loop acts on the flag): a handler that raised
+        could land inside a lock or an index write. Installed only in the main thread (Python's rule)."""
+        if not enabled or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def on_signal(signum: int, _frame: Any) -> None:
+            name = signal.Signals(signum).name
+            if self.signal is None:
+                self.signal = name  # no logging here: a handler must not take locks the main thread may hold
+            else:
+                self._repeated_signals += 1
+
+        previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, on_signal)
         try:
-            while ended < len(self.sources):
-                try:
-                    first = self._packets.get(timeout=0.1)
-                except queue.Empty:
-                    continue
-                packets = [first]
-                while len(packets) < 4 * len(self.sources):  # whatever else is ready: one batch for all cameras
-                    try:
-                        packets.append(self._packets.get_nowait())
-                    except queue.Empty:
-                        break
-                ended += sum(p is _END for p in packets)
-                self.step([p for p in packets if p is not _END])
-        except KeyboardInterrupt:
-            interrupted = True
-            logger.info("interrupted: finishing the open tracks")
+            yield
         finally:
-            self.stop_event.set()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def run(self, handle_signals: bool = True) -> dict[str, Any]:
+        """Process until every source ends (or :meth:`stop`, Ctrl-C or SIGTERM); returns the summary.
+
+        ``handle_signals``: in the main thread, SIGINT and SIGTERM stop the run cleanly (see the module
+        docstring); off, Ctrl-C arrives as KeyboardInterrupt, which also stops it cleanly.
+        """
+        t0 = time.perf_counter()
+        self._repeated_signals = 0
+        interrupted = False
+        with self._signals(handle_signals):
+            if self.config.warm_up:
+                self.warm_up()
+            threads = [threading.Thread(target=self._capture, args=(s,), name=f"capture-{s.name}", daemon=True)
+                       for s in self.sources]  # fmt: skip
+            threads += [threading.Thread(target=self._detect, args=(s,), name=f"detect-{s.name}", daemon=True)
+                        for s in self.sources]  # fmt: skip
             for t in threads:
-                t.join(timeout=5.0)
-        if self._errors:
-            raise self._errors[0]
-        for name in list(self.tracks):  # Ctrl-C, or a detection thread ended first: close what is open
-            self._finish(name, list(self.tracks[name]))
-        return self.summary(time.perf_counter() - t0, interrupted)
+                t.start()
+            failure: BaseException | None = None
+            try:
+                self._loop()
+            except KeyboardInterrupt:
+                interrupted = True
+                logger.info("interrupted: finishing the open tracks")
+            except BaseException as e:  # the Recognizer or the index failed: every source stops
+                failure = e
+            finally:
+                self.stop()
+                for t in threads:
+                    t.join(timeout=5.0)
+            failure = failure or (self._errors[0] if self._errors else None)
+            if self.signal is not None:
+                logger.warning("%s: stopped; finishing and indexing the open tracks", self.signal)
+            # every track still open (a stop, Ctrl-C, an error, a source that ended early): finish and index it
+            self._finish_all(best_effort=failure is not None)
+            if self._repeated_signals:
+                logger.warning("%d more signal(s) came while finishing; ignored", self._repeated_signals)
+            if failure is not None:
+                raise failure
+        return self.summary(time.perf_counter() - t0, interrupted or self.signal is not None)
+
+    def _loop(self) -> None:
+        """Hand the detection threads' packets to :meth:`step` until every source has sent its end marker."""
+        ended = 0  # detection threads that have finished (each sends one end marker)
+        while ended < len(self.sources):
+            if self.signal is not None and not self.stop_event.is_set():
+                self.stop()  # from normal code, not from the handler
+            try:
+                first = self._packets.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            packets = [first]
+            while len(packets) < 4 * len(self.sources):  # whatever else is ready: one batch for all cameras
+                try:
+                    packets.append(self._packets.get_nowait())
+                except queue.Empty:
+                    break
+            ended += sum(p is _END for p in packets)
+            self.step([p for p in packets if p is not _END])
 
     def warm_up(self) -> None:
         """Run the Recognizer on a blank ``max_batch`` batch a few times.
@@ -365,15 +494,23 @@ class Pipeline:
     def stop(self) -> None:
         """Ask the run to end (from another thread); open tracks are still finalised and indexed."""
         self.stop_event.set()
+        for event in self._source_stop.values():
+            event.set()
 
     def summary(self, wall_s: float, interrupted: bool = False) -> dict[str, Any]:
         per_source = [self.stats[s.name].to_dict(s) for s in self.sources]
+        if self.searcher is not None:
+            refresh = getattr(self.searcher.index, "refresh", None)
+            if refresh is not None:  # another process may have written to the same index meanwhile
+                refresh()
         return {
             "detector": self.detector_name,
             "backend": getattr(self.recognizer, "backend_name", None),
             "run": self.indexer.run if self.indexer else None,
             "wall_s": wall_s,
             "interrupted": interrupted,
+            "signal": self.signal,
+            "failed_sources": [d["name"] for d in per_source if d["error"]],
             "sources": per_source,
             "frames_processed": sum(d["frames_processed"] for d in per_source),
             "frames_dropped": sum(d["frames_dropped"] for d in per_source),

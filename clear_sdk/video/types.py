@@ -32,7 +32,8 @@ class Frame:
 
     ``index`` counts frames read from the source since the start of the run; ``timestamp`` is seconds
     since the epoch (wall clock for live sources; ``start_time`` + position in the file for files);
-    ``captured`` is ``time.perf_counter()`` at the read, for latency.
+    ``captured`` is ``time.perf_counter()`` at the read, for latency; ``position``: seconds into the
+    file (None for a live source).
     """
 
     source: str
@@ -40,3 +41,4 @@ class Frame:
     timestamp: float
     image: np.ndarray
     captured: float
+    position: float | None = None

@@ -34,6 +34,9 @@ class HogDetector:
         if self.width and frame.shape[1] > self.width:
             f = self.width / frame.shape[1]
             img = cv2.resize(frame, (self.width, max(1, round(frame.shape[0] * f))), interpolation=cv2.INTER_AREA)
+        win_w, win_h = self.hog.winSize
+        if img.shape[0] < win_h or img.shape[1] < win_w:  # smaller than the 64x128 window: nobody fits, and
+            return []  # OpenCV's detectMultiScale corrupts the heap on such frames (the process aborts)
         rects, weights = self.hog.detectMultiScale(img, winStride=(8, 8), padding=(8, 8), scale=self.scale)
         if len(rects) == 0:
             return []
