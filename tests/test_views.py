@@ -227,3 +227,15 @@ def test_calibrated_thresholds_ignore_unknown_labels() -> None:
     assert 0.2 < thr[1] < 0.7  # only the two annotated rows count: 0.7 positive, 0.2 negative
     # had the unknowns been negatives, 0.8 would push the cut above 0.8 or below 0.7
     assert best_thresholds(probs[:, 1:], np.where(labels[:, 1:] == UNKNOWN, 0, labels[:, 1:]))[0] != thr[1]
+
+
+def test_unified_age_holds_two_binnings_that_do_not_exclude_each_other() -> None:
+    from clear_sdk.query import parse_query, query_to_vectors
+
+    s = load_schema(UNIFIED)
+    parsed = parse_query("adult, age 30-45", s.attributes, s.groups)
+    hard, mask = query_to_vectors(parsed, s.attributes, s.groups)  # an adult may be 30-45: no error
+    known = {s.attributes[i] for i in np.flatnonzero(mask)}
+    assert {"age_child", "age_old", "age_under30", "age_over60"} <= known
+    with pytest.raises(QueryError, match="only one age can be true"):
+        query_to_vectors({"age_child": True, "age_adult": True}, s.attributes, s.groups)
