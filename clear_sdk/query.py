@@ -562,13 +562,27 @@ def query_to_vectors(
     for group, members in (groups or {}).items():
         if group not in exclusive_groups:
             continue
-        idx = [index[m] for m in members if m in index]
-        wanted = [names[i] for i in idx if hard[i] == 1.0]
-        if len(wanted) > 1:
-            raise QueryError(f"the query wants {', '.join(wanted)} together, but only one {group} can be true")
-        if wanted:
-            mask[idx] = True
+        for subset in _exclusive_sets(group, tuple(members)):
+            idx = [index[m] for m in subset if m in index]
+            wanted = [names[i] for i in idx if hard[i] == 1.0]
+            if len(wanted) > 1:
+                raise QueryError(f"the query wants {', '.join(wanted)} together, but only one {group} can be true")
+            if wanted:
+                mask[idx] = True
     return hard, mask
+
+
+@lru_cache(maxsize=64)
+def _exclusive_sets(group: str, members: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """The sets of an exclusive group whose members exclude each other: the unified schema's age holds two
+    binnings (PETA's, Market-1501's; ``exclusive_sets`` in attributes.json); any other group is one set."""
+    from clear_sdk.schema import UNIFIED, load_schema
+
+    sets = load_schema(UNIFIED).meta.get("exclusive_sets", {}).get(group, [])
+    covered = [tuple(m for m in s if m in members) for s in sets]
+    if sets and set(members) <= {m for s in sets for m in s}:
+        return [s for s in covered if s]
+    return [members]
 
 
 def hard_input(values: np.ndarray, known: np.ndarray, encoding: str = "binary") -> np.ndarray:

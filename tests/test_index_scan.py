@@ -77,16 +77,14 @@ _CHILD = textwrap.dedent(
     index = VectorIndex(4, path)
     index.add(np.eye(4, dtype=np.float32).repeat(25, 0), [f"i{i}" for i in range(100)],
               [{"camera": f"c{i % 2}", "timestamp": float(i)} for i in range(100)])
-    from clear_sdk.index.catalog import Catalog
-
-    original = Catalog.delete
+    original = VectorIndex._delete_rows
 
     def die(self, rows):
         if mode == "after-delete":  # the rows are deleted inside the open transaction
             original(self, rows)
         os.kill(os.getpid(), signal.SIGKILL)
 
-    Catalog.delete = die
+    VectorIndex._delete_rows = die
     index.remove(where={"camera": "c1"})
     print("not killed")
     """
