@@ -300,7 +300,9 @@ _CHILD = textwrap.dedent(
     index = VectorIndex(8, path)
     index.add(rng.standard_normal((40, 8)).astype(np.float32), [f"a{i}" for i in range(40)])
     index.add(rng.standard_normal((25, 8)).astype(np.float32), [f"b{i}" for i in range(25)])
-    original = VectorIndex._insert_rows
+    from clear_sdk.index.catalog import Catalog
+
+    original = Catalog.insert
 
     def die(self, *args):
         # the vectors of this add are written and fsynced; its SQLite transaction is still open
@@ -309,7 +311,7 @@ _CHILD = textwrap.dedent(
         sys.stdout.flush()
         os.kill(os.getpid(), signal.SIGKILL)
 
-    VectorIndex._insert_rows = die
+    Catalog.insert = die
     index.add(rng.standard_normal((5000, 8)).astype(np.float32), [f"c{i}" for i in range(5000)])
     print("not killed")
     """

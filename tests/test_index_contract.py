@@ -337,3 +337,38 @@ def test_remove_everything_must_be_explicit(empty):
     with pytest.raises(ValueError, match="either ids or where= .*everything=True"):
         index.remove(["a"], everything=True)
     assert index.remove(everything=True) == 3 and len(index) == 0
+
+
+# ----------------------------------------------------------------------------- the written interface (issue 26)
+
+
+def test_every_backend_implements_the_gallery_index_protocol(empty):
+    """The protocol in clear_sdk/index/base.py is the interface: every method, with every parameter it names."""
+    import inspect
+
+    from clear_sdk.index import GalleryIndex
+
+    _, index = empty
+    assert isinstance(index, GalleryIndex)
+    members = [n for n in dir(GalleryIndex) if not n.startswith("_") or n in ("__len__", "__contains__")]
+    for name in members:
+        want = inspect.getattr_static(GalleryIndex, name)
+        got = inspect.getattr_static(type(index), name, None)
+        assert got is not None, f"{type(index).__name__} lacks {name}"
+        if inspect.isfunction(want):
+            params = set(inspect.signature(want).parameters)
+            assert params <= set(inspect.signature(got).parameters), (type(index).__name__, name)
+        elif isinstance(want, property):
+            assert isinstance(got, property), (type(index).__name__, name)
+    assert index.corrupt_ids == [] and index.verify() == []
+    assert not hasattr(index, "backend") or type(index).__name__ == "VectorIndex"  # no "milvus" shim
+
+
+def test_a_duplicate_id_is_a_typed_error(empty):
+    from clear_sdk.errors import DuplicateIdError
+
+    _, index = empty
+    index.add(_vectors(2), ["a", "b"])
+    with pytest.raises(DuplicateIdError, match="'b' is already in the index") as err:
+        index.add(_vectors(2), ["c", "b"])
+    assert err.value.item_id == "b" and "c" not in index

@@ -77,14 +77,16 @@ _CHILD = textwrap.dedent(
     index = VectorIndex(4, path)
     index.add(np.eye(4, dtype=np.float32).repeat(25, 0), [f"i{i}" for i in range(100)],
               [{"camera": f"c{i % 2}", "timestamp": float(i)} for i in range(100)])
-    original = VectorIndex._delete_rows
+    from clear_sdk.index.catalog import Catalog
+
+    original = Catalog.delete
 
     def die(self, rows):
         if mode == "after-delete":  # the rows are deleted inside the open transaction
             original(self, rows)
         os.kill(os.getpid(), signal.SIGKILL)
 
-    VectorIndex._delete_rows = die
+    Catalog.delete = die
     index.remove(where={"camera": "c1"})
     print("not killed")
     """

@@ -1,18 +1,21 @@
 """The gallery index behind AttributeSearcher: embeddings + ids + metadata, exact and approximate top-k.
 
-Parts (one job each):
+The interface: :class:`~clear_sdk.index.base.GalleryIndex` (:mod:`.base`), which every backend implements
+and ``tests/test_index_contract.py`` checks. Parts (one job each):
 
+- :mod:`.base`: the protocol, its errors, the input checks every backend shares;
+- :mod:`.metadata`: ids and the one :class:`~clear_sdk.index.metadata.Metadata` type (SQL row, Milvus
+  entity, caller dict);
+- :mod:`.where`: the ``where`` filter language, parsed once; to SQL, to Milvus, to a numpy mask;
 - :mod:`.topk`: exact top-k in numpy (blocked, bounded memory, ties by insertion order);
-- :mod:`.filters`: metadata validation and the ``where`` filter language (SQL, Milvus, numpy);
-- :mod:`.store`: the on-disk store (fp32 vectors file + SQLite in WAL mode, crash-safe adds and
-  deletes, checksums);
-- :mod:`.reads`: the store's read side (ids, metadata, selections, stored vectors);
-- :mod:`.scan_int8`: the fast exact scan (int8 GEMV in onnxruntime, per-row error bounds, fp32
-  re-rank, proof of exactness);
+- :mod:`.vectors`, :mod:`.catalog`, :mod:`.store`: the local store (fp32 vectors file + SQLite in WAL mode,
+  crash-safe adds and deletes, checksums, read-only opening);
+- :mod:`.scan_int8`: the fast exact scan (int8 GEMV in onnxruntime, per-row error bounds, fp32 re-rank);
 - :mod:`.scan`: the FAISS fp16 (and, without ``onnx``, int8) first pass with the same proof;
 - :mod:`.ann`: FAISS IVF / HNSW approximate search;
-- :mod:`.local`: :class:`VectorIndex`, the one-machine index that puts them together;
-- :mod:`.milvus`: :class:`MilvusIndex`, the same interface on Milvus (Milvus Lite file or a server).
+- :mod:`.planner`: which rows a local search may return, and which of the scans above answers it;
+- :mod:`.local`: :class:`VectorIndex`, a store and a planner composed;
+- :mod:`.milvus`: :class:`MilvusIndex`, the same protocol on Milvus (Milvus Lite file or a server).
 
 :func:`open_index` picks the backend from a location: a folder (or None) is a :class:`VectorIndex`,
 ``milvus://host:port/collection``, ``http(s)://...`` or a ``*.db`` file is Milvus.
@@ -23,6 +26,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from clear_sdk.index.base import GalleryIndex
 from clear_sdk.index.local import ANN_AUTO_ROWS, SCAN_MIN_ROWS, VectorIndex
 from clear_sdk.index.metadata import METADATA_FIELDS
 from clear_sdk.index.scan import PRECISIONS, faiss_available
@@ -42,7 +46,7 @@ def is_milvus_uri(location: str | os.PathLike | None) -> bool:
     return text.startswith(("milvus://", "http://", "https://", "tcp://")) or text.endswith(".db")
 
 
-def open_index(location: str | os.PathLike | None, dim: int | None, **kwargs: Any) -> VectorIndex | MilvusIndex:
+def open_index(location: str | os.PathLike | None, dim: int | None, **kwargs: Any) -> GalleryIndex:
     """The index at ``location``: a folder / None -> :class:`VectorIndex`, a Milvus URI or ``*.db`` -> MilvusIndex."""
     if is_milvus_uri(location):
         from clear_sdk.index.milvus import MilvusIndex
@@ -63,6 +67,7 @@ __all__ = [
     "ANN_AUTO_ROWS",
     "DB_FILE",
     "FORMAT_VERSION",
+    "GalleryIndex",
     "METADATA_FIELDS",
     "PRECISIONS",
     "SCAN_MIN_ROWS",

@@ -12,25 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def as_rows(x: object, dim: int, what: str, rows: str = "N") -> np.ndarray:
-    """``x`` as a C-contiguous float32 matrix [N, dim] (a single row becomes [1, dim]), or a ValueError
-    that names ``what`` ("embeddings", "queries") and the first bad row: the one check every index
-    backend runs on the vectors it is given."""
-    a = np.asarray(x)
-    if a.ndim == 1:
-        a = a[None, :]
-    if a.ndim != 2 or a.shape[1] != dim:
-        raise ValueError(f"{what} must have shape [{rows}, {dim}], got {tuple(np.shape(x))}")
-    if not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a):
-        raise ValueError(f"{what} must be real numbers, got dtype {a.dtype}")
-    a = np.ascontiguousarray(a, dtype=np.float32)
-    if not np.isfinite(a).all():
-        bad = int(np.flatnonzero(~np.isfinite(a).all(axis=1))[0])
-        raise ValueError(f"{what}[{bad}] contains NaN or infinity")
-    return a
-
-
 _QUERY_CHUNK = 256  # queries scored together; with block_rows=65536 the score block is 64 MiB at most
 
 
