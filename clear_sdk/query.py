@@ -464,12 +464,15 @@ def _phrases(text: str) -> list[tuple[str, bool]]:
     return out
 
 
-def _phrase_to_attrs(phrase: str, schema: _Schema, negated: bool) -> list[tuple[str, bool]]:
-    """The attributes (name, wanted) of one phrase; a phrase of filler words only gives none."""
+def _phrase_to_attrs(phrase: str, schema: _Schema, negated: bool, query: str | None = None) -> list[tuple[str, bool]]:
+    """The attributes (name, wanted) of one phrase; a phrase of filler words only gives none.
+
+    ``query``: the whole query the phrase comes from, which errors quote (default: the phrase).
+    """
     if _key(phrase) in schema.exact:
         return [(schema.names[schema.exact[_key(phrase)]], not negated)]
     tokens = _tokens(phrase, schema.vocab | _BASE_VOCAB)
-    return [(schema.names[a], not (negated ^ flip)) for a, flip in _match_phrase(tokens, phrase, schema)]
+    return [(schema.names[a], not (negated ^ flip)) for a, flip in _match_phrase(tokens, query or phrase, schema)]
 
 
 def _add(result: dict[str, bool], name: str, value: bool, text: str) -> None:
@@ -501,7 +504,7 @@ def parse_query(
         if not query.strip():
             raise QueryError(f"empty query; name attributes, e.g. {', '.join(schema.names[:3])}")
         for phrase, negated in _phrases(query):
-            for name, value in _phrase_to_attrs(phrase, schema, negated):
+            for name, value in _phrase_to_attrs(phrase, schema, negated, query):
                 _add(result, name, value, query)
         if not result:
             raise _unknown_error("no attribute", query, schema)
@@ -528,7 +531,7 @@ def parse_query(
             continue
         matched = False
         for phrase, negated in _phrases(item):
-            for name, v in _phrase_to_attrs(phrase, schema, negated):
+            for name, v in _phrase_to_attrs(phrase, schema, negated, item):
                 _add(result, name, v if want else not v, item)
                 matched = True
         if not matched:
