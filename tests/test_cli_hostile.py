@@ -91,3 +91,21 @@ def test_25_search_quotes_the_whole_query(tiny_bundle, tmp_path):
     assert r.exit_code == 1 and "in query '[/x]'" in r.output, r.output
     r = _run("search", "female, [bold]zebra[/bold]", "--index", str(index))
     assert r.exit_code == 1 and "in query 'female, [bold]zebra[/bold]'" in r.output, r.output
+
+
+def test_21_an_unexpected_error_of_a_json_command_is_a_json_object_too(monkeypatch, capsys):
+    """The last resort (a bug): still one line on stderr, and the JSON error object on stdout with --json."""
+    from clear_sdk import cli
+
+    def boom(*a, **k):
+        raise RuntimeError("kaput [red]x[/]")
+
+    monkeypatch.setattr(cli, "app", boom)
+    monkeypatch.setattr("sys.argv", ["clear-sdk", "search", "female", "--index", "i", "--json"])
+    monkeypatch.delenv("CLEAR_SDK_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as e:
+        cli.main()
+    assert e.value.code == 1
+    out = capsys.readouterr()
+    assert json.loads(out.out) == {"error": "unexpected RuntimeError: kaput [red]x[/]", "exit_code": 1}
+    assert "error: unexpected RuntimeError: kaput [red]x[/]" in out.err

@@ -11,6 +11,7 @@ import contracts in pyproject.toml and tests/test_architecture.py).
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import sys
 
@@ -38,6 +39,8 @@ def main() -> None:
         if os.environ.get("CLEAR_SDK_DEBUG"):
             raise
         reason = " ".join(plain(e).split())[:300]
+        if "--json" in sys.argv[1:]:  # a consumer of the JSON reads why there is none (as fail() does)
+            print(json.dumps({"error": f"unexpected {type(e).__name__}: {reason}", "exit_code": 1}))
         err_console.print(
             Text.assemble(
                 ("error: ", "bold red"),
