@@ -29,6 +29,9 @@ from clear_sdk.index.metadata import retention_where
 #: One search hit: (id, inner-product score, metadata dict).
 Hit = tuple[str, float, dict[str, Any]]
 Columns = tuple[int, int]
+Ids = Sequence[str] | None
+MetadataIn = Sequence[Mapping[str, Any] | None] | None
+Where = Mapping[str, Any] | None
 
 
 @runtime_checkable
@@ -38,37 +41,22 @@ class GalleryIndex(Protocol):
     dim: int
 
     def add(
-        self,
-        embeddings: np.ndarray,
-        ids: Sequence[str] | None = None,
-        metadata: Sequence[Mapping[str, Any] | None] | None = None,
-        *,
-        replace: bool = False,
+        self, embeddings: np.ndarray, ids: Ids = None, metadata: MetadataIn = None, *, replace: bool = False
     ) -> list[str]:
         """Store rows (ids: uuid4 hex when None); all or nothing. ``replace=True`` overwrites stored ids."""
         ...
 
-    def search(
-        self,
-        queries: np.ndarray,
-        k: int = 10,
-        where: Mapping[str, Any] | None = None,
-        exclude: Iterable[str] | None = None,
-        *,
-        columns: Columns | None = None,
-        exact: bool | None = None,
-        precision: str | None = None,
-    ) -> list[list[Hit]]:
-        """Top-k per query, best first, ties by insertion order; fewer when fewer items match."""
+    def search(self, queries: np.ndarray, k: int = 10, where: Where = None, exclude: Iterable[str] | None = None, *,
+               columns: Columns | None = None, **options: Any) -> list[list[Hit]]:  # fmt: skip
+        """Top-k per query, best first, ties by insertion order; fewer when fewer items match. ``options`` are the
+        backend's (``exact``, ``precision``, ...)."""
         ...
 
     def select(self, where: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         """(id, metadata) of every item matching ``where``, in insertion order."""
         ...
 
-    def remove(
-        self, ids: Sequence[str] | None = None, *, where: Mapping[str, Any] | None = None, everything: bool = False
-    ) -> int:
+    def remove(self, ids: Ids = None, *, where: Where = None, everything: bool = False) -> int:
         """Remove by ids, by filter, or every item (``everything=True``); returns how many."""
         ...
 
@@ -163,4 +151,4 @@ def as_rows(x: object, dim: int, what: str, rows: str = "N") -> np.ndarray:
     return a
 
 
-__all__ = ["GalleryIndex", "Hit", "IndexBase", "as_rows", "check_columns", "check_k"]
+__all__ = ["GalleryIndex", "Hit", "Ids", "IndexBase", "MetadataIn", "Where", "as_rows", "check_columns", "check_k"]

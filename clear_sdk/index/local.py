@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 
 from clear_sdk.index.ann import ANN_TYPES
-from clear_sdk.index.base import Columns, Hit, IndexBase, as_rows, check_columns, check_k
+from clear_sdk.index.base import Columns, Hit, Ids, IndexBase, MetadataIn, Where, as_rows, check_columns, check_k
 from clear_sdk.index.metadata import as_id_list, check_ids, check_remove, metadata_list
 from clear_sdk.index.planner import ANN_AUTO_ROWS, SCAN_MIN_ROWS, SearchOptions, SearchPlanner, real_hits
 from clear_sdk.index.scan import PRECISIONS, faiss_available, import_faiss
@@ -113,12 +113,7 @@ class VectorIndex(IndexBase):
     # -------------------------------------------------------------------------------- writing
 
     def add(
-        self,
-        embeddings: np.ndarray,
-        ids: Sequence[str] | None = None,
-        metadata: Sequence[Mapping[str, Any] | None] | None = None,
-        *,
-        replace: bool = False,
+        self, embeddings: np.ndarray, ids: Ids = None, metadata: MetadataIn = None, *, replace: bool = False
     ) -> list[str]:
         """Append embeddings [N, dim] with ids (uuid4 hex when None) and metadata dicts; returns the ids.
 
@@ -137,9 +132,7 @@ class VectorIndex(IndexBase):
             self._planner.added(first, rows)
         return ids
 
-    def remove(
-        self, ids: Sequence[str] | None = None, *, where: Mapping[str, Any] | None = None, everything: bool = False
-    ) -> int:
+    def remove(self, ids: Ids = None, *, where: Where = None, everything: bool = False) -> int:
         """Remove items by id (unknown ids are a KeyError), every item matching ``where``, or ``everything``.
 
         All-or-nothing and durable (one SQLite transaction). The vectors stay in ``vectors.f32`` as

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from clear_sdk.errors import BundleError, DuplicateIdError
-from clear_sdk.index.base import Hit, IndexBase, as_rows, check_k
+from clear_sdk.index.base import Columns, Hit, Ids, IndexBase, MetadataIn, Where, as_rows, check_k
 from clear_sdk.index.metadata import ENTITY_FIELDS, Metadata, as_id_list, check_ids, check_remove, metadata_list
 from clear_sdk.index.milvus_rows import MilvusRows
 from clear_sdk.index.milvus_schema import (
@@ -127,12 +127,7 @@ class MilvusIndex(IndexBase):
     # ------------------------------------------------------------------------------------------ add
 
     def add(
-        self,
-        embeddings: np.ndarray,
-        ids: Sequence[str] | None = None,
-        metadata: Sequence[Mapping[str, Any] | None] | None = None,
-        *,
-        replace: bool = False,
+        self, embeddings: np.ndarray, ids: Ids = None, metadata: MetadataIn = None, *, replace: bool = False
     ) -> list[str]:
         """Insert embeddings [N, dim] with ids and metadata (validated as by the local index); returns the ids."""
         emb = as_rows(embeddings, self.dim, "embeddings")
@@ -178,18 +173,9 @@ class MilvusIndex(IndexBase):
             "create it with a field for those columns"
         )
 
-    def search(
-        self,
-        queries: np.ndarray,
-        k: int = 10,
-        where: Mapping[str, Any] | None = None,
-        exclude: Iterable[str] | None = None,
-        *,
-        columns: tuple[int, int] | None = None,
-        exact: bool | None = None,
-        precision: str | None = None,
-        **params: Any,
-    ) -> list[list[Hit]]:
+    def search(self, queries: np.ndarray, k: int = 10, where: Where = None, exclude: Iterable[str] | None = None, *,
+               columns: Columns | None = None, exact: bool | None = None, precision: str | None = None,
+               **params: Any) -> list[list[Hit]]:  # fmt: skip
         """Top-k per query by inner product over the vector field of ``columns``: lists of (id, score, metadata)."""
         q = as_rows(queries, self.dim, "queries", rows="Q")
         k = check_k(k)
@@ -214,9 +200,7 @@ class MilvusIndex(IndexBase):
 
     # -------------------------------------------------------------------------------------- removal
 
-    def remove(
-        self, ids: Sequence[str] | None = None, *, where: Mapping[str, Any] | None = None, everything: bool = False
-    ) -> int:
+    def remove(self, ids: Ids = None, *, where: Where = None, everything: bool = False) -> int:
         """Delete items by id (unknown ids are a KeyError), by filter, or ``everything``."""
         where = check_remove(ids, where, everything)
         if ids is not None:

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from clear_sdk.index.topk import exact_rerank
+from clear_sdk.index.topk import exact_rerank, unproven
 
 PRECISIONS = ("fp32", "fp16", "int8")
 SHARD_ROWS = 1 << 18  # rows per FAISS shard: 1M items are 4 shards, searched by the thread pool
@@ -152,9 +152,7 @@ class ScanCache:
         """
         nq = len(q)
         k = min(k, n_allowed)
-        out_s = np.full((nq, k), -np.inf, np.float32)
-        out_r = np.full((nq, k), -1, np.int64)
-        proven = np.zeros(nq, dtype=bool)
+        out_s, out_r, proven = unproven(nq, k)
         if k == 0 or self.rows == 0:
             return out_s, out_r, np.ones(nq, dtype=bool)
         eps = np.linalg.norm(q, axis=1).astype(np.float64) * self.r_max

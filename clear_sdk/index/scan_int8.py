@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from clear_sdk.index.topk import exact_rerank
+from clear_sdk.index.topk import exact_rerank, unproven
 
 SHARD_ROWS = 1 << 18  # rows per onnxruntime session built in bulk
 TAIL_ROWS = 1 << 15  # rows added after the last shard are scored in fp32 until there are this many
@@ -294,9 +294,7 @@ class Int8Scan:
         """Exact top-k for the queries it can prove: (scores, rows, proven [Q] bool); ``master``: fp32 columns."""
         nq = len(q)
         k = min(k, n_allowed)
-        out_s = np.full((nq, k), -np.inf, np.float32)
-        out_r = np.full((nq, k), -1, np.int64)
-        proven = np.zeros(nq, dtype=bool)
+        out_s, out_r, proven = unproven(nq, k)
         if k == 0 or self.rows == 0:
             return out_s, out_r, np.ones(nq, dtype=bool)
         for i in range(nq):

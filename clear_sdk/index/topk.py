@@ -12,6 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 
+
+def unproven(nq: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The empty answer of a reduced-precision scan: scores -inf [nq, k], rows -1, and no query proven yet."""
+    return np.full((nq, k), -np.inf, np.float32), np.full((nq, k), -1, np.int64), np.zeros(nq, dtype=bool)
+
+
 _QUERY_CHUNK = 256  # queries scored together; with block_rows=65536 the score block is 64 MiB at most
 
 
