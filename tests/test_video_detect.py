@@ -32,11 +32,12 @@ def test_the_tile_grid_follows_frame_and_person_size():
     assert auto_grid(360, 640) == (3, 1) and auto_grid(576, 720) == (2, 1) and auto_grid(640, 360) == (1, 1)
     assert auto_grid(360, 640, person_height=170) == (3, 1)  # a third of the frame or more: the same
     # small people: rows of tiles about three person heights high
-    assert auto_grid(360, 640, person_height=50) == (4, 3)
+    assert auto_grid(360, 640, person_height=50) == (5, 3)
     cols, rows = auto_grid(1080, 1920, person_height=20)
     assert cols * rows <= MAX_TILES and rows > 1
     det = SSDLiteDetector(person_height=50)
-    assert det.grid(360, 640) == (4, 3) and SSDLiteDetector(tiles=(2, 1), person_height=50).grid(360, 640) == (2, 1)
+    assert det.grid(360, 640) == (5, 3) and det.conf == 0.2
+    assert SSDLiteDetector(tiles=(2, 1), person_height=50).grid(360, 640) == (2, 1)
     with pytest.raises(DetectorError, match="person_height"):
         SSDLiteDetector(person_height=0)
 
@@ -76,7 +77,7 @@ def frame(i: int, still: bool = False) -> np.ndarray:
 
 def test_every_third_frame_is_detected_and_the_tracker_carries_the_boxes_between():
     det = CountingDetector()
-    sch = DetectionSchedule(det, ByteTracker(frame_rate=10.0 / 3), every=3)
+    sch = DetectionSchedule(det, ByteTracker(frame_rate=10.0), every=3)
     boxes = [sch.update(frame(i)) for i in range(30)]
     assert det.calls == 10 and sch.detector_runs == 10
     ids = {b.track_id for f in boxes for b in f}

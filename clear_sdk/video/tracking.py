@@ -56,6 +56,7 @@ class ByteTracker:
     ) -> None:
         self._sv, cls = require_supervision()
         self.hold_overlap = hold_overlap
+        self._last: dict[int, tuple[int, int, int, int]] = {}
         with warnings.catch_warnings():  # supervision 0.30 announces the move to the trackers package
             warnings.simplefilter("ignore", FutureWarning)
             self._tracker = cls(
@@ -81,6 +82,7 @@ class ByteTracker:
             for t, b, s in zip(out.tracker_id, boxes, out.confidence)
             if t is not None and int(t) >= 0
         ]
+        self._last = {b.track_id: b.box for b in tracked}  # where carried() starts from
         return self._hold_overlapping(tracked) if self.hold_overlap is not None and tracked else tracked
 
     def _hold_overlapping(self, tracked: list[TrackedBox]) -> list[TrackedBox]:
@@ -103,18 +105,25 @@ class ByteTracker:
     def _live(self) -> list:
         return [t for t in (*self._tracker.tracked_tracks, *self._tracker.lost_tracks) if t.is_activated]
 
-    def carried(self, steps: float = 1.0) -> list[TrackedBox]:
+    def carried(self, steps: float = 1.0, unconfirmed: bool = False) -> list[TrackedBox]:
         """The boxes of the tracks followed now, moved ``steps`` tracker updates ahead (the tracker is unchanged).
 
         ByteTrack's Kalman state is (centre x, centre y, aspect, height) and their velocities per update.
         """
         out = []
         for t in self._tracker.tracked_tracks:
-            if not t.is_activated or t.mean is None or int(t.external_track_id) < 0:
+            tid = int(t.external_track_id)
+            if t.mean is None or not (t.is_activated or unconfirmed):
                 continue
-            box = tuple(round(v) for v in _kalman_box(t.mean[:4] + steps * t.mean[4:8]))
-            out.append(TrackedBox(int(t.external_track_id), box, float(t.score)))
-        return self._hold_overlapping(out) if self.hold_overlap is not None and out else out
+            # from the box last detected (the Kalman estimate trails it), moved on by the Kalman velocity
+            x1, y1, x2, y2 = self._last.get(tid) or (round(v) for v in _kalman_box(t.mean))
+            vx, vy, _, vh = (float(v) for v in t.mean[4:8])
+            h = max(1.0, (y2 - y1) + steps * vh)
+            w = (x2 - x1) * h / max(1, y2 - y1)
+            cx, cy = (x1 + x2) / 2 + steps * vx, (y1 + y2) / 2 + steps * vy
+            box = (round(cx - w / 2), round(cy - h / 2), round(cx + w / 2), round(cy + h / 2))
+            out.append(TrackedBox(tid if t.is_activated else -1, box, float(t.score)))
+        return self._hold_overlapping(out) if self.hold_overlap is not None and out and not unconfirmed else out
 
 
 def _kalman_box(mean: np.ndarray) -> tuple[float, float, float, float]:
@@ -126,11 +135,15 @@ def _kalman_box(mean: np.ndarray) -> tuple[float, float, float, float]:
 class DetectionSchedule:
     """Detect on some frames only; the tracker carries the boxes on the others.
 
-    ``every``: run the detector on every ``every``-th frame (1: all); the tracker is updated only then,
-    so give it ``frame_rate / every``. ``motion``: also skip a due detection when the frame differs from
-    the last detected one in less than this fraction of its pixels (a still scene; None: never skip);
-    ``max_still`` detections may be skipped in a row before one runs anyway. ``update(frame)`` returns the
-    tracked boxes of every frame; :attr:`detected` says whether the last one ran the detector.
+    ``every``: run the detector on every ``every``-th frame (1: all). On the frames between, each track's
+    box is carried one frame on by its Kalman velocity and fed back to the tracker as its detection, so
+    the tracker is updated on every frame (give it the source's frame rate) and meets the next real
+    detection one frame ahead, not ``every`` frames (measured: recall of the tracked boxes at every 3rd
+    frame 0.81 with the feedback, 0.75 without it, 0.85 detecting every frame; results/video_real.md).
+    ``motion``: also skip a due detection when the frame differs from the last detected one in less than
+    this fraction of its pixels (a still scene; None: never skip); ``max_still`` detections may be skipped
+    in a row before one runs anyway. ``update(frame)`` returns the tracked boxes of every frame;
+    :attr:`detected` says whether the last one ran the detector.
     """
 
     def __init__(self, detector, tracker, every: int = 1, motion: float | None = None, max_still: int = 10) -> None:
@@ -169,9 +182,12 @@ class DetectionSchedule:
                 return self.tracker.update(dets)
             self._still += 1  # nothing moved: the people (if any) stand where they were
             return self.tracker.carried(0.0)
-        steps = self._since / self.every
         self._since += 1
-        return self.tracker.carried(steps)
+        # the boxes carried one frame on go back into the tracker as its detections: it stays one frame
+        # behind the video, and its next prediction meets the next real detection one frame ahead
+        carried = self.tracker.carried(1.0, unconfirmed=True)  # a new track is confirmed by its next box
+        # scores above ByteTrack's floor of 0.1 (below it a box is dropped and its track lost)
+        return self.tracker.update([Detection(b.box, max(b.score, 0.11)) for b in carried])
 
 
 class TrackBook:

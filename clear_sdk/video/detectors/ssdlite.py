@@ -42,11 +42,13 @@ GRAPH_NMS_IOU, GRAPH_MAX_BOXES = 0.6, 100  # what the TF graph's own post-proces
 # Tiles per frame at most: each is a 300x300 input of one batched call (16: ~17 MB; 100x100 tiles grew to 24 GB),
 # and the default grid (one column per frame height of width) stops at MAX_DEFAULT_COLS for very wide frames
 MAX_TILES, MAX_DEFAULT_COLS = 16, 4
-# The tile policy, measured on the campus frames, the rendered scenes and the rendered crowd at IoU 0.5
-# (benchmarks/video_real.py, results/video_real.md): people taller than a third of the frame see best in
-# one row of tiles about 0.7 as wide as high (3x1 at 640x360, 2x1 at 720x576); small people in rows of
-# tiles about TILE_PERSON_HEIGHTS person heights high, 1.4 as wide as high (4x3 for 50 px people at 640x360).
-ONE_ROW_TILE_ASPECT, SMALL_TILE_ASPECT, TILE_PERSON_HEIGHTS = 0.7, 1.4, 3.0
+# The tile policy, chosen by recall at precision >= 0.7 on the tune sets at IoU 0.5 (benchmarks/video_real.py,
+# results/video_real.md): people taller than a third of the frame are found best in one row of tiles about
+# 0.7 as wide as high (3x1 at 640x360, 2x1 at 720x576); small people in rows of tiles about
+# TILE_PERSON_HEIGHTS person heights high and 1.1 as wide (5x3 for 30-70 px people at 640x360), where a
+# higher score threshold (SMALL_PEOPLE_CONF) keeps the precision of that many tiles.
+ONE_ROW_TILE_ASPECT, SMALL_TILE_ASPECT, TILE_PERSON_HEIGHTS = 0.7, 1.1, 3.0
+SMALL_PEOPLE_CONF = 0.2
 
 
 def auto_grid(h: int, w: int, person_height: float | None = None, overlap: float = 0.25) -> tuple[int, int]:
@@ -111,7 +113,8 @@ class SSDLiteDetector:
     ``precision``: ``"int8"`` (default, the quantised core) or ``"fp32"`` (the converted graph whole);
     ``model``: another graph of either form. ``conf`` defaults to the threshold tuned for the precision.
     ``threads``: intra-op threads (1: the pipeline runs one detector per camera, each on its own core).
-    ``person_height``: how tall people are in the frame (pixels), for the tile grid when ``tiles`` is None.
+    ``person_height``: how tall people are in the frame (pixels), for the tile grid when ``tiles`` is None
+    (:func:`auto_grid`); with it, ``conf`` defaults to SMALL_PEOPLE_CONF.
     """
 
     name = "ssdlite"
@@ -143,7 +146,10 @@ class SSDLiteDetector:
         if not self.core and self.input_name != "image_tensor:0":
             raise DetectorError(f"{path} is not an SSDLite person graph (its input is {self.input_name!r})")
         self.precision = precision if model is None else ("core" if self.core else "full")
-        self.conf = DEFAULT_CONF.get(precision, 0.1) if conf is None else float(conf)
+        if conf is None:  # small people (person_height given): many tiles, a higher threshold
+            small = person_height is not None and tiles is None
+            conf = SMALL_PEOPLE_CONF if small else DEFAULT_CONF.get(precision, 0.1)
+        self.conf = float(conf)
         self.nms_iou = float(nms_iou)
         self.tiles = None if tiles is None else (int(tiles[0]), int(tiles[1]))
         if self.tiles is not None and not (min(self.tiles) >= 1 and self.tiles[0] * self.tiles[1] <= MAX_TILES):
