@@ -28,6 +28,7 @@ from clear_sdk.description import DescriptionTemplate, template_for
 from clear_sdk.errors import BundleError
 from clear_sdk.gallery_layout import GalleryLayout, Scorer
 from clear_sdk.query import hard_input, parse_query, query_to_vectors
+from clear_sdk.views import output_view, query_to_unified
 
 __all__ = ["QueryEncoder"]
 
@@ -64,6 +65,19 @@ class QueryEncoder:
     def parse(self, query: Any) -> dict[str, bool]:
         """The attribute constraints of a query (text, list of names, or dict name -> bool)."""
         return parse_query(query, self.bundle.attribute_names, self.bundle.groups)
+
+    def in_schema(self, queries: Sequence[Any], schema: str | None) -> list[Any]:
+        """Queries written in a dataset view's names (``schema="market1501"``) as queries in the bundle's names.
+
+        ``None`` (or the bundle's own dataset) leaves them as they are. A unified-schema bundle maps each
+        view's attributes (:func:`clear_sdk.views.query_to_unified`); attributes a query does not name stay
+        not asked.
+        """
+        out = output_view(self.bundle.dataset, self.bundle.attribute_names, self.bundle.groups, schema)
+        if out.view is None:
+            return list(queries)
+        names, groups = list(out.names), out.groups
+        return [query_to_unified(out.view, parse_query(q, names, groups)) for q in queries]
 
     def encode(self, queries: Sequence[Any] | Any) -> np.ndarray:
         """CLEAR query embeddings [Q, D] = normalised [f_attr(hard); f_text(soft)], as training computed them."""

@@ -246,9 +246,15 @@ class AttributeSearcher:
         """Forget the encoded queries (the cache holds the last 1024)."""
         self.query_encoder.clear_cache()
 
-    def query_vectors(self, queries: Sequence[Any], scorer: Scorer | None = None) -> np.ndarray:
-        """Each query as a vector against the stored ``[E^v; log p; log(1-p)]`` items: [Q, D + 2A] (cached)."""
-        return self.query_encoder.vectors(queries, scorer or self.scorer)
+    def query_vectors(
+        self, queries: Sequence[Any], scorer: Scorer | None = None, schema: str | None = None
+    ) -> np.ndarray:
+        """Each query as a vector against the stored ``[E^v; log p; log(1-p)]`` items: [Q, D + 2A] (cached).
+
+        ``schema``: the queries are written in that dataset's attribute names (a unified-schema bundle's view,
+        e.g. ``"market1501"``); attributes a query does not name are not asked.
+        """
+        return self.query_encoder.vectors(self.query_encoder.in_schema(queries, schema), scorer or self.scorer)
 
     def search(
         self,
@@ -256,14 +262,16 @@ class AttributeSearcher:
         k: int = 10,
         where: Mapping[str, Any] | None = None,
         scorer: Scorer | None = None,
+        schema: str | None = None,
         **search_kw: Any,
     ) -> list[Hit]:
         """The ``k`` best gallery items for one query; ``where`` filters on metadata (``{"camera": "c1"}``).
 
-        ``search_kw`` go to the index's search: ``exact=False`` (approximate), ``precision="fp32"``,
-        ``nprobe=`` / ``ef_search=``.
+        ``schema``: the query is in a dataset's own names (``"peta"``, ``"market1501"``, ``"pa100k"``; see
+        :meth:`query_vectors`). ``search_kw`` go to the index's search: ``exact=False`` (approximate),
+        ``precision="fp32"``, ``nprobe=`` / ``ef_search=``.
         """
-        return self.search_many([query], k=k, where=where, scorer=scorer, **search_kw)[0]
+        return self.search_many([query], k=k, where=where, scorer=scorer, schema=schema, **search_kw)[0]
 
     def search_many(
         self,
@@ -271,19 +279,22 @@ class AttributeSearcher:
         k: int = 10,
         where: Mapping[str, Any] | None = None,
         scorer: Scorer | None = None,
+        schema: str | None = None,
         **search_kw: Any,
     ) -> list[list[Hit]]:
         """:meth:`search` for several queries in one pass over the gallery."""
         # the queries, k and the filter are checked the same way whether or not the gallery is empty
-        qv = self.query_vectors(list(queries), scorer)
+        qv = self.query_vectors(list(queries), scorer, schema)
         results = self.index.search(qv, k=k, where=where, columns=self.columns(scorer), **search_kw)
         return [[Hit(i, s, m) for i, s, m in row] for row in results]
 
-    def score_matrix(self, queries: Sequence[Any], scorer: Scorer | None = None) -> tuple[np.ndarray, list[str]]:
+    def score_matrix(
+        self, queries: Sequence[Any], scorer: Scorer | None = None, schema: str | None = None
+    ) -> tuple[np.ndarray, list[str]]:
         """Scores of every query against every gallery item [Q, N] and the items' ids (for evaluation)."""
         ids = self.index.ids
         vecs = self.index.get_vectors(ids)
-        return self.query_vectors(list(queries), scorer) @ vecs.T, ids
+        return self.query_vectors(list(queries), scorer, schema) @ vecs.T, ids
 
     def close(self) -> None:
         self.index.close()

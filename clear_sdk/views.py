@@ -14,6 +14,7 @@ runtime (``Recognizer.predict(..., schema="market1501")``):
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -117,3 +118,30 @@ def output_view(
     groups_src = {**native.groups, **native.meta.get("colour_groups", {})}
     groups = {g: [a for a in members if a in names] for g, members in groups_src.items()}
     return OutputView(view.dataset, tuple(names), {g: m for g, m in groups.items() if m}, view)
+
+
+def query_to_unified(view: View, parsed: Mapping[str, bool]) -> dict[str, bool]:
+    """A query in a view's names ({native: wanted}) as a query in the unified names.
+
+    exact: the same constraint; complement: its negation; union: "none of them" when the native attribute is
+    asked absent. A union asked present ("any of them") is not one conjunctive query: a QueryError names its
+    parts so the caller can ask for one of them. Two native constraints that disagree on one unified attribute
+    are a QueryError too.
+    """
+    entries = {e.native: e for e in view.entries}
+    out: dict[str, bool] = {}
+    for native, wanted in parsed.items():
+        e = entries.get(native)
+        if e is None:
+            raise QueryError(f"{native!r} is not an attribute of the {view.dataset} view")
+        if e.how == "union" and wanted:
+            raise QueryError(
+                f"{native!r} means any of {', '.join(e.of)} in the unified schema; ask for one of them "
+                "(without schema=) instead"
+            )
+        for u in e.of:
+            value = (not wanted) if e.how == "complement" else bool(wanted)
+            if out.get(u, value) != value:
+                raise QueryError(f"the query asks {u!r} both present and absent (through {native!r})")
+            out[u] = value
+    return out
