@@ -87,12 +87,19 @@ def predict(
     images: Annotated[list[str], typer.Argument(help="Image files.")],
     backend: Annotated[str, typer.Option(help="auto, onnxruntime, tensorrt or torch.")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per image, in a list.")] = False,
+    schema: Annotated[
+        str | None,
+        typer.Option(help="Answer in a dataset's own attribute names: peta, market1501 or pa100k (a unified model)."),
+    ] = None,
 ) -> None:
-    """Recognise attributes of images; a bad image gets an error entry, the others are still answered (exit 1)."""
+    """Recognise attributes of images; a bad image gets an error entry, the others are still answered (exit 1).
+
+    BUNDLE may be "default" (the shipped unified model) or any shipped name or bundle folder.
+    """
     json_errors(as_json)
     rec = _open_recognizer(bundle, backend)
     try:
-        preds = rec.predict(images, errors="skip")
+        preds = rec.predict(images, errors="skip", schema=schema)
     except (*REPORTED, RuntimeError) as e:  # the backend itself failed (TensorRT: RuntimeError), not one image
         fail(str(e))
     rows = []
@@ -100,7 +107,9 @@ def predict(
         if p.error:
             rows.append({"image": plain(path), "error": plain(p.error)})
         else:
-            rows.append({"image": plain(path), "probabilities": p.probabilities, "attributes": p.attributes})
+            rows.append(
+                {"image": plain(path), "probabilities": p.probabilities, "attributes": p.attributes, "text": str(p)}
+            )
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
     else:
@@ -108,7 +117,7 @@ def predict(
             if "error" in r:  # the reason names the image already
                 say(r["error"], err=True, style="red")
             else:
-                found = ", ".join(r["attributes"]) or "(no attribute above threshold)"
+                found = r["text"]  # the labels a person reads ("carries a backpack"); --json keeps the names
                 console.print(Text.assemble((r["image"], "bold"), f": {found}"), highlight=False, soft_wrap=True)
     if any("error" in r for r in rows):
         raise typer.Exit(1)
@@ -284,6 +293,10 @@ def search(
         bool, typer.Option(help="Check every stored vector's checksum first (automatic up to 256 MiB of vectors).")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False,
+    schema: Annotated[
+        str | None,
+        typer.Option(help="The query is in a dataset's attribute names: peta, market1501 or pa100k (unified model)."),
+    ] = None,
 ) -> None:
     """Find people by attributes in an index; "person" (or an empty query) lists everyone, earliest first."""
     from clear_sdk.index import is_milvus_uri
@@ -310,8 +323,10 @@ def search(
             if listing:
                 hits, parsed = _everyone(searcher.index, where, k), {}
             else:
-                hits = searcher.search(query, k=10 if k is None else k, where=where)
-                parsed = searcher.parse(query)
+                hits = searcher.search(query, k=10 if k is None else k, where=where, schema=schema)
+                parsed = searcher.query_encoder.in_schema([query], schema)[0] if schema else searcher.parse(query)
+                if not isinstance(parsed, dict):
+                    parsed = searcher.parse(parsed)
             corrupt = len(searcher.index.corrupt_ids)
     except REPORTED as e:
         fail(str(e))
@@ -321,13 +336,13 @@ def search(
         from clear_sdk.visualize import retrieval_grid
 
         try:
-            retrieval_grid([(query, [(h.metadata.get("source"), h.score) for h in hits])], grid)
+            retrieval_grid([(_readable(parsed) or query, [(h.metadata.get("source"), h.score) for h in hits])], grid)
         except (ImportError, OSError, ValueError) as e:
             fail(f"cannot write the grid {grid}: {e}")
     if as_json:
         typer.echo(json.dumps({"query": query, "parsed": parsed, "hits": [h.__dict__ for h in hits]}, indent=2))
         return
-    what = "everyone, in time order" if listing else ", ".join(("" if v else "no ") + n for n, v in parsed.items())
+    what = "everyone, in time order" if listing else _readable(parsed)
     table = Table(title=Text(f"{plain(query)}  →  {what}"))
     tracks = any(h.metadata.get("track") is not None for h in hits)  # items indexed by `clear-sdk watch`
     for col in ("rank", "id", "score", "camera", *(("track", "seen") if tracks else ())):
@@ -342,6 +357,14 @@ def search(
     console.print(table)
     if grid:
         say(f"grid: {grid}")
+
+
+def _readable(parsed: dict[str, bool]) -> str:
+    """A parsed query as a person reads it: "female, carries a backpack, no wears a hat" -> labels of the schema."""
+    from clear_sdk.schema import attribute_labels
+
+    labels = attribute_labels(list(parsed))
+    return ", ".join(("" if v else "no ") + labels[n] for n, v in parsed.items())
 
 
 #: Queries that list every item instead of searching (an empty query, or the person itself).
