@@ -69,10 +69,12 @@ def from_unified(
     return p_out, d_out
 
 
-def covered(view: View, unified_names: list[str]) -> View:
-    """The part of ``view`` a model with outputs ``unified_names`` can answer (entries whose parts it has)."""
+def covered(view: View, unified_names: list[str], native_names: list[str] | None = None) -> View:
+    """The part of ``view`` a model with outputs ``unified_names`` can answer (entries whose parts it has),
+    and, with ``native_names``, only the native attributes a loaded dataset has (PETA without its colours)."""
     have = set(unified_names)
-    entries = tuple(e for e in view.entries if set(e.of) <= have)
+    natives = None if native_names is None else set(native_names)
+    entries = tuple(e for e in view.entries if set(e.of) <= have and (natives is None or e.native in natives))
     return View(view.dataset, view.unified, entries, view.derived, view.not_covered)
 
 

@@ -323,10 +323,16 @@ def bench_accuracy(
     split: str = "test",
     dataset_kwargs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """mA/F1 and retrieval R-1/mAP (per scorer) of one backend on a dataset split (needs the training extra)."""
+    """mA/F1 and retrieval R-1/mAP (per scorer) of one backend on a dataset split (needs the training extra).
+
+    A unified-schema bundle is measured in the dataset's own view (its names, its protocol; no hand mapping).
+    """
+    from clear_sdk.errors import QueryError
     from clear_sdk.metrics import attribute_metrics, retrieval_metrics, retrieval_queries
+    from clear_sdk.schema import UNIFIED, load_view
     from clear_sdk.searcher import AttributeSearcher
     from clear_sdk.training.data import create_dataset
+    from clear_sdk.views import covered, from_unified
 
     ds = create_dataset(dataset, root, **(dataset_kwargs or {}))
     recs = ds.split(split)
@@ -336,18 +342,32 @@ def bench_accuracy(
     ids = [str(i) for i in range(len(paths))]
     searcher.add(paths, ids=ids)
     probs = searcher.layout.probabilities(searcher.index.get_vectors(ids))
-    a = len(searcher.attribute_names)
+    names = list(searcher.attribute_names)
     thr = np.array(searcher.bundle.threshold_vector())
-    rec = {k: float(v) for k, v in attribute_metrics(probs, labels, thr).items() if np.isscalar(v)}
+    decisions = probs > thr
+    schema = None
+    if searcher.bundle.dataset == UNIFIED and dataset != UNIFIED:  # the dataset's own protocol, in its view
+        schema, native = dataset, list(ds.attributes)
+        view = covered(load_view(dataset), names, native)
+        labels = labels[:, [native.index(n) for n in view.names]]
+        probs, decisions = from_unified(view, names, probs, decisions)
+        names = view.names
+    rec = {k: float(v) for k, v in attribute_metrics(decisions.astype(np.float64), labels).items() if np.isscalar(v)}
     out: dict[str, Any] = {"backend": backend, "recognition": rec, "retrieval": {}}
+    if schema:
+        out["view"] = schema
     standard = len(type(ds).attributes)
-    if 0 < standard < a:  # e.g. PETA with colours: the standard protocol scores its first 35 attributes
-        std = attribute_metrics(probs[:, :standard], labels[:, :standard], thr[:standard])
+    if 0 < standard < len(names) and names[:standard] == list(type(ds).attributes):  # PETA + colours: first 35
+        std = attribute_metrics(decisions[:, :standard].astype(np.float64), labels[:, :standard])
         out["recognition_standard"] = {k: float(v) for k, v in std.items() if np.isscalar(v)}
     queries = retrieval_queries(labels)
-    qdicts = [{n: bool(v) for n, v in zip(searcher.attribute_names, q)} for q in queries]
+    qdicts = [{n: bool(v) for n, v in zip(names, q)} for q in queries]
     for scorer in searcher.layout.scorers:
-        scores, order = searcher.score_matrix(qdicts, scorer=scorer)
+        try:
+            scores, order = searcher.score_matrix(qdicts, scorer=scorer, schema=schema)
+        except QueryError as e:  # e.g. PA-100K's Trousers = trousers or jeans: not one conjunctive query
+            out["retrieval"][scorer] = {"skipped": str(e)}
+            continue
         gallery = labels[[int(i) for i in order]]
         out["retrieval"][scorer] = {k: float(v) for k, v in retrieval_metrics(scores, queries, gallery).items()}
     searcher.close()
