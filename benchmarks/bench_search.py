@@ -1,7 +1,7 @@
 """Search at city scale: AttributeSearcher on a 1M-item gallery, every backend and precision, one table.
 
     python benchmarks/bench_search.py                                  # everything, 1,000,000 items
-    python benchmarks/bench_search.py --parts add,exact --out /tmp/a.json   # a subset (results merge into --out)
+    python benchmarks/bench_search.py --parts add,exact --out a.json   # a subset (results merge into --out)
     python benchmarks/bench_search.py --n 100000 --parts milvus
     python benchmarks/bench_search.py --parts searchloop                 # lone int8 queries, nothing else
 
@@ -32,6 +32,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
+
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -39,8 +42,9 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--n", type=int, default=1_000_000, help="gallery size")
     p.add_argument("--bundle", default="peta-lite0")
     p.add_argument("--base", type=int, default=2000, help="real crops embedded to seed the gallery")
-    p.add_argument("--cache", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "clear-sdk-bench-search"))
-    p.add_argument("--data", default="/work/shared/data/peta-trainval/images")
+    p.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "clear-sdk-bench-search"))
+    p.add_argument("--data", default=os.path.join(_REPO, "..", "shared", "data", "peta-trainval", "images"),
+                   help="PETA crops that seed the gallery (default: ../shared/data/peta-trainval/images)")
     p.add_argument("--parts", default="baseline,add,exact,filters,ann,milvus")
     p.add_argument("--precisions", default="fp32,int8", help="exact precisions to time (fp16: the FAISS scan)")
     p.add_argument("--lone", type=int, default=30, help="lone queries timed per method")
@@ -51,6 +55,7 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--label", default="after", help="key of this run in the results (before / after)")
     p.add_argument("--code", default=None, help="import clear_sdk from this folder")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--note", default="", help="recorded with the run: what else the machine was doing")
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "bench_search_1m_after.json"))
     return p.parse_args(argv)
 
@@ -62,7 +67,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import datetime  # noqa: E402
 import json  # noqa: E402
 import shutil  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -365,6 +369,21 @@ def plot(rows: list[dict], out: Path) -> None:
     fig.savefig(out, dpi=110)
 
 
+def _command(argv: list[str]) -> str:
+    """The command as it can be rerun from a clone: paths relative to the repo, ``--code DIR`` as its git commit."""
+    import subprocess
+
+    out = []
+    for i, a in enumerate(argv):
+        if i and argv[i - 1] == "--code":
+            rev = subprocess.run(["git", "-C", a, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+            a = f"<checkout of {rev.stdout.strip() or 'another commit'}>"
+        elif os.path.isabs(a):
+            a = os.path.relpath(a, _REPO)
+        out.append(a)
+    return " ".join(out)
+
+
 def main() -> None:
     args = ARGS
     print(f"bench_search: N={args.n:,}, bundle {args.bundle}, parts {args.parts}, label {args.label}", flush=True)
@@ -389,9 +408,9 @@ def main() -> None:
     # every invocation keeps its rows (the baseline and add of each run stay beside that run's methods)
     invocation = len(report["commands"][args.label])
     report["runs"] += [{"label": args.label, "invocation": invocation, **r} for r in b.rows]
-    report["commands"][args.label].append({"command": " ".join(sys.argv), "parts": parts,
+    report["commands"][args.label].append({"command": _command(sys.argv), "parts": parts,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "loadavg": os.getloadavg()})  # fmt: skip
+        "loadavg": os.getloadavg(), "note": args.note})  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     plot(report["runs"], out.with_suffix(".png"))

@@ -302,16 +302,16 @@ _CHILD = textwrap.dedent(
     index.add(rng.standard_normal((25, 8)).astype(np.float32), [f"b{i}" for i in range(25)])
     from clear_sdk.index.catalog import Catalog
 
-    original = Catalog.insert
+    original = Catalog.finish_add
 
     def die(self, *args):
-        # the vectors of this add are written and fsynced; its SQLite transaction is still open
+        # the vectors of this add are written and fsynced, its rows inserted; its SQLite transaction is still open
         if mode == "inside-transaction":
             original(self, *args)
         sys.stdout.flush()
         os.kill(os.getpid(), signal.SIGKILL)
 
-    Catalog.insert = die
+    Catalog.finish_add = die
     index.add(rng.standard_normal((5000, 8)).astype(np.float32), [f"c{i}" for i in range(5000)])
     print("not killed")
     """

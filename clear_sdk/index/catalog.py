@@ -175,8 +175,8 @@ class Catalog:
         finally:
             self.db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
 
-    def insert(self, count: int, ids: list[str], rows: list[Metadata], crc: int) -> None:
-        """Rows [count, count + n) with their checksum and the new count, inside the caller's transaction."""
+    def insert_rows(self, count: int, ids: list[str], rows: list[Metadata]) -> None:
+        """Rows [count, count + n), inside the caller's transaction."""
         db = self.db
         if not self._legacy_dropped:  # before the insert, so that this add no longer maintains them
             for statement in _LEGACY_INDEXES:
@@ -186,9 +186,13 @@ class Catalog:
             f"INSERT INTO items({_ITEM_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
             map(tuple.__add__, zip(range(count, count + len(ids)), ids, strict=True), rows),
         )
-        db.execute(_SCHEMA[2])
-        db.execute("INSERT OR REPLACE INTO batches(first_row, rows, crc32) VALUES (?, ?, ?)", (count, len(ids), crc))
-        db.execute("UPDATE meta SET value=? WHERE key='count'", (str(count + len(ids)),))
+
+    def finish_add(self, count: int, n: int, crc: int) -> None:
+        """The checksum of rows [count, count + n) and the new count, inside the caller's transaction (whose commit
+        is the commit point of the add)."""
+        self.db.execute(_SCHEMA[2])
+        self.db.execute("INSERT OR REPLACE INTO batches(first_row, rows, crc32) VALUES (?, ?, ?)", (count, n, crc))
+        self.db.execute("UPDATE meta SET value=? WHERE key='count'", (str(count + n),))
 
     def committed(self) -> None:
         """The caller's add committed (legacy indexes were dropped with it)."""
