@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from clear_sdk.cli.app import REPORTED, app, console, fail, need_training, say
 
@@ -182,9 +183,21 @@ def demo_command(
     as_json: Annotated[
         bool, typer.Option("--json", help='One JSON object {"recognition", "retrieval", "bundle"}.')
     ] = False,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a training config key (key=value).")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="--train: override a training config key.")] = None,
+    train: Annotated[
+        bool, typer.Option("--train", help="The synthetic demo: render, train clear-tiny, export, recognise, search.")
+    ] = False,
+    bundle: Annotated[str, typer.Option(help="Model of the video demo (shipped name or bundle folder).")] = "default",
+    clip: Annotated[str | None, typer.Option(help="Video of the video demo (default: the shipped real clip).")] = None,
 ) -> None:
-    """Render synthetic pedestrians, train clear-tiny, export ONNX, recognise and search: the SDK end to end."""
+    """Real footage through the default model: people tracked, recognised, indexed and searched (about a minute).
+
+    --train instead renders synthetic pedestrians, trains clear-tiny, exports ONNX, recognises and searches:
+    the SDK end to end (needs the [train,export] extras).
+    """
+    if not train:
+        _video_demo(out, bundle, clip, as_json)
+        return
     need_training()
     try:
         report = run_demo(out, progress=not as_json, overrides=set_)
@@ -213,3 +226,29 @@ def demo_command(
         "next: [bold]clear-sdk predict[/] BUNDLE IMAGE.jpg, or in Python: "
         "from clear_sdk import Recognizer, AttributeSearcher"
     )
+
+
+def _video_demo(out: str, bundle: str, clip: str | None, as_json: bool) -> None:
+    from clear_sdk.cli.demo_video import run_video_demo
+
+    try:
+        report = run_video_demo(out, bundle=bundle, clip=clip)
+    except ImportError as e:  # supervision (ByteTrack) is the [video] extra
+        fail(f"the video demo needs the [video] extra ({e}): pip install 'clear-sdk[video]'")
+    except REPORTED as e:
+        fail(str(e))
+    if as_json:
+        typer.echo(json.dumps(report, indent=2, default=str))
+        return
+    table = Table(title=f"{len(report['tracks'])} people in {Path(report['clip']).name} ({report['frames']} frames)")
+    for col in ("track", "seen (s)", "attributes"):
+        table.add_column(col)
+    for t in report["tracks"]:
+        seen = "" if t["from_s"] is None else f"{t['from_s']:.1f}-{t['to_s']:.1f}"
+        table.add_row(str(t["track"]), seen, Text(", ".join(t["attributes"]) or "-"))
+    console.print(table)
+    for s in report["searches"]:
+        found = ", ".join(f"track {h['track']} ({h['score']:.3f})" for h in s["hits"]) or "nobody"
+        console.print(Text.assemble((s["query"], "bold"), f" -> {found}"), highlight=False, soft_wrap=True)
+    say(f"index: {report['index']} ({report['seconds']:.0f} s)")
+    say(f'next: clear-sdk search "female, backpack" --index {report["index"]} --grid hits.png')
