@@ -1,6 +1,6 @@
 """The demo over several seeds, and the time stage 2 adds to it.
 
-    # every seed end to end through the CLI (`clear-sdk demo --json --set seed=S`), then the table
+    # every seed end to end through the CLI (`clear-sdk demo --train --json --set seed=S`), then the table
     python benchmarks/demo_seeds.py run --seeds 0 1 2 --out runs/demo-seeds \
         --results benchmarks/results/demo_synthetic_seeds
     # stage 2 alone on a demo's stage-1 checkpoint, by phase (run it through benchmarks/quiet.py)
@@ -74,7 +74,7 @@ def run_seeds(args: argparse.Namespace) -> None:
         out = Path(args.out) / f"seed{seed}"
         report = out / "report.json"
         if not (args.reuse and report.is_file()):
-            cmd = [str(exe), "demo", "--out", str(out), "--json", "--set", f"seed={seed}"]
+            cmd = [str(exe), "demo", "--train", "--out", str(out), "--json", "--set", f"seed={seed}"]
             cmd += [a for s in args.set for a in ("--set", s)]
             t = time.perf_counter()
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)

@@ -24,6 +24,7 @@ def test_demo_trains_exports_recognises_and_searches(tmp_path, monkeypatch, tiny
     out = tmp_path / "demo"
     args = [
         "demo",
+        "--train",
         "--out",
         str(out),
         "--json",
@@ -92,7 +93,7 @@ def test_demo_table_shows_every_scorer(monkeypatch) -> None:
         "timings": {"total_s": 12.0},
     }
     monkeypatch.setattr(demo, "run_demo", lambda *a, **k: report)
-    res = CliRunner().invoke(app, ["demo"], terminal_width=200)
+    res = CliRunner().invoke(app, ["demo", "--train"], terminal_width=200)
     assert res.exit_code == 0, res.output
     assert "0.9000" in res.output and "7 held-out" in res.output
     assert "R-1 (recognition scorer)" in res.output and "0.6250" in res.output
