@@ -495,6 +495,7 @@ def test_22_a_closed_recognizer_answers_nothing(tiny_bundle, micro_batch_ms):
 
 # ---------------------------------------------------------------------------------------------------- 25
 def test_25_the_summary_counts_what_another_process_wrote(tiny_bundle, street, tmp_path):
+    """Another process adds to the same index after this run's last write: the summary counted only its own."""
     path, truth = street
     index = tmp_path / "index"
     searcher = AttributeSearcher(tiny_bundle, index_dir=index)
@@ -504,14 +505,26 @@ def test_25_the_summary_counts_what_another_process_wrote(tiny_bundle, street, t
         "with AttributeSearcher(sys.argv[1], index_dir=sys.argv[2]) as s:\n"
         "    s.add([np.full((64, 32, 3), 90, np.uint8)] * 3, ids=['x1', 'x2', 'x3'])\n"
     )
-    other = subprocess.run([sys.executable, "-c", code, str(tiny_bundle), str(index)], capture_output=True,
-                           text=True, timeout=120)  # fmt: skip
-    assert other.returncode == 0, other.stderr
-    pipe = Pipeline([VideoSource(str(path), "gate")], searcher.recognizer, lambda: TruthDetector(truth),
-                    searcher=searcher, config=PipelineConfig(warm_up=False))  # fmt: skip
+
+    class PeopleLeaveAt10(TruthDetector):
+        def detect(self, frame):
+            found = super().detect(frame)
+            return found if self.i <= 10 else []
+
+    def other_process_writes(frame, boxes, tracks):
+        if frame.index == 20:  # every track of this run has ended and been indexed by now (max_lost=2)
+            out = subprocess.run([sys.executable, "-c", code, str(tiny_bundle), str(index)], capture_output=True,
+                                 text=True, timeout=120)  # fmt: skip
+            assert out.returncode == 0, out.stderr
+
+    pipe = Pipeline([VideoSource(str(path), "gate")], searcher.recognizer, lambda: PeopleLeaveAt10(truth),
+                    searcher=searcher, on_frame=other_process_writes,
+                    config=PipelineConfig(warm_up=False, max_lost=2))  # fmt: skip
     s = pipe.run()
     searcher.close()
-    assert s["tracks_indexed"] > 0 and s["index_size"] == s["tracks_indexed"] + 3
+    assert s["tracks_indexed"] > 0 and s["index_size"] == s["tracks_indexed"] + 3  # was tracks_indexed alone
+    with AttributeSearcher(tiny_bundle, index_dir=index) as again:
+        assert len(again) == s["index_size"]
 
 
 # ---------------------------------------------------------------------------------------------------- 26

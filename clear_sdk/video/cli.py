@@ -198,7 +198,11 @@ def watch(
         typer.Option(help="Write one line per finished track to this .jsonl or .csv file, as tracks end."),
     ] = None,
 ) -> None:
-    """Watch cameras or videos: detect, track and recognise people, and index each track for `clear-sdk search`."""
+    """Watch cameras or videos: detect, track and recognise people, and index each track for `clear-sdk search`.
+
+    Ctrl-C or SIGTERM stops cleanly: the open tracks are indexed first (a second Ctrl-C meanwhile is ignored).
+    Exit 1 when a source failed (the others are still processed).
+    """
     import sqlite3
 
     from rich.live import Live
