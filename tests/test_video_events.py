@@ -18,7 +18,6 @@ from clear_sdk import AttributeSearcher
 from clear_sdk.cli import app
 from clear_sdk.video import Pipeline, PipelineConfig, VideoSource
 from clear_sdk.video.indexer import TrackEventWriter
-from clear_sdk.video.types import Detection
 
 pytest.importorskip("torch")  # the tiny_bundle fixture exports a model
 
@@ -33,18 +32,6 @@ def street(tmp_path_factory) -> tuple[Path, list[dict]]:
     d = tmp_path_factory.mktemp("street")
     path = write_synthetic_video(d / "street.mp4", num_frames=30, seed=1, fps=FPS, annotations=d / "truth.json")
     return path, json.loads((d / "truth.json").read_text())["frames"]
-
-
-class TruthDetector:
-    name = "truth"
-
-    def __init__(self, truth: list[dict]) -> None:
-        self.truth, self.i = truth, 0
-
-    def detect(self, frame: np.ndarray) -> list[Detection]:
-        people = self.truth[self.i]["people"] if self.i < len(self.truth) else []
-        self.i += 1
-        return [Detection(tuple(int(v) for v in p["bbox"]), 0.9) for p in people]
 
 
 def test_file_frames_carry_their_position_and_the_given_start(street):
@@ -107,7 +94,7 @@ def test_watch_start_and_events_one_line_per_finished_track(tiny_bundle, street,
 
 def test_events_are_flushed_as_each_track_ends(tiny_bundle, street, tmp_path):
     """A consumer tailing the file sees each track when it ends, not when the run ends."""
-    path, truth = street
+    path, _ = street
     events = tmp_path / "events.jsonl"
     writer = TrackEventWriter(events)
     on_disk: list[int] = []
@@ -117,8 +104,8 @@ def test_events_are_flushed_as_each_track_ends(tiny_bundle, street, tmp_path):
         on_disk.append(len(events.read_text(encoding="utf-8").splitlines()))  # another reader's view of the file
 
     searcher = AttributeSearcher(tiny_bundle, index_dir=tmp_path / "index")
-    pipe = Pipeline([VideoSource(str(path), "gate")], searcher.recognizer, lambda: TruthDetector(truth),
-                    searcher=searcher, config=PipelineConfig(warm_up=False), on_track=write_and_read_back)  # fmt: skip
+    pipe = Pipeline([VideoSource(str(path), "gate")], searcher.recognizer, "bgsub", searcher=searcher,
+                    config=PipelineConfig(warm_up=False), on_track=write_and_read_back)  # fmt: skip
     s = pipe.run()
     writer.close()
     searcher.close()

@@ -7,6 +7,7 @@ done. Real clips (the synthetic renderer), real detectors, real indexes; numbers
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -54,17 +55,23 @@ def long_street(tmp_path_factory) -> Path:
 
 
 class TruthDetector:
-    """Detects exactly the rendered video's people (from its annotations): the pipeline under test, not a model."""
+    """Detects exactly the rendered video's people (from its annotations), by frame: a frame is known by its pixels,
+    so the pipeline may run it on whichever frames it schedules. The pipeline under test, not a model."""
 
     name = "truth"
+    _frames_by_pixels: dict[str, dict[bytes, int]] = {}
 
-    def __init__(self, truth: list[dict]) -> None:
-        self.truth, self.i = truth, 0
+    def __init__(self, path: Path, truth: list[dict]) -> None:
+        if str(path) not in self._frames_by_pixels:
+            frames = _frames(path)
+            self._frames_by_pixels[str(path)] = {hashlib.sha1(f.tobytes()).digest(): i for i, f in enumerate(frames)}
+        self.by_pixels, self.truth = self._frames_by_pixels[str(path)], truth
+
+    def index(self, frame: np.ndarray) -> int:
+        return self.by_pixels[hashlib.sha1(frame.tobytes()).digest()]
 
     def detect(self, frame: np.ndarray) -> list[Detection]:
-        people = self.truth[self.i]["people"] if self.i < len(self.truth) else []
-        self.i += 1
-        return [Detection(tuple(int(v) for v in p["bbox"]), 0.9) for p in people]
+        return [Detection(tuple(int(v) for v in p["bbox"]), 0.9) for p in self.truth[self.index(frame)]["people"]]
 
 
 class ScriptedLive:
@@ -198,7 +205,7 @@ def test_06_an_empty_frame_from_a_capture_ends_only_that_camera(tiny_bundle, str
     captures = iter([ScriptedLive([*frames[:12], np.zeros(0)])])
     live = VideoSource("rtsp://camera/1", "door", capture_factory=lambda s: next(captures, ScriptedLive([])),
                        max_reconnects=0)  # fmt: skip
-    pipe = Pipeline([VideoSource(str(path), "gate"), live], searcher.recognizer, lambda: TruthDetector(truth),
+    pipe = Pipeline([VideoSource(str(path), "gate"), live], searcher.recognizer, lambda: TruthDetector(path, truth),
                     searcher=searcher, config=PipelineConfig(warm_up=False, recognize_every=2))  # fmt: skip
     s = pipe.run()
     gate, door = s["sources"]
@@ -216,12 +223,12 @@ def test_06_a_detector_failing_mid_run_ends_its_source_with_the_tracks_indexed(t
 
     class FailsAt15(TruthDetector):
         def detect(self, frame):
-            if self.i == 15:
+            if self.index(frame) == 15:
                 raise RuntimeError("the detector's session died")
             return super().detect(frame)
 
     searcher = AttributeSearcher(tiny_bundle, index_dir=tmp_path / "index")
-    made = iter([FailsAt15(truth), TruthDetector(truth)])
+    made = iter([FailsAt15(path, truth), TruthDetector(path, truth)])
     pipe = Pipeline([VideoSource(str(path), "a"), VideoSource(str(path), "b")], searcher.recognizer,
                     lambda: next(made), searcher=searcher, config=PipelineConfig(warm_up=False))  # fmt: skip
     s = pipe.run()
@@ -247,7 +254,7 @@ def test_06_an_index_failure_stops_the_run_after_finishing_what_it_can(tiny_bund
         return add(*args, **kwargs)
 
     searcher.add_probabilities = failing_once  # the first track's add: as a full disk would refuse it
-    pipe = Pipeline([VideoSource(str(path), "gate")], searcher.recognizer, lambda: TruthDetector(truth),
+    pipe = Pipeline([VideoSource(str(path), "gate")], searcher.recognizer, lambda: TruthDetector(path, truth),
                     searcher=searcher, config=PipelineConfig(warm_up=False, reindex_every_s=0))  # fmt: skip
     with pytest.raises(OSError, match="No space left"):
         pipe.run()
@@ -326,7 +333,7 @@ def test_07_signals_are_handled_only_while_the_run_lasts(tiny_bundle, street, tm
         if frame.index == 5:
             os.kill(os.getpid(), signal.SIGTERM)  # handled by the run: it stops cleanly
 
-    pipe = Pipeline([VideoSource(str(path), "gate")], rec, lambda: TruthDetector(truth), on_frame=send_sigterm,
+    pipe = Pipeline([VideoSource(str(path), "gate")], rec, lambda: TruthDetector(path, truth), on_frame=send_sigterm,
                     config=PipelineConfig(warm_up=False))  # fmt: skip
     s = pipe.run()
     assert s["interrupted"] and s["signal"] == "SIGTERM" and 5 < s["sources"][0]["frames_processed"] < 30
@@ -508,8 +515,7 @@ def test_25_the_summary_counts_what_another_process_wrote(tiny_bundle, street, t
 
     class PeopleLeaveAt10(TruthDetector):
         def detect(self, frame):
-            found = super().detect(frame)
-            return found if self.i <= 10 else []
+            return super().detect(frame) if self.index(frame) < 10 else []
 
     def other_process_writes(frame, boxes, tracks):
         if frame.index == 20:  # every track of this run has ended and been indexed by now (max_lost=2)
@@ -517,7 +523,7 @@ def test_25_the_summary_counts_what_another_process_wrote(tiny_bundle, street, t
                                  text=True, timeout=120)  # fmt: skip
             assert out.returncode == 0, out.stderr
 
-    pipe = Pipeline([VideoSource(str(path), "gate")], searcher.recognizer, lambda: PeopleLeaveAt10(truth),
+    pipe = Pipeline([VideoSource(str(path), "gate")], searcher.recognizer, lambda: PeopleLeaveAt10(path, truth),
                     searcher=searcher, on_frame=other_process_writes,
                     config=PipelineConfig(warm_up=False, max_lost=2))  # fmt: skip
     s = pipe.run()
