@@ -174,7 +174,8 @@ def test_cli_export_predict_index_search_bench(env, tmp_path) -> None:
     res = runner.invoke(app, ["predict", str(bundle), str(env["images"][0]), str(bad), "--json"])
     assert res.exit_code == 1, res.output
     rows = json.loads(res.output)
-    assert set(rows[0]) == {"image", "probabilities", "attributes"} and set(rows[0]["probabilities"]) == set(ATTRS)
+    assert set(rows[0]) == {"image", "probabilities", "attributes", "text"}  # text: the labels a person reads
+    assert set(rows[0]["probabilities"]) == set(ATTRS)
     assert set(rows[1]) == {"image", "error"} and "empty" in rows[1]["error"]
 
     gallery = env["images"][0].parent
