@@ -294,33 +294,21 @@ def _stopped_summary(proc: subprocess.Popen, tiny_bundle, index: Path) -> dict:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-def test_07_sigterm_finishes_and_indexes_the_open_tracks(tiny_bundle, long_street, tmp_path):
-    """What docker, systemd and Kubernetes send: it used to kill the run with no summary and lose the open tracks."""
+@pytest.mark.parametrize("signals", [["SIGTERM"], ["SIGINT", "SIGINT"]], ids=["sigterm", "ctrl-c-twice"])
+def test_07_sigterm_and_a_second_ctrl_c_finish_and_index_the_open_tracks(tiny_bundle, long_street, tmp_path, signals):
+    """SIGTERM (what docker, systemd and Kubernetes send) killed the run with no summary, and Ctrl-C twice gave
+    "release unlocked lock": both lost the open tracks. Now both stop cleanly; a second signal is ignored."""
     index = tmp_path / "index"
     proc = _watch_process(tiny_bundle, long_street, index)
     try:
         _wait_running(proc, index)
-        proc.send_signal(signal.SIGTERM)
+        for name in signals:
+            proc.send_signal(getattr(signal, name))
+            time.sleep(0.01)
         s = _stopped_summary(proc, tiny_bundle, index)
     finally:
         proc.kill()
-    assert s["signal"] == "SIGTERM"
-
-
-@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-def test_07_a_second_ctrl_c_while_finishing_is_ignored(tiny_bundle, long_street, tmp_path):
-    """Ctrl-C twice in a row gave "release unlocked lock" and lost the open tracks; the second one is now ignored."""
-    index = tmp_path / "index"
-    proc = _watch_process(tiny_bundle, long_street, index)
-    try:
-        _wait_running(proc, index)
-        proc.send_signal(signal.SIGINT)
-        time.sleep(0.01)
-        proc.send_signal(signal.SIGINT)
-        s = _stopped_summary(proc, tiny_bundle, index)
-    finally:
-        proc.kill()
-    assert s["signal"] == "SIGINT"
+    assert s["signal"] == signals[0]
 
 
 def test_07_signals_are_handled_only_while_the_run_lasts(tiny_bundle, street, tmp_path):
