@@ -9,12 +9,13 @@ held-out real-crop scenes (benchmarks/results/video_detector_int8.md).
 
 The graph sees 300x300, so a wide frame squashes people sideways and small people shrink below
 what it can see. ``tiles=(cols, rows)`` runs it on overlapping tiles instead (one batched call); the
-boxes of all tiles then go through one NMS. The default, ``tiles=None``, picks
-``round(width / height)`` columns: 2x1 on a 16:9 frame, so the tiles are about square.
-Tuned on real-crop scenes (benchmarks/video_scenes.py, results/video_scenes.md): at 640x360,
-fp32 at conf 0.1 with 2x1 tiles gave precision 0.91 / recall 0.86 on held-out scenes, against
-0.87 / 0.71 for one 300x300 pass; 3x2 tiles cut people in half (recall 0.15). int8 at its tuned
-conf 0.08: 0.89 / 0.84 (fp32 at its tuned 0.07: 0.88 / 0.87).
+boxes of all tiles then go through one NMS. The default, ``tiles=None``, is :func:`auto_grid`: one row
+of tiles about 0.7 as wide as high (3x1 at 640x360, 2x1 at 720x576), or, when ``person_height`` says
+the people are shorter than a third of the frame, rows of tiles about three person heights high
+(5x3 for 30-70 px people at 640x360, at conf 0.2). Measured at IoU 0.5 with py-motmetrics
+(benchmarks/video_real.py, results/video_real.md; conf by recall at precision >= 0.7 on tune sets):
+held-out rendered scenes, 3x1 AP50 0.888 (2x1 0.870, 1x1 0.712); real campus frames 2x1 AP50 0.846
+(1x1 0.814); rendered crowd of 25 people 30-70 px tall, 5x3 AP50 0.740 (2x1 0.044).
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ PERSON_CLASS = 1  # COCO label map id of "person" in the TF object-detection API
 PRECISIONS = ("int8", "fp32")
 CORE_INPUT = "Preprocessor/map/TensorArrayStack/TensorArrayGatherV3:0"  # the resized batch [N, 3, 300, 300]
 CORE_SIZE = 300
-# Score thresholds tuned on the tune real-crop scenes (best recall at precision >= 0.8)
+# Score thresholds tuned on the tune real-crop scenes (best recall at precision >= 0.8; int8 3x1 at precision
+# >= 0.7 in benchmarks/video_real.py picks 0.08 as well)
 DEFAULT_CONF = {"fp32": 0.1, "int8": 0.08}
 GRAPH_NMS_IOU, GRAPH_MAX_BOXES = 0.6, 100  # what the TF graph's own post-processing does per image
 # Tiles per frame at most: each is a 300x300 input of one batched call (16: ~17 MB; 100x100 tiles grew to 24 GB),
