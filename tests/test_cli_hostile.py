@@ -109,3 +109,20 @@ def test_21_an_unexpected_error_of_a_json_command_is_a_json_object_too(monkeypat
     out = capsys.readouterr()
     assert json.loads(out.out) == {"error": "unexpected RuntimeError: kaput [red]x[/]", "exit_code": 1}
     assert "error: unexpected RuntimeError: kaput [red]x[/]" in out.err
+
+
+def test_17_an_index_folder_that_cannot_be_created_is_one_line_in_index_and_search(tiny_bundle, tmp_path):
+    """A folder under a file (or on a read-only disk): the machine's error, not "unexpected ... please report it"."""
+    import cv2
+
+    crops = tmp_path / "crops"
+    crops.mkdir()
+    cv2.imwrite(str(crops / "p.png"), np.full((64, 32, 3), 90, np.uint8))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("in the way")
+    for args in (["index", str(tiny_bundle), str(crops), "--index", str(blocker / "idx")],
+                 ["predict", str(blocker / "bundle"), str(crops / "p.png")]):  # fmt: skip
+        r = _run(*args)
+        assert r.exit_code == 1 and (r.exception is None or isinstance(r.exception, SystemExit)), r.output
+        lines = [line for line in r.output.splitlines() if line.startswith("error:")]
+        assert len(lines) == 1 and "please report" not in r.output and "Traceback" not in r.output, r.output
