@@ -121,3 +121,24 @@ def test_signed_bundle_answers_partial_queries_as_torch_does(tmp_path) -> None:
     for h in hits:
         assert h.score == pytest.approx(float(want[h.id]), abs=1e-4)
     assert [h.id for h in hits] == sorted(want, key=lambda i: -want[i])
+
+
+def test_partial_query_loss_by_hand_and_its_hits() -> None:
+    torch = pytest.importorskip("torch")
+    from clear_sdk.training.trainer import partial_query_loss, sample_partial_queries, satisfies
+
+    labels = np.array([[1, 0, UNKNOWN], [1, 1, 0], [0, 1, 1]], np.uint8)
+    q = np.array([[1, 0, 0], [0, 0, -1]], np.float32)  # "attribute 0 present"; "attribute 2 absent"
+    assert satisfies(q, labels).tolist() == [[True, True, False], [False, True, False]]  # unknown never meets
+    rng = np.random.default_rng(0)
+    pq = sample_partial_queries(labels, rng)
+    assert satisfies(pq, labels)[np.arange(3), np.arange(3)].all()  # each query is met by its own image
+    assert all(1 <= (row != 0).sum() <= 4 for row in pq)
+    qe = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    ve = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+    hits = torch.tensor([[True, True, False], [False, False, True]])
+    logits = 2.0 * torch.nn.functional.normalize(qe, dim=-1) @ torch.nn.functional.normalize(ve, dim=-1).t()
+    want = -(torch.log(logits.exp()[0, :2].sum() / logits.exp()[0].sum()) + torch.log(
+        logits.exp()[1, 2] / logits.exp()[1].sum()
+    )) / 2
+    assert partial_query_loss(qe, ve, hits, scale=2.0).item() == pytest.approx(want.item(), rel=1e-6)

@@ -250,9 +250,11 @@ def test_stage2_signed_queries_with_random_masking(synthetic_root, tmp_path, mak
     out = tmp_path / "signed"
     train(make_cfg(synthetic_root, out, stage="par", epochs=1), progress=False)
     kw = dict(stage="retrieval", retrieval_epochs=1, query_form="hard", query_encoding="signed", query_mask_prob=0.5)
+    kw["partial_query_weight"] = 1.0
     train(make_cfg(synthetic_root, out, **kw), progress=False)
     model, _ = load_checkpoint(out / "best.safetensors")
     assert model.retrieval.cfg.query_encoding == "signed"
-    assert (json.loads((out / "history_retrieval.json").read_text())[0]["mAP"]) > 0
+    history = json.loads((out / "history_retrieval.json").read_text())
+    assert history[0]["mAP"] > 0 and history[0]["loss_partial"] > 0
     with pytest.raises(ValueError, match="query_mask_prob needs query_encoding=signed"):
         make_cfg(synthetic_root, out, query_mask_prob=0.5)

@@ -72,6 +72,9 @@ class TrainConfig:
     standardize_retrieval_inputs: bool = True  # centre/scale f_par features and soft queries (RetrievalConfig)
     query_encoding: str = "binary"  # hard query: binary (the paper) | signed (present / absent / not asked)
     query_mask_prob: float = 0.0  # signed: how often a class's proxy is a partial query (1-4 of its attributes)
+    # signed: weight of the partial-query term (each image's own 1-4 attributes as a query, every image of the batch
+    # that satisfies it a positive; trainer.partial_query_loss) beside the paper's margin loss
+    partial_query_weight: float = 0.0
 
     def __post_init__(self) -> None:
         checks = {
@@ -88,6 +91,10 @@ class TrainConfig:
                 raise ValueError(f"{key}={getattr(self, key)!r}; choose one of {', '.join(allowed)}")
         if not 0.0 <= self.query_mask_prob <= 1.0:
             raise ValueError(f"query_mask_prob={self.query_mask_prob!r}; choose a probability in [0, 1]")
+        if not (self.partial_query_weight >= 0.0):
+            raise ValueError(f"partial_query_weight={self.partial_query_weight!r}; choose a weight >= 0")
+        if self.partial_query_weight > 0 and self.query_encoding != "signed":
+            raise ValueError("partial_query_weight needs query_encoding=signed (a binary query cannot say 'not asked')")
         if self.query_mask_prob > 0 and self.query_encoding != "signed":
             raise ValueError("query_mask_prob needs query_encoding=signed (a binary query cannot say 'not asked')")
         if self.img_size is not None:

@@ -430,6 +430,40 @@ def partial_proxies(hard: torch.Tensor, prob: float, rng: np.random.Generator) -
     return out
 
 
+def sample_partial_queries(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One signed partial query per label row: 1-4 of its annotated attributes (+1 / -1), 0 elsewhere."""
+    out = np.zeros(labels.shape, np.float32)
+    for i, row in enumerate(labels):
+        known = np.flatnonzero(row != UNKNOWN)
+        if len(known):
+            keep = rng.choice(known, size=min(len(known), int(rng.integers(1, 5))), replace=False)
+            out[i, keep] = np.where(row[keep] == 1, 1.0, -1.0)
+    return out
+
+
+def satisfies(queries: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """bool [Q, N]: label row n meets signed query q (every asked attribute annotated with the asked value)."""
+    signed = hard_input(labels == 1, labels != UNKNOWN, "signed")  # 0 where not annotated: never meets an ask
+    asked = queries[:, None, :] != 0
+    return (~asked | (signed[None, :, :] == queries[:, None, :])).all(-1)
+
+
+def partial_query_loss(
+    queries: torch.Tensor, images: torch.Tensor, hits: torch.Tensor, scale: float = 30.0
+) -> torch.Tensor:
+    """Multi-positive softmax loss of partial queries against a batch (ours, beyond the paper).
+
+    ``queries`` [Q, d] are E^q of partial queries, ``images`` [B, d] the batch's E^v, ``hits`` [Q, B] bool: image
+    b satisfies query q. Per query, -log of the softmax mass (over the batch, cosines x ``scale``) on its hits
+    (SupCon's "out" form with one anchor). Unlike masking the class proxies of Eq. 8, a partial query that several
+    classes share is never a negative for their images.
+    """
+    logits = scale * torch.nn.functional.normalize(queries, dim=-1) @ torch.nn.functional.normalize(images, dim=-1).t()
+    log_all = torch.logsumexp(logits, dim=1)
+    log_pos = torch.logsumexp(logits.masked_fill(~hits, float("-inf")), dim=1)
+    return (log_all - log_pos).mean()
+
+
 def _query_inputs(
     model: CLEAR, queries: np.ndarray, soft: SoftQueries | None
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -625,6 +659,13 @@ def train_retrieval(cfg: TrainConfig, checkpoint: str | Path, progress: bool = T
                     proxies_in = partial_proxies(class_hard, cfg.query_mask_prob, rng)
                     parts["hard"] = margin_loss(v_hard, heads.attr(proxies_in), y.to(device), cfg.scale, cfg.margin)
                     sizes["hard"] = sizes.get("hard", 0.0) + len(classes)
+                if cfg.partial_query_weight > 0:  # each image's own 1-4 attributes as a query against the batch
+                    rows = train_labels[idx.numpy()]
+                    pq = sample_partial_queries(rows, rng)
+                    sat = satisfies(pq, rows)
+                    parts["partial"] = cfg.partial_query_weight * partial_query_loss(
+                        heads.attr(torch.from_numpy(pq).to(device)), v_hard, torch.from_numpy(sat).to(device), cfg.scale
+                    )
                 if heads.f_text is not None:
                     cls = soft_classes(y)
                     remap = torch.full((len(classes),), -1, dtype=torch.long)
@@ -632,7 +673,9 @@ def train_retrieval(cfg: TrainConfig, checkpoint: str | Path, progress: bool = T
                     proxies = heads.text(class_soft[cls.to(device)])
                     parts["soft"] = margin_loss(v_soft, proxies, remap[y].to(device), cfg.scale, cfg.margin)
                     sizes["soft"] = sizes.get("soft", 0.0) + len(cls)
-                loss = sum(weights[k] * v for k, v in parts.items()) if weights else next(iter(parts.values()))
+                margin = {k: v for k, v in parts.items() if k != "partial"}
+                loss = sum(weights[k] * v for k, v in margin.items()) if weights else next(iter(margin.values()))
+                loss = loss + parts["partial"] if "partial" in parts else loss
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
