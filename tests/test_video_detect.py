@@ -141,3 +141,16 @@ def test_a_box_on_top_of_another_live_track_is_held_back():
     assert shown[2] and shown[18]  # A apart from B's place: shown
     assert not any(shown[i] for i in (10,))  # A exactly on B's place (x 200): held back
     assert sum(not shown[i] for i in range(20)) <= 5  # only while the boxes overlap by IoU >= 0.5
+
+
+def test_a_track_found_again_after_three_lost_frames_goes_on_under_a_new_id():
+    def run(gap: int) -> set[int]:
+        trk, ids = ByteTracker(frame_rate=10.0), set()
+        for i in range(12):
+            if not 4 <= i < 4 + gap:
+                ids |= {b.track_id for b in trk.update([Detection((100 + 2 * i, 50, 140 + 2 * i, 150), 0.9)])}
+            else:
+                trk.update([])
+        return ids
+
+    assert len(run(2)) == 1 and len(run(3)) == 2  # split_after_lost=3: 3 frames lost is maybe someone else

@@ -44,7 +44,9 @@ class ByteTracker:
     confident detection (one 0.1 above it starts a track; those between 0.1 and it are matched second, to
     tracks already followed). Two guards keep a track to one person: ``hold_overlap``, a box overlapping
     another live track's by this IoU is not reported; ``split_height``, a track whose box height jumps by
-    more than this factor goes on under a new id. Defaults chosen on the tune scenes of
+    more than this factor (against its running mean) goes on under a new id; ``split_after_lost``, a track
+    found again after this many or more frames lost goes on under a new id (someone else may have walked
+    into its predicted place: 3 frames, 0.3 s at 10 fps, measured). Defaults chosen on the tune scenes of
     benchmarks/video_real.py (results/video_real.md): IDF1 0.722 and no track holding two people on the tune
     scenes, 0.793 and none on the held-out ones. The old 0.25 / 0.8 without guards, measured at 0.2 and 0.3:
     IDF1 0.727-0.735 / 0.831-0.835, with 0-1 / 2-3 tracks holding two people.
@@ -101,7 +103,7 @@ class ByteTracker:
         self._last = {b.track_id: b.box for b in tracked}  # where carried() starts from
         self._step += 1
         if self.split_after_lost is not None:
-            for b in tracked:  # found again after a long loss: maybe someone else; a new id
+            for b in tracked:  # found again after split_after_lost or more lost updates: maybe someone else
                 last = self._matched_at.get(b.track_id)
                 if last is not None and self._step - last > self.split_after_lost:
                     self._ids.pop(b.track_id, None)
