@@ -507,6 +507,74 @@ def _throughput(setting, det_opts, trk_opts, seqs, empty, cameras: int, seconds:
     return (c1 - c0) / (t1 - t0), (cpu1 - cpu0) / max(1, c1 - c0)
 
 
+TRACKER_VARIANTS = {
+    "defaults (hold 0.5, split 1.3, split after 3 lost)": {},
+    "defaults without split_after_lost": {"split_after_lost": None},
+    "no guards (hold, splits off)": {"hold_overlap": None, "split_height": None, "split_after_lost": None},
+    "old default 0.25 / 0.8, no guards": {"activation": 0.25, "match_threshold": 0.8, "hold_overlap": None,
+                                          "split_height": None, "split_after_lost": None},
+}  # fmt: skip
+
+
+def run_track_final(args, report: dict) -> None:
+    """The shipped ByteTracker defaults against variants, on the default detector's boxes, every frame detected."""
+    from clear_sdk.video.tracking import ByteTracker, DetectionSchedule
+
+    out = {}
+    for set_name, grid in (("scenes-tune", "3x1"), ("scenes-test", "3x1"), ("campus", "2x1")):
+        seqs = SETS[set_name]()
+        name = f"ssdlite int8 {grid}"
+        raw, _ = run_detector(detectors(None)[name], seqs, f"{set_name}|{name}|v1", args.fresh)
+        frames = [f for s in seqs for f in s.frames]
+        replay = ReplayDetector(
+            {id(f): [d for d in ds if d.score >= 0.08] for f, ds in zip(frames, with_nms(raw, 0.5))}
+        )
+        for variant, opts in TRACKER_VARIANTS.items():
+            per = []
+            for s in seqs:
+                sch = DetectionSchedule(replay, ByteTracker(frame_rate=s.fps, **opts), 1)
+                per.append((s.truths, [sch.update(f) for f in s.frames]))
+            m = tracking_metrics_many(per)
+            out[f"{set_name}|{variant}"] = {"set": set_name, "detector": f"{name}, conf 0.08, NMS 0.5",
+                                            "tracker": variant, "options": opts, **m}  # fmt: skip
+            print(set_name, variant, {k: m[k] for k in ("mota", "idf1", "num_switches", "tracks_holding_two_people")})
+    report.setdefault("track", {})["final"] = out
+
+
+def run_pipeline(args, report: dict) -> None:
+    """The whole Pipeline (detect + track + attribute recognition with the shipped peta-lite0, no index) on
+    ``--cameras`` live cameras replaying the held-out scenes at 10 fps for ``--seconds``: frames processed
+    and dropped, and process CPU time per processed frame (all threads)."""
+    from clear_sdk import Recognizer
+    from clear_sdk.video import Pipeline, PipelineConfig, VideoSource
+
+    seqs = SETS["scenes-test"]()
+    rows = {}
+    for every in (1, 3):
+        rec = Recognizer("peta-lite0", threads=1)
+        clips = [seqs[i % len(seqs)].frames for i in range(args.cameras)]
+        srcs = [VideoSource(f"loop://cam{i}", f"cam{i}", capture_factory=lambda _s, fr=fr: vs.LoopCapture(fr, 10.0))
+                for i, fr in enumerate(clips)]  # fmt: skip
+        pipe = Pipeline(srcs, rec, "ssdlite", config=PipelineConfig(detect_every=every))
+        timer = threading.Timer(args.seconds, pipe.stop)
+        cpu0 = time.process_time()
+        timer.start()
+        summary = pipe.run()
+        cpu = time.process_time() - cpu0
+        frames = summary["frames_processed"]
+        rows[f"detect_every {every}"] = {
+            "frames_processed": frames,
+            "frames_dropped": summary["frames_dropped"],
+            "wall_s": summary["wall_s"],
+            "crops": summary["crops"],
+            "cpu_ms_per_frame": 1000 * cpu / max(1, frames),
+            "cameras_at_10fps_on_2_cores": 2.0 / max(1e-9, cpu / max(1, frames)) / 10.0,
+        }
+        print(rows[f"detect_every {every}"], f"(load {os.getloadavg()[0]:.1f})", flush=True)
+    report["pipeline"] = {"rows": rows, "cameras": args.cameras, "seconds": args.seconds,
+                          "load_average": os.getloadavg()}  # fmt: skip
+
+
 # -------------------------------------------------------------------------------------- markdown
 DEFAULT_GRID = {"campus": "2x1", "campus-edge": "2x1", "scenes-tune": "3x1", "scenes-test": "3x1"}
 DEFAULT_SMALL = {"crowd-tune": "5x3", "crowd-test": "5x3"}  # person_height given (SMALL_PEOPLE_CONF)
@@ -615,12 +683,24 @@ def _markdown(report: dict) -> str:
                 f"{', '.join(f'{v:.1f}' for v in cpu)} | {2000 / np.median(cpu) / 10:.1f} | "
                 f"{', '.join(f'{v:.1f}' for v in f)} |"
             )
+    if "pipeline" in report:
+        pl = report["pipeline"]
+        lines += ["", f"## The whole Pipeline: {pl['cameras']} live cameras at 10 fps, attributes by peta-lite0", "",
+                  f"`{pl.get('command', '')}` (load average {pl['load_average'][0]:.1f})", "",
+                  "| setting | frames processed | dropped | crops recognised | CPU ms per processed frame "
+                  "| cameras at 10 fps on 2 cores (from CPU time) |", "| --- " * 6 + "|"]  # fmt: skip
+        for k, r in pl["rows"].items():
+            lines.append(
+                f"| {k} | {r['frames_processed']} | {r['frames_dropped']} | {r['crops']} | "
+                f"{r['cpu_ms_per_frame']:.1f} | {r['cameras_at_10fps_on_2_cores']:.1f} |"
+            )
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--part", action="append", choices=["detect", "plaza", "track", "cameras", "md"], required=True)
+    parts = ["detect", "plaza", "track", "trackfinal", "cameras", "pipeline", "md"]
+    p.add_argument("--part", action="append", choices=parts, required=True)
     p.add_argument("--sets", help="detect: only these sets (comma-separated)")
     p.add_argument("--detectors", help="only detectors whose name contains one of these (comma-separated)")
     p.add_argument("--yolo", help="a YOLO .onnx to measure beside SSDLite (people = its classes 0 and 1)")
@@ -648,10 +728,13 @@ def main() -> None:
     for part in args.part:
         if part == "md":
             continue
-        {"detect": run_detect, "plaza": run_plaza, "track": run_track, "cameras": run_cameras}[part](args, report)
-        report[part]["command"] = command
+        run = {"detect": run_detect, "plaza": run_plaza, "track": run_track, "cameras": run_cameras}
+        (run | {"pipeline": run_pipeline, "trackfinal": run_track_final})[part](args, report)
+        key = "track" if part == "trackfinal" else part
+        report[key]["command" if part != "trackfinal" else "final_command"] = command
     latest = json.loads(out.read_text()) if out.is_file() else {}  # parts run in parallel write their own keys
-    report = latest | {k: v for k, v in report.items() if k in args.part or k not in latest}
+    mine = {"track" if p == "trackfinal" else p for p in args.part}
+    report = latest | {k: v for k, v in report.items() if k in mine or k not in latest}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1, default=float))
     out.with_suffix(".md").write_text(_markdown(report))
