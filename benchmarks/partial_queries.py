@@ -46,7 +46,7 @@ def _as_dict(names: list[str], row: np.ndarray) -> dict[str, bool]:
     return {n: bool(v == 1) for n, v in zip(names, row) if v != UNKNOWN}
 
 
-def run_split(bundle: str, records, labels: np.ndarray, num_queries: int) -> dict:
+def run_split(bundle: str, records, labels: np.ndarray, num_queries: int, weights: list[float]) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         searcher = AttributeSearcher(bundle, index_dir=tmp)
         names = searcher.attribute_names
@@ -59,13 +59,22 @@ def run_split(bundle: str, records, labels: np.ndarray, num_queries: int) -> dic
         part = partial_queries(labels, num_queries, seed=0)
         part_q = [{names[a]: v for a, v in q.items()} for q in part]
         out = {"images": len(records), "add_seconds": add_s, "whole": {}, "partial": {}}
+        mats = {}
         for scorer in searcher.layout.scorers:
             scores, order = searcher.score_matrix(whole_q, scorer=scorer)
             gallery = labels[[int(i) for i in order]]
             out["whole"][scorer] = retrieval_metrics(scores, whole, gallery)
-            scores, order = searcher.score_matrix(part_q, scorer=scorer)
-            hits = partial_query_hits(part, labels[[int(i) for i in order]])
-            out["partial"][scorer] = ranking_metrics(scores, hits)
+            p_scores, p_order = searcher.score_matrix(part_q, scorer=scorer)
+            hits = partial_query_hits(part, labels[[int(i) for i in p_order]])
+            out["partial"][scorer] = ranking_metrics(p_scores, hits)
+            mats[scorer] = (scores, gallery, p_scores, hits)
+        if "embedding" in mats and weights:  # the fused scorer's weight: cos + w x mean log-likelihood of the asked
+            (we, gallery, pe, hits), (wr, _, pr, _) = mats["embedding"], mats["recognition"]
+            n_whole = np.array([max(len(q), 1) for q in whole_q], np.float64)[:, None]
+            n_part = np.array([max(len(q), 1) for q in part_q], np.float64)[:, None]
+            for w in weights:
+                out["whole"][f"fused w={w:g}"] = retrieval_metrics(we + w * wr / n_whole, whole, gallery)
+                out["partial"][f"fused w={w:g}"] = ranking_metrics(pe + w * pr / n_part, hits)
         out["partial_sizes"] = {k: sum(len(q) == k for q in part) for k in (1, 2, 3, 4)}
         searcher.close()
     return out
@@ -77,6 +86,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--queries", type=int, default=500)
     ap.add_argument("--tag", default=None)
+    ap.add_argument("--fusion-weights", type=float, nargs="*", default=[], help="also score fused at these weights")
     ap.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results")
     args = ap.parse_args()
     from clear_sdk.training.data import create_dataset
@@ -89,7 +99,9 @@ def main() -> None:
         "splits": {},
     }
     for split in ("market1501:val", "peta:val"):
-        report["splits"][split] = run_split(args.bundle, ds.split(split), ds.labels(split), args.queries)
+        report["splits"][split] = run_split(
+            args.bundle, ds.split(split), ds.labels(split), args.queries, args.fusion_weights
+        )
     tag = args.tag or Path(args.bundle).name
     args.results.mkdir(parents=True, exist_ok=True)
     stem = args.results / f"partial_queries_{tag}"

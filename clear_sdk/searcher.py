@@ -60,8 +60,13 @@ class AttributeSearcher:
     ``index_dir``: a folder to persist the gallery in (vectors file + SQLite metadata; atomic
     writes; reopening restores it), or ``None`` for an in-memory gallery. ``index``: the same, or a
     Milvus location instead: a Milvus Lite file (``"gallery.db"``) or a server / cluster
-    (``"milvus://host:19530/collection"``). ``scorer``: the default of :meth:`search`; ``"auto"`` is
-    CLEAR's embedding when the bundle has the retrieval stage, else the recognition scorer.
+    (``"milvus://host:19530/collection"``). ``scorer``: the default of :meth:`search`; ``"auto"`` follows
+    what was measured for the bundle's kind: a three-state (``signed``) bundle such as the default model
+    ranks by ``fused`` with ``fusion_weight`` 3 (on the val identities of Market-1501 and PETA it ties the
+    best scorer on whole-vector and on partial queries alike: benchmarks/README.md, "Partial queries"); a
+    binary bundle by CLEAR's embedding; a bundle without the retrieval stage by the recognition scorer.
+    ``fusion_weight``: the fused scorer's weight of the mean log-likelihood of the asked attributes beside
+    the embedding's cosine (``None``: 3 for a signed bundle, 0.1 otherwise).
     ``index_kwargs`` go to :class:`~clear_sdk.index.VectorIndex` (e.g. ``faiss_type="ivf"`` for
     approximate search at millions of items, ``precision="fp32"``) or :class:`~clear_sdk.index.MilvusIndex`.
     Each scorer reads only its own block of the stored vector (the embedding scorer the first D
@@ -78,7 +83,7 @@ class AttributeSearcher:
         backend: str = "auto",
         device: str | None = None,
         scorer: Scorer | Literal["auto"] = "auto",
-        fusion_weight: float = 0.1,
+        fusion_weight: float | None = None,
         batch_size: int = 32,
         index: str | os.PathLike[str] | None = None,
         **index_kwargs: Any,
@@ -89,6 +94,8 @@ class AttributeSearcher:
         self.recognizer = Recognizer(bundle, backend=backend, device=device, batch_size=batch_size)
         self.bundle = self.recognizer.bundle
         self.scorer: Scorer = _default_scorer(scorer, self.bundle)
+        if fusion_weight is None:
+            fusion_weight = SIGNED_FUSION_WEIGHT if self.bundle.query_encoding == "signed" else 0.1
         self.query_encoder = QueryEncoder(self.bundle, self.recognizer.backend, fusion_weight=fusion_weight)
         self.layout: GalleryLayout = self.query_encoder.layout
         if is_milvus_uri(location):  # one inner-product field per scorer block
@@ -306,10 +313,18 @@ class AttributeSearcher:
         self.close()
 
 
+#: the fused scorer's weight for three-state bundles: measured on the val identities (benchmarks/partial_queries.py
+#: --fusion-weights): at 3, fused ties the best scorer on whole-vector queries (Market-1501 mAP 0.487, PETA 0.387)
+#: and the recognition scorer on partial ones (0.809, 0.894 against 0.809, 0.896); the embedding alone: 0.743, 0.784
+SIGNED_FUSION_WEIGHT = 3.0
+
+
 def _default_scorer(scorer: str, bundle: Bundle) -> Scorer:
     """``"auto"`` resolved (CLEAR's embedding where the bundle has its retrieval stage), and checked."""
     if scorer == "auto":
         scorer = "embedding" if bundle.has_retrieval else "recognition"
+        if bundle.has_retrieval and bundle.query_encoding == "signed":
+            scorer = "fused"
     if scorer not in SCORERS:
         raise ValueError(f"scorer must be auto or one of {', '.join(SCORERS)}, got {scorer!r}")
     if scorer != "recognition" and not bundle.has_retrieval:

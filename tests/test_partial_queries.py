@@ -108,8 +108,10 @@ def test_signed_bundle_answers_partial_queries_as_torch_does(tmp_path) -> None:
         tmp_path / "g", SyntheticConfig(num_identities=4, images_per_identity=2, image_size=(64, 32), seed=3)
     )
     images = sorted((gallery / "images").glob("*.jpg"))
-    searcher = AttributeSearcher(bundle)
+    searcher = AttributeSearcher(bundle, scorer="embedding")
     assert searcher.bundle.query_encoding == "signed"
+    default = AttributeSearcher(bundle)  # the measured default of a three-state bundle
+    assert default.scorer == "fused" and default.fusion_weight == 3.0
     searcher.add([str(p) for p in images], ids=[p.stem for p in images])
     hits = searcher.search({"Female": True, "Backpack": False}, k=len(images))
     emb = Recognizer(bundle).embed([str(p) for p in images])
