@@ -19,6 +19,9 @@ def export(
     calib: Annotated[str | None, typer.Option(help="Folder of images for int8 calibration.")] = None,
     opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
     calibrate_thresholds: Annotated[bool, typer.Option(help="Pick per-attribute thresholds on a val split.")] = False,
+    threshold_criterion: Annotated[
+        str, typer.Option(help="What the thresholds maximise per attribute: balanced_accuracy (mA), f1, or mean.")
+    ] = "balanced_accuracy",
     cpu_int8: Annotated[
         bool, typer.Option(help="Also write recognizer.int8.onnx (dynamic int8 for CPUs; backend onnxruntime-int8).")
     ] = False,
@@ -81,6 +84,7 @@ def export(
             calib_dir=calib,
             opset=opset,
             calibrate_thresholds=calibrate_thresholds,
+            threshold_criterion=threshold_criterion,
             val_dataset=_dataset(dataset, root, set_) if calibrate_thresholds else None,
             batch_sizes=sizes,
             cpu_int8=cpu_int8,
