@@ -154,3 +154,16 @@ def test_a_track_found_again_after_three_lost_frames_goes_on_under_a_new_id():
         return ids
 
     assert len(run(2)) == 1 and len(run(3)) == 2  # split_after_lost=3: 3 frames lost is maybe someone else
+
+
+def test_a_detector_that_learns_from_every_frame_is_run_on_every_frame() -> None:
+    from clear_sdk.video.detectors import create_detector
+    from clear_sdk.video.tracking import ByteTracker, DetectionSchedule
+
+    bgsub = create_detector("bgsub")
+    schedule = DetectionSchedule(bgsub, ByteTracker(), every=3)
+    assert schedule.every == 1  # MOG2 would not learn the background from every third frame
+    frame = np.zeros((120, 160, 3), np.uint8)
+    for _ in range(4):
+        schedule.update(frame)
+    assert schedule.detector_runs == 4

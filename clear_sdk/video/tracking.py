@@ -206,6 +206,8 @@ class DetectionSchedule:
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
         self.detector, self.tracker, self.every = detector, tracker, int(every)
+        if getattr(detector, "needs_every_frame", False):  # a detector that learns from each frame (bgsub)
+            self.every = 1
         self.motion, self.max_still = motion, int(max_still)
         self._since = self.every  # frames since the last detection: the first frame is detected
         self._still = 0

@@ -55,6 +55,8 @@ class BackgroundSubtractionDetector:
     """
 
     name = "bgsub"
+    #: MOG2 learns the background from every frame it sees: DetectionSchedule runs it on every frame
+    needs_every_frame = True
 
     def __init__(self, history: int = 100, var_threshold: float = 16.0, min_aspect: float = 0.8, min_area: int = 400):
         self.subtractor = cv2.createBackgroundSubtractorMOG2(
