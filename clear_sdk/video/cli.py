@@ -165,8 +165,10 @@ class _Outputs:
 
 def watch(
     sources: Annotated[list[str], typer.Argument(help="Video files, RTSP/HTTP URLs or webcam indices (0, 1, ...).")],
-    bundle: Annotated[str, typer.Option(help="Model bundle folder or shipped model name.")],
     index_dir: Annotated[str, typer.Option("--index", help="Index folder for the tracks (created, or added to).")],
+    bundle: Annotated[
+        str, typer.Option(help="Model bundle folder or shipped model name (default: the default model).")
+    ] = "default",
     camera: Annotated[
         list[str] | None, typer.Option(help="Camera name per source, in order (default: file stem / URL).")
     ] = None,
