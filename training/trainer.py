@@ -8,6 +8,7 @@ the best checkpoint is chosen on val, never on test.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -25,8 +26,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch.utils.data import DataLoader, DistributedSampler
 
 from clear_sdk.metrics import UNKNOWN, attribute_metrics, retrieval_metrics, retrieval_queries
-from clear_sdk.paths import resolve_checkpoint
-from clear_sdk.query import hard_input
+from clear_sdk.paths import RunFiles, resolve_checkpoint
+from clear_sdk.query import DEFAULT_QUERY_FORM, hard_input
 from clear_sdk.schema import UNIFIED, load_view
 from clear_sdk.views import covered, from_unified, to_unified
 
@@ -34,7 +35,7 @@ from .config import TrainConfig
 from .data import create_dataset
 from .datasets_torch import ImageDataset
 from .losses import bce_loss, collapsed_margin_loss, margin_loss
-from .models import CLEAR, RetrievalConfig, create_model, load_checkpoint, save_checkpoint
+from .models import CLEAR, create_model, load_checkpoint, save_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -189,6 +190,7 @@ def train_recognition(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]
     seed_everything(cfg.seed + env.rank)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    files = RunFiles(out)
     ds = create_dataset(cfg.dataset, cfg.root, **cfg.dataset_kwargs)
     model = create_model(
         cfg.model,
@@ -247,9 +249,9 @@ def train_recognition(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]
     net = torch.nn.parallel.DistributedDataParallel(model) if env.world > 1 else model
 
     start_epoch, best = 0, {"mA": -1.0}
-    state_file = out / "par_last.state.pt"
-    if cfg.resume and state_file.is_file() and (out / "par_last.safetensors").is_file():
-        last, meta = load_checkpoint(out / "par_last.safetensors")
+    state_file = files.par_state
+    if cfg.resume and state_file.is_file() and files.par_last.is_file():
+        last, meta = load_checkpoint(files.par_last)
         model.load_state_dict(last.state_dict())
         state = torch.load(state_file, map_location="cpu", weights_only=True)
         optimizer.load_state_dict(state["optimizer"])
@@ -258,7 +260,7 @@ def train_recognition(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]
             ema.module.load_state_dict(state["ema"])
         start_epoch = int(state["epoch"]) + 1
         best = {"mA": float(state.get("best_mA", -1.0))}
-        logger.info("resumed from %s at epoch %d", out / "par_last.safetensors", start_epoch)
+        logger.info("resumed from %s at epoch %d", files.par_last, start_epoch)
 
     history = []
     t0 = time.perf_counter()
@@ -304,11 +306,11 @@ def train_recognition(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]
             history.append({"epoch": epoch, "loss": running / (i + 1), "images_seen": seen, **val})
             bar.update(task, info=f"epoch {epoch + 1}/{cfg.epochs} val mA {val['mA']:.4f} F1 {val['f1']:.4f}")
             meta = _checkpoint_meta(cfg, ds, "par", epoch, val)
-            save_checkpoint(eval_model, out / "par_last.safetensors", extra=meta)
+            save_checkpoint(eval_model, files.par_last, extra=meta)
             state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch}
             if val["mA"] > best["mA"]:
                 best = {**val, "epoch": epoch}
-                save_checkpoint(eval_model, out / "par_best.safetensors", extra=meta)
+                save_checkpoint(eval_model, files.par_best, extra=meta)
             state["best_mA"] = best["mA"]
             if ema is not None:
                 state["ema"] = ema.module.state_dict()
@@ -316,13 +318,13 @@ def train_recognition(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]
     elapsed = time.perf_counter() - t0
     if env.main:
         for suffix in (".safetensors", ".json"):
-            shutil.copyfile(out / f"par_best{suffix}", out / f"best{suffix}")
-        (out / "history_par.json").write_text(json.dumps(history, indent=2))
+            shutil.copyfile(files.par_best.with_suffix(suffix), files.best.with_suffix(suffix))
+        files.history("par").write_text(json.dumps(history, indent=2))
     n_all = sum(p.numel() for p in model.parameters())
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {
         "best_val": best,
-        "checkpoint": str(out / "par_best.safetensors"),
+        "checkpoint": str(files.par_best),
         "parameters": n_all,
         "trainable_parameters": n_trainable,
         "seconds": elapsed,
@@ -349,7 +351,7 @@ class SoftQueries:
         encoder: str | dict[str, Any],
         attribute_names: list[str],
         template: dict[str, Any] | None = None,
-        form: str = "hard+soft",
+        form: str = DEFAULT_QUERY_FORM,
     ) -> None:
         """``encoder``: "minilm", a local Hugging Face model directory, or a saved encoder config."""
         from clear_sdk.description import DescriptionTemplate, template_for
@@ -481,7 +483,7 @@ def retrieval_eval(model: CLEAR, feats: np.ndarray, labels: np.ndarray, soft: So
         q = model.encode_query(*_query_inputs(model, queries, soft))
         g = model.image_embedding(torch.from_numpy(feats))
         out = _scalars(retrieval_metrics((q @ g.t()).numpy(), queries, labels))
-        if heads.cfg.query_form == "hard+soft":
+        if heads.cfg.halves:
             (qh, qs), (gh, gs) = q.chunk(2, dim=-1), g.chunk(2, dim=-1)
             for tag, qq, gg in (("hard", qh, gh), ("soft", qs, gs)):
                 m = retrieval_metrics((qq @ gg.t()).numpy(), queries, labels)
@@ -562,7 +564,7 @@ def _feature_cache(checkpoint: Path, records, split: str) -> Path:
 
 def train_retrieval(cfg: TrainConfig, checkpoint: str | Path, progress: bool = True) -> dict[str, Any]:
     """Stage 2: frozen f_par, adapters trained with 0.3 L_MA(E^v1, E^h) + 0.7 L_MA(E^v2, E^s) (HA+SP),
-    or one L_MA against the single query form of ``cfg.query_form`` (Table 6).
+    or one L_MA against the single query form of ``cfg.retrieval.query_form`` (Table 6).
 
     f_par is frozen, so its features are computed once per image (no augmentation, cached on disk) and
     the adapters train on them. The hard branch scores every class as a proxy at every step (Eq. 8 sums
@@ -590,31 +592,18 @@ def train_retrieval(cfg: TrainConfig, checkpoint: str | Path, progress: bool = T
         for split in ("train", "val")
     }
     train_labels, val_labels = ds.labels("train"), ds.labels("val")
-    form = cfg.query_form
-    soft = SoftQueries(cfg.text_encoder, list(ds.attributes), form=form) if form != "hard" else None
+    rcfg = cfg.retrieval
+    form = rcfg.query_form
+    soft = SoftQueries(cfg.text_encoder, list(ds.attributes), form=form) if rcfg.uses_text else None
     classes, targets = np.unique(train_labels, axis=0, return_inverse=True)
     targets = targets.reshape(-1)
-    class_hard = hard_classes(classes, cfg.query_encoding).to(device)
+    class_hard = hard_classes(classes, rcfg.query_encoding).to(device)
     class_soft = soft(classes == 1).to(device) if soft is not None else None
-    model.add_retrieval(
-        RetrievalConfig(
-            embed_dim=cfg.embed_dim,
-            hidden_dim=cfg.hidden_dim,
-            soft_dim=soft.soft_dim if soft is not None else 0,
-            scale=cfg.scale,
-            margin=cfg.margin,
-            hard_weight=cfg.hard_weight,
-            soft_weight=cfg.soft_weight,
-            query_form=form,
-            standardize=cfg.standardize_retrieval_inputs,
-            separate_vis=cfg.separate_visual_adapters,
-            query_encoding=cfg.query_encoding,
-        )
-    )
+    model.add_retrieval(dataclasses.replace(rcfg, soft_dim=soft.soft_dim if soft is not None else 0))
     model.to(device)
     heads = model.retrieval
     heads.set_statistics(torch.from_numpy(feats["train"]).to(device), class_hard, class_soft)
-    weights = {"hard": cfg.hard_weight, "soft": cfg.soft_weight} if form == "hard+soft" else None
+    weights = {"hard": rcfg.hard_weight, "soft": rcfg.soft_weight} if rcfg.halves else None
     optimizer = torch.optim.Adam(heads.parameters(), lr=cfg.retrieval_lr)
     feats_t = torch.from_numpy(feats["train"]).to(device)
     targets_t = torch.from_numpy(targets).long()
@@ -653,25 +642,28 @@ def train_retrieval(cfg: TrainConfig, checkpoint: str | Path, progress: bool = T
                 idx = perm[s * bs : (s + 1) * bs]
                 y = targets_t[idx]
                 e_v = heads.vis(feats_t[idx])
-                v_hard, v_soft = e_v.chunk(2, dim=-1) if form == "hard+soft" else (e_v, e_v)
+                v_hard, v_soft = e_v.chunk(2, dim=-1) if rcfg.halves else (e_v, e_v)
                 parts: dict[str, torch.Tensor] = {}
                 if heads.f_attr is not None:  # every class is a proxy
                     proxies_in = partial_proxies(class_hard, cfg.query_mask_prob, rng)
-                    parts["hard"] = margin_loss(v_hard, heads.attr(proxies_in), y.to(device), cfg.scale, cfg.margin)
+                    parts["hard"] = margin_loss(v_hard, heads.attr(proxies_in), y.to(device), rcfg.scale, rcfg.margin)
                     sizes["hard"] = sizes.get("hard", 0.0) + len(classes)
                 if cfg.partial_query_weight > 0:  # each image's own 1-4 attributes as a query against the batch
                     rows = train_labels[idx.numpy()]
                     pq = sample_partial_queries(rows, rng)
                     sat = satisfies(pq, rows)
                     parts["partial"] = cfg.partial_query_weight * partial_query_loss(
-                        heads.attr(torch.from_numpy(pq).to(device)), v_hard, torch.from_numpy(sat).to(device), cfg.scale
+                        heads.attr(torch.from_numpy(pq).to(device)),
+                        v_hard,
+                        torch.from_numpy(sat).to(device),
+                        rcfg.scale,
                     )
                 if heads.f_text is not None:
                     cls = soft_classes(y)
                     remap = torch.full((len(classes),), -1, dtype=torch.long)
                     remap[cls] = torch.arange(len(cls))
                     proxies = heads.text(class_soft[cls.to(device)])
-                    parts["soft"] = margin_loss(v_soft, proxies, remap[y].to(device), cfg.scale, cfg.margin)
+                    parts["soft"] = margin_loss(v_soft, proxies, remap[y].to(device), rcfg.scale, rcfg.margin)
                     sizes["soft"] = sizes.get("soft", 0.0) + len(cls)
                 margin = {k: v for k, v in parts.items() if k != "partial"}
                 loss = sum(weights[k] * v for k, v in margin.items()) if weights else next(iter(margin.values()))
@@ -685,7 +677,7 @@ def train_retrieval(cfg: TrainConfig, checkpoint: str | Path, progress: bool = T
                 info = " ".join(f"L_{k} {v / (s + 1):.3f}" for k, v in sums.items() if k != "loss")
                 bar.update(task, advance=1, info=f"epoch {epoch + 1}/{cfg.retrieval_epochs} {info}")
             losses = {k: v / steps for k, v in sums.items() if k != "loss"}
-            levels = {k: collapsed_margin_loss(c / steps, cfg.scale, cfg.margin) for k, c in sizes.items()}
+            levels = {k: collapsed_margin_loss(c / steps, rcfg.scale, rcfg.margin) for k, c in sizes.items()}
             val = retrieval_eval(model, feats["val"], val_labels, soft)
             guard = collapse_report(val, losses, levels)
             history.append(
@@ -722,15 +714,15 @@ def train_retrieval(cfg: TrainConfig, checkpoint: str | Path, progress: bool = T
     if hint:
         logger.warning("stage 2: %s", hint)
         best = {**best, "hint": hint}
-    (out / "history_retrieval.json").write_text(json.dumps(history, indent=2))
-    return {"best_val": best, "checkpoint": str(out / "best.safetensors"), "seconds": time.perf_counter() - t0}
+    RunFiles(out).history("retrieval").write_text(json.dumps(history, indent=2))
+    return {"best_val": best, "checkpoint": str(RunFiles(out).best), "seconds": time.perf_counter() - t0}
 
 
 def _save_retrieval(model, out: Path, cfg, ds, meta, epoch: int, val: dict, guard: dict, extra_meta: dict) -> None:
     par_val = meta.get("val", {})
     save_checkpoint(
         model,
-        out / "best.safetensors",
+        RunFiles(out).best,
         extra=_checkpoint_meta(
             cfg,
             ds,
@@ -747,12 +739,13 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     """Run the stages ``cfg.stage`` asks for; the resolved config is saved beside the checkpoints."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    files = RunFiles(out)
+    files.config.write_text(json.dumps(cfg.to_dict(), indent=2))
     summary: dict[str, Any] = {"out": str(out)}
     if cfg.stage in ("par", "both"):
         summary["par"] = train_recognition(cfg, progress)
     if cfg.stage in ("retrieval", "both") and int(os.environ.get("RANK", "0")) == 0:
-        ckpt = out / "par_best.safetensors"
+        ckpt = files.par_best
         if cfg.stage == "retrieval" and not ckpt.is_file():
             if not cfg.pretrained:
                 raise FileNotFoundError(
@@ -760,7 +753,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
                 )
             ckpt = Path(cfg.pretrained)
         summary["retrieval"] = train_retrieval(cfg, ckpt, progress)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    files.summary.write_text(json.dumps(summary, indent=2, default=float))
     return summary
 
 
