@@ -85,8 +85,8 @@ def main() -> None:
         int8_evaluators={"pa100k-2k (PETA->PA-100K mapping)": pa100k_evaluator(args.pa100k, ckpt)},
     )
     b = Bundle.open(out)
-    info = b.manifest["onnx"]["int8_static"]
-    sizes = {n: e["size"] for n, e in b.manifest["files"].items() if n.endswith(".onnx")}
+    info = b.manifest.onnx["int8_static"]
+    sizes = {n: e.size for n, e in b.files.items() if n.endswith(".onnx")}
     record = {"command": " ".join(["python", *sys.argv]), "bundle": str(out), "int8_static": info, "file_sizes": sizes}
     args.results.mkdir(parents=True, exist_ok=True)
     name = "int8_static_peta-lite0_shipped.json" if args.ship else "int8_static_peta-lite0.json"
