@@ -133,7 +133,7 @@ def _safe_relative(root: Path, name: Any, manifest: Path) -> Path:
 class _Model(BaseModel):
     """A manifest section: every key typed (no int where a str belongs, no bool for an int), none unknown."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)  # built on first use
 
 
 PositiveInt = Annotated[int, Field(ge=1)]
