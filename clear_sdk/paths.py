@@ -35,29 +35,12 @@ class RunFiles:
     CONFIG = "config.json"  # the resolved TrainConfig
     SUMMARY = "summary.json"
 
-    @property
-    def best(self) -> Path:
-        return self.root / self.BEST
-
-    @property
-    def par_best(self) -> Path:
-        return self.root / self.PAR_BEST
-
-    @property
-    def par_last(self) -> Path:
-        return self.root / self.PAR_LAST
-
-    @property
-    def par_state(self) -> Path:
-        return self.root / self.PAR_STATE
-
-    @property
-    def config(self) -> Path:
-        return self.root / self.CONFIG
-
-    @property
-    def summary(self) -> Path:
-        return self.root / self.SUMMARY
+    best = property(lambda self: self.root / self.BEST)
+    par_best = property(lambda self: self.root / self.PAR_BEST)
+    par_last = property(lambda self: self.root / self.PAR_LAST)
+    par_state = property(lambda self: self.root / self.PAR_STATE)
+    config = property(lambda self: self.root / self.CONFIG)
+    summary = property(lambda self: self.root / self.SUMMARY)
 
     def history(self, stage: str) -> Path:
         """Per-epoch losses and val metrics of ``stage`` ("par" or "retrieval")."""
