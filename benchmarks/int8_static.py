@@ -28,6 +28,7 @@ from cross_dataset import MAPPING, mapped_predictions  # noqa: E402
 from clear_sdk.bundle import Bundle  # noqa: E402
 from clear_sdk.export.bundle_writer import export_bundle  # noqa: E402
 from clear_sdk.metrics import attribute_metrics  # noqa: E402
+from clear_sdk.paths import RunFiles  # noqa: E402
 from clear_sdk.preprocess import preprocess_batch  # noqa: E402
 from clear_sdk.training.models import load_checkpoint  # noqa: E402
 
@@ -72,7 +73,7 @@ def main() -> None:
     ap.add_argument("--ship", action="store_true", help="as the shipped bundle: no checkpoint, no dynamic int8")
     ap.add_argument("--results", type=Path, default=Path(__file__).parent / "results")
     args = ap.parse_args()
-    ckpt = args.checkpoint / "best.safetensors" if args.checkpoint.is_dir() else args.checkpoint
+    ckpt = RunFiles(args.checkpoint).best if args.checkpoint.is_dir() else args.checkpoint
     out = export_bundle(
         ckpt,
         args.out,
