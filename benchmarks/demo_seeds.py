@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from clear_sdk.paths import RunFiles
+
 SCORERS = ("embedding", "recognition", "fused")
 METRICS = ("R-1", "R-5", "R-10", "mAP")
 
@@ -80,7 +82,7 @@ def run_seeds(args: argparse.Namespace) -> None:
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
             print(f"seed {seed}: {time.perf_counter() - t:.0f} s", flush=True)
         rep = json.loads(report.read_text())
-        summary = json.loads((out / "run" / "summary.json").read_text())
+        summary = json.loads(RunFiles(out / "run").summary.read_text())
         rows.append(
             {
                 "seed": seed,
@@ -190,8 +192,8 @@ def time_stage2(args: argparse.Namespace) -> None:
     encode = trainer.SoftQueries.__call__
     trainer.SoftQueries.__call__ = timed(encode, "text_encoder_s")
     with tempfile.TemporaryDirectory() as tmp:
-        ckpt = Path(tmp) / "par_best.safetensors"
-        shutil.copy(run / "run" / "par_best.safetensors", ckpt)
+        ckpt = Path(tmp) / RunFiles.PAR_BEST
+        shutil.copy(RunFiles(run / "run").par_best, ckpt)
         shutil.copy(run / "run" / "par_best.json", Path(tmp) / "par_best.json")
         cfg = load_config("synthetic_tiny", args.set, dataset="synthetic", root=str(run / "data"),
                           out=str(Path(tmp) / "out"), stage="retrieval")  # fmt: skip

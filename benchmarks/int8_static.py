@@ -28,6 +28,7 @@ from cross_dataset import MAPPING, mapped_predictions  # noqa: E402
 from clear_sdk.bundle import Bundle  # noqa: E402
 from clear_sdk.export.bundle_writer import export_bundle  # noqa: E402
 from clear_sdk.metrics import attribute_metrics  # noqa: E402
+from clear_sdk.paths import RunFiles  # noqa: E402
 from clear_sdk.preprocess import preprocess_batch  # noqa: E402
 from clear_sdk.training.models import load_checkpoint  # noqa: E402
 
@@ -72,7 +73,7 @@ def main() -> None:
     ap.add_argument("--ship", action="store_true", help="as the shipped bundle: no checkpoint, no dynamic int8")
     ap.add_argument("--results", type=Path, default=Path(__file__).parent / "results")
     args = ap.parse_args()
-    ckpt = args.checkpoint / "best.safetensors" if args.checkpoint.is_dir() else args.checkpoint
+    ckpt = RunFiles(args.checkpoint).best if args.checkpoint.is_dir() else args.checkpoint
     out = export_bundle(
         ckpt,
         args.out,
@@ -85,8 +86,8 @@ def main() -> None:
         int8_evaluators={"pa100k-2k (PETA->PA-100K mapping)": pa100k_evaluator(args.pa100k, ckpt)},
     )
     b = Bundle.open(out)
-    info = b.manifest["onnx"]["int8_static"]
-    sizes = {n: e["size"] for n, e in b.manifest["files"].items() if n.endswith(".onnx")}
+    info = b.manifest.onnx["int8_static"]
+    sizes = {n: e.size for n, e in b.files.items() if n.endswith(".onnx")}
     record = {"command": " ".join(["python", *sys.argv]), "bundle": str(out), "int8_static": info, "file_sizes": sizes}
     args.results.mkdir(parents=True, exist_ok=True)
     name = "int8_static_peta-lite0_shipped.json" if args.ship else "int8_static_peta-lite0.json"

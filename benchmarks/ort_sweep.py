@@ -66,7 +66,7 @@ def feeds(bundle: Bundle, graph: str, n: int) -> tuple[Path, dict[str, np.ndarra
             feed[i.name] = (rng.random((n, i.shape[1])) < 0.3).astype(np.float32)
         return bundle.query_path, feed
     if graph == "text":
-        n_w = bundle.manifest["retrieval"]["text_encoder"]["n_w"]
+        n_w = bundle.text_encoder.n_w
         ids = rng.integers(1000, 2000, (n, n_w)).astype(np.int64)
         return bundle.text_model_path, {"input_ids": ids, "attention_mask": np.ones_like(ids)}
     raise ValueError(graph)

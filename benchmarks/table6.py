@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from clear_sdk.metrics import retrieval_metrics, retrieval_queries
+from clear_sdk.paths import RunFiles  # noqa: E402
 from clear_sdk.training.config import load_config
 from clear_sdk.training.data import create_dataset
 from clear_sdk.training.models import load_checkpoint
@@ -75,7 +76,7 @@ def score_forms(ckpt: Path, ds, split: str) -> dict[str, dict[str, float]]:
 def _recorded_seconds(out: Path) -> float:
     """Stage-2 seconds of an earlier run, from its summary.json (nan when it has none)."""
     try:
-        return float(json.loads((out / "summary.json").read_text())["retrieval"]["seconds"])
+        return float(json.loads(RunFiles(out).summary.read_text())["retrieval"]["seconds"])
     except (OSError, KeyError, ValueError, TypeError):
         return float("nan")
 
@@ -117,8 +118,8 @@ def main() -> None:
                 summary = train(cfg, progress=False)["retrieval"]
             seconds = time.perf_counter() - t if not reused else _recorded_seconds(out)
             ds = create_dataset(cfg.dataset, cfg.root, **cfg.dataset_kwargs)
-            scored = score_forms(out / "best.safetensors", ds, args.split)
-            history = json.loads((out / "history_retrieval.json").read_text())
+            scored = score_forms(RunFiles(out).best, ds, args.split)
+            history = json.loads(RunFiles(out).history("retrieval").read_text())
             rows.append(
                 {
                     "form": form,

@@ -4,9 +4,10 @@ A bundle is ``manifest.json`` plus the model files it lists. The manifest is the
 export and the runtime: attribute names and groups, per-attribute thresholds, preprocessing, sizes,
 the description template and text encoder of the retrieval stage, the sha256 and size of every file,
 the TensorRT engines built for it, and the versions that produced it. The runtime needs nothing else.
-:class:`Manifest` is its typed form: export builds one and writes :meth:`Manifest.to_dict`, the
-runtime reads it back with :meth:`Manifest.from_dict`. A file is named once (``models`` by role,
-``engines``), and every name, under any key, must also be a ``files`` entry.
+:class:`Manifest` is its one typed form, a pydantic model (strict types, unknown keys refused): export
+builds one and writes :meth:`Manifest.to_dict`, the runtime reads it back with :meth:`Manifest.from_dict`
+and :class:`Bundle` exposes it as ``bundle.manifest`` (its other attributes read it). A file is named once
+(``models`` by role, ``engines``), and every name, under any key, must also be a ``files`` entry.
 
 :meth:`Bundle.open` refuses, with a :class:`~clear_sdk.errors.BundleError` that names the file and
 the fix, a bundle whose manifest is missing or unreadable, whose ``format_version`` is newer than this
@@ -14,24 +15,35 @@ code reads, whose files fail their size or sha256, whose entries name a path out
 (absolute, ``..``, or a symlink leading out), or whose attributes or input size differ from those of
 the hashed checkpoint config. ``manifest.json`` itself is not hashed, so thresholds may be tuned by
 editing it; the backends also compare it with the graphs (names in the ONNX metadata, shapes).
-No torch: numpy, OpenCV (through preprocessing) and the standard library only.
+No torch: numpy, OpenCV (through preprocessing), pydantic and the standard library only.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
 import os
 import re
+import typing
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from clear_sdk.errors import BundleError
 from clear_sdk.preprocess import Preprocessing
-from clear_sdk.query import QUERY_ENCODINGS
+from clear_sdk.query import DEFAULT_QUERY_FORM, QUERY_ENCODINGS, QUERY_FORMS
 
 __all__ = [
     "FORMAT_VERSION",
@@ -42,6 +54,7 @@ __all__ = [
     "EngineSpec",
     "FileEntry",
     "Manifest",
+    "Retrieval",
     "TextEncoderSpec",
     "engine_filename",
     "gpu_slug",
@@ -61,9 +74,6 @@ MANIFEST_NAME = "manifest.json"
 #: ONNX metadata keys in which export records the attribute order and input size inside the graph itself.
 ONNX_META_ATTRIBUTES = "clear_sdk.attributes"
 ONNX_META_INPUT_SIZE = "clear_sdk.input_size"
-
-#: Query forms of the retrieval stage (training's Table 6): the inputs the query graph reads.
-QUERY_FORMS = ("hard+soft", "hard", "soft", "words")
 
 #: Model-file roles a manifest's ``models`` table may name.
 ROLES = (
@@ -94,25 +104,6 @@ def engine_filename(gpu_name: str, trt_version: str, precision: str) -> str:
     return f"recognizer.{gpu_slug(gpu_name)}.trt{trt_version}.{precision}.plan"
 
 
-@dataclasses.dataclass(frozen=True)
-class EngineInfo:
-    """One TensorRT engine of the bundle; it runs only on ``gpu`` with TensorRT ``tensorrt``."""
-
-    file: str
-    path: Path
-    gpu: str
-    tensorrt: str
-    precision: str  # fp32 | fp16 | int8
-    min_batch: int
-    opt_batch: int
-    max_batch: int
-    calibration_cache: str | None = None
-    calibration_images: int | None = None
-
-    def matches(self, gpu_name: str, trt_version: str) -> bool:
-        return gpu_slug(self.gpu) == gpu_slug(gpu_name) and self.tensorrt == trt_version
-
-
 def _safe_relative(root: Path, name: Any, manifest: Path) -> Path:
     """The path of a manifest file entry, refusing anything that would leave the bundle directory."""
     if not isinstance(name, str) or not name.strip():
@@ -139,114 +130,198 @@ def _safe_relative(root: Path, name: Any, manifest: Path) -> Path:
     return root / name
 
 
-def _bad(manifest: Path, what: str) -> BundleError:
-    return BundleError(f"{manifest}: {what}; the manifest is damaged or hand-edited: re-export the bundle")
+class _Model(BaseModel):
+    """A manifest section: every key typed (no int where a str belongs, no bool for an int), none unknown."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)  # built on first use
 
 
-def _known_keys(data: Mapping[str, Any], known: tuple[str, ...], where: str, manifest: Path) -> None:
-    """A key this format does not define is an error naming its path (a typo would otherwise be ignored)."""
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        path = ", ".join(f"{where}.{k}" if where else k for k in unknown)
-        raise BundleError(
-            f"{manifest}: unknown key {path} (format {FORMAT_VERSION} defines {', '.join(known)}); "
-            "it was hand-edited or written by a newer clear-sdk: fix the key, upgrade clear-sdk, or re-export"
-        )
+PositiveInt = Annotated[int, Field(ge=1)]
 
 
-def _typed(data: Mapping[str, Any], key: str, typ: type | tuple[type, ...], manifest: Path, default: Any = ...) -> Any:
-    """``data[key]`` if it has type ``typ`` (bool is never an int here), else a BundleError naming the key."""
-    if key not in data or data[key] is None:
-        if default is not ...:
-            return default
-        raise _bad(manifest, f"'{key}' is missing")
-    value = data[key]
-    types = typ if isinstance(typ, tuple) else (typ,)
-    if isinstance(value, bool) and bool not in types or not isinstance(value, types):
-        names = " or ".join(t.__name__ for t in types)
-        raise _bad(manifest, f"'{key}' is {type(value).__name__}, not {names}")
-    return value
-
-
-@dataclasses.dataclass(frozen=True)
-class FileEntry:
+class FileEntry(_Model):
     """A file of the bundle with the size and sha256 it must have."""
 
     sha256: str
-    size: int
+    size: Annotated[int, Field(ge=0)]
 
 
-@dataclasses.dataclass(frozen=True)
-class Dims:
+class Dims(_Model):
     num_attrs: int
-    feature_dim: int | None = None
-    embed_dim: int | None = None
-    soft_dim: int | None = None
+    feature_dim: PositiveInt | None = None
+    embed_dim: PositiveInt | None = None
+    soft_dim: PositiveInt | None = None
 
 
-@dataclasses.dataclass(frozen=True)
-class TextEncoderSpec:
+class TextEncoderSpec(_Model):
     """How to run the bundle's text encoder; its two files are ``models.text`` and ``models.tokenizer``.
 
-    ``info`` keeps the rest of the export's record (model id, fingerprint, parity) for reports.
+    The rest of the export's record (model id, fingerprint, parity, ...) is kept as extra keys (:attr:`info`)
+    for reports. Bundles before format 1.1 also named the two files here (``onnx``, ``tokenizer``): read,
+    checked against ``models``, never written.
     """
 
-    n_w: int
+    model_config = ConfigDict(extra="allow")
+
+    n_w: Annotated[int, Field(ge=2)]
     pad_id: int | None = None
     pad_token: str | None = None
-    info: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
+    onnx: str | None = Field(default=None, exclude=True)
+    tokenizer: str | None = Field(default=None, exclude=True)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.info, "n_w": self.n_w, "pad_id": self.pad_id, "pad_token": self.pad_token}
+    @property
+    def info(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
 
 
-@dataclasses.dataclass(frozen=True)
-class EngineSpec:
+class Retrieval(_Model):
+    """The retrieval stage: how a query is described and encoded (absent keys: what every earlier bundle did)."""
+
+    description_template: dict[str, Any] | None = None
+    text_encoder: TextEncoderSpec | None = None
+    # older readers know only HA+SP and binary queries, so the keys are written only when they differ
+    query_form: Literal[QUERY_FORMS] | None = Field(default=None, exclude_if=lambda v: v is None)
+    query_encoding: Literal[QUERY_ENCODINGS] | None = Field(default=None, exclude_if=lambda v: v is None)
+
+
+class EngineSpec(_Model):
     """A TensorRT engine as the manifest records it (``file`` and ``calibration_cache`` are bundle paths)."""
 
     file: str
     gpu: str
     tensorrt: str
-    precision: str
-    min_batch: int
-    opt_batch: int
-    max_batch: int
+    precision: Literal["fp32", "fp16", "int8"]
+    min_batch: PositiveInt
+    opt_batch: PositiveInt
+    max_batch: PositiveInt
     calibration_cache: str | None = None
     calibration_images: int | None = None
 
+    def matches(self, gpu_name: str, trt_version: str) -> bool:
+        """Engines run only on the GPU model and TensorRT version that built them."""
+        return gpu_slug(self.gpu) == gpu_slug(gpu_name) and self.tensorrt == trt_version
 
+
+class EngineInfo(EngineSpec):
+    """An engine of an opened bundle: the manifest's entry and where its file is."""
+
+    path: Path = Field(exclude=True)
+
+
+def _preprocessing(value: Any) -> Preprocessing:
+    if isinstance(value, Preprocessing):
+        return value
+    if not isinstance(value, dict):
+        raise ValueError(f"'preprocessing' is {type(value).__name__}, not an object; re-export the bundle")
+    try:
+        return Preprocessing.from_dict(value)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"invalid 'preprocessing' ({e}); re-export the bundle") from e
+
+
+_Preprocessing = Annotated[
+    Preprocessing, PlainValidator(_preprocessing), PlainSerializer(lambda p: p.to_dict(), return_type=dict)
+]
+_Info = Annotated[Any, Field(default=None)]
 #: Informational manifest keys: carried as they are, never used to find or run a file.
 _INFO_KEYS = ("model", "dataset", "threshold_calibration", "onnx", "source_checkpoint", "producer")
-_MANIFEST_KEYS = (
-    "format_version", *_INFO_KEYS, "attributes", "groups", "thresholds", "preprocessing", "dims", "outputs",
-    "retrieval", "models", "engines", "files",
-)  # fmt: skip
 
 
-@dataclasses.dataclass(frozen=True)
-class Manifest:
-    """The typed form of ``manifest.json``: what export writes (:meth:`to_dict`) and the runtime reads.
+class Manifest(_Model):
+    """``manifest.json``, typed: what export writes (:meth:`to_dict`) and the runtime reads (:meth:`from_dict`).
 
     Every file the bundle uses is named once, in ``models`` (by role) or ``engines``, and every
     name there must also be a key of ``files`` (size + sha256). :meth:`paths` lists them all, so
     :class:`Bundle` checks each one the same way: inside the bundle, present, right size and hash.
+    The keys of ``_INFO_KEYS`` are informational: carried as they are, never used to find or run a file.
     """
 
-    attributes: list[str]
-    preprocessing: Preprocessing
+    format_version: PositiveInt = FORMAT_VERSION
+    model: _Info
+    dataset: _Info
+    threshold_calibration: _Info
+    onnx: _Info
+    source_checkpoint: _Info
+    producer: _Info
+    attributes: Annotated[list[str], Field(min_length=1)]
+    groups: dict[str, list[str]] = {}
+    thresholds: dict[str, float] = {}
+    preprocessing: _Preprocessing
     dims: Dims
-    models: dict[str, str]
+    outputs: dict[str, list[str]] = {}
+    retrieval: Retrieval | None = None
+    models: dict[Literal[ROLES], str]
+    engines: list[EngineSpec] = []
     files: dict[str, FileEntry]
-    groups: dict[str, list[str]] = dataclasses.field(default_factory=dict)
-    thresholds: dict[str, float] = dataclasses.field(default_factory=dict)
-    outputs: dict[str, list[str]] = dataclasses.field(default_factory=dict)
-    description_template: dict[str, Any] | None = None
-    text_encoder: TextEncoderSpec | None = None
-    query_form: str | None = None  # None: "hard+soft", the form every bundle before query forms has
-    query_encoding: str | None = None  # None: "binary" (clear_sdk.query.hard_input), as every earlier bundle
-    engines: list[EngineSpec] = dataclasses.field(default_factory=list)
-    format_version: int = FORMAT_VERSION
-    info: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _absent_as_default(cls, data: Any) -> Any:
+        """``null`` groups, outputs or engines read as none; no thresholds, as 0.5 for every attribute."""
+        if not isinstance(data, dict):
+            return data
+        data = {k: v for k, v in data.items() if not (v is None and k in ("groups", "outputs", "engines"))}
+        if data.get("thresholds") is None and isinstance(data.get("attributes"), list):
+            data["thresholds"] = {n: 0.5 for n in data["attributes"] if isinstance(n, str)}
+        return data
+
+    @field_validator("attributes")
+    @classmethod
+    def _unique(cls, names: list[str]) -> list[str]:
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"'attributes' names {dup} more than once; re-export the bundle")
+        return names
+
+    @field_validator("thresholds")
+    @classmethod
+    def _probabilities(cls, thresholds: dict[str, float]) -> dict[str, float]:
+        bad = {k: v for k, v in thresholds.items() if not 0 <= v <= 1}  # NaN and inf fail too
+        if bad:
+            raise ValueError(f"'thresholds' are probabilities in [0, 1], got {bad}; re-export the bundle")
+        return thresholds
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Manifest:
+        names = self.attributes
+        unknown = sorted({a for v in self.groups.values() for a in v} - set(names))
+        if unknown:
+            raise ValueError(f"groups name unknown attributes {unknown}; re-export the bundle")
+        if set(self.thresholds) != set(names):
+            raise ValueError("'thresholds' must give one value per attribute; re-export the bundle")
+        if self.dims.num_attrs != len(names):
+            raise ValueError(f"dims.num_attrs={self.dims.num_attrs} but {len(names)} attributes are named; re-export")
+        for role, name in self.models.items():
+            if name not in self.files:
+                raise ValueError(f"models.{role} names {name!r}, which has no sha256/size entry in 'files'; re-export")
+        if "recognizer" not in self.models:
+            raise ValueError("no 'recognizer' model listed; re-export the bundle")
+        if self.dims.embed_dim is not None and "query" not in self.models:
+            raise ValueError("dims.embed_dim is set but no 'query' model is listed; re-export the bundle")
+        self._check_text_encoder()
+        for e in self.engines:
+            for path in (e.file, e.calibration_cache):
+                if path is not None and path not in self.files:
+                    raise ValueError(f"engine {path!r} has no sha256/size entry in 'files'; re-export")
+        return self
+
+    def _check_text_encoder(self) -> None:
+        """The text encoder's files are models.text and models.tokenizer, so that Bundle checks them."""
+        text = self.retrieval.text_encoder if self.retrieval is not None else None
+        if text is None:
+            return
+        for key, role in (("onnx", "text"), ("tokenizer", "tokenizer")):
+            if role not in self.models:
+                raise ValueError(
+                    f"retrieval.text_encoder is set but models.{role} is not listed, so its file would skip "
+                    "the bundle checks; re-export the bundle with `clear-sdk export`"
+                )
+            named = getattr(text, key)
+            if named is not None and named != self.models[role]:
+                raise ValueError(
+                    f"retrieval.text_encoder.{key} names {named!r} but models.{role} names {self.models[role]!r}; "
+                    "refusing a file that skips the bundle checks. Re-export the bundle"
+                )
 
     def paths(self) -> list[tuple[str, str]]:
         """(manifest key, bundle-relative path) of every file the manifest names, under any key."""
@@ -258,213 +333,64 @@ class Manifest:
                 out.append((f"engines[{i}].calibration_cache", e.calibration_cache))
         return out
 
-    # ------------------------------------------------------------------------------ writing
-    def to_dict(self) -> dict[str, Any]:
-        retrieval = None
-        if self.dims.embed_dim is not None or self.description_template or self.text_encoder:
-            retrieval = {
-                "description_template": self.description_template,
-                "text_encoder": None if self.text_encoder is None else self.text_encoder.to_dict(),
-            }
-            if self.query_form is not None:
-                retrieval["query_form"] = self.query_form
-            if self.query_encoding is not None:
-                retrieval["query_encoding"] = self.query_encoding
-        return {
-            "format_version": self.format_version,
-            **{k: self.info.get(k) for k in _INFO_KEYS if k in self.info},
-            "attributes": list(self.attributes),
-            "groups": {g: list(v) for g, v in self.groups.items()},
-            "thresholds": {n: float(self.thresholds.get(n, 0.5)) for n in self.attributes},
-            "preprocessing": self.preprocessing.to_dict(),
-            "dims": dataclasses.asdict(self.dims),
-            "outputs": {k: list(v) for k, v in self.outputs.items()},
-            "retrieval": retrieval,
-            "models": dict(self.models),
-            "engines": [dataclasses.asdict(e) for e in self.engines],
-            "files": {n: dataclasses.asdict(e) for n, e in sorted(self.files.items())},
-        }
+    @property
+    def info(self) -> dict[str, Any]:
+        """The informational keys the manifest has."""
+        return {k: getattr(self, k) for k in _INFO_KEYS if getattr(self, k) is not None}
 
-    # ------------------------------------------------------------------------------ reading
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready manifest (thresholds in attribute order, files sorted)."""
+        out = self.model_dump(mode="json")
+        out["thresholds"] = {n: float(self.thresholds[n]) for n in self.attributes}
+        out["files"] = dict(sorted(out["files"].items()))
+        return out
+
     @classmethod
     def from_dict(cls, m: Mapping[str, Any], manifest: Path) -> Manifest:
-        """Validate a parsed manifest; anything malformed is a BundleError that names the key."""
-        mp = manifest
-        version = m.get("format_version")
-        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            raise BundleError(f"{mp}: format_version is {version!r}, not a positive integer; re-export the bundle")
-        _known_keys(m, _MANIFEST_KEYS, "", mp)
-
-        files: dict[str, FileEntry] = {}
-        for name, entry in _typed(m, "files", dict, mp).items():
-            ok = (
-                isinstance(entry, dict)
-                and isinstance(entry.get("sha256"), str)
-                and isinstance(entry.get("size"), int)
-                and not isinstance(entry.get("size"), bool)
-                and entry["size"] >= 0
-            )
-            if not ok:
-                raise BundleError(f"{mp}: entry for {name!r} needs 'sha256' and 'size'; re-export the bundle")
-            files[name] = FileEntry(entry["sha256"], entry["size"])
-
-        names = _typed(m, "attributes", list, mp)
-        if not names or not all(isinstance(n, str) for n in names):
-            raise BundleError(f"{mp}: 'attributes' must be a non-empty list of names; re-export the bundle")
-        if len(set(names)) != len(names):
-            dup = sorted({n for n in names if names.count(n) > 1})
-            raise _bad(mp, f"'attributes' names {dup} more than once")
-        groups = m.get("groups") or {}
-        if not isinstance(groups, dict) or not all(
-            isinstance(v, list) and all(isinstance(a, str) for a in v) for v in groups.values()
-        ):
-            raise BundleError(f"{mp}: 'groups' must map a group name to a list of attributes; re-export the bundle")
-        unknown = sorted({a for v in groups.values() for a in v} - set(names))
-        if unknown:
-            raise BundleError(f"{mp}: groups name unknown attributes {unknown}; re-export the bundle")
-
-        thr = m.get("thresholds")
-        if thr is None:
-            thr = {n: 0.5 for n in names}
-        if not isinstance(thr, dict) or set(thr) != set(names):
-            raise BundleError(f"{mp}: 'thresholds' must give one value per attribute; re-export the bundle")
-        bad = {k: v for k, v in thr.items()
-               if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1}  # fmt: skip
-        if bad:  # NaN and inf fail 0 <= v <= 1 too
-            raise BundleError(f"{mp}: 'thresholds' are probabilities in [0, 1], got {bad}; re-export the bundle")
-
+        """Validate a parsed manifest; anything malformed is one BundleError that names the key and the fix."""
         try:
-            pp = Preprocessing.from_dict(_typed(m, "preprocessing", dict, mp))
-        except (TypeError, ValueError) as e:
-            raise BundleError(f"{mp}: invalid 'preprocessing' ({e}); re-export the bundle") from e
+            return cls.model_validate(m)
+        except ValidationError as e:
+            raise _manifest_error(e, manifest) from None
 
-        d = _typed(m, "dims", dict, mp)
-        _known_keys(d, tuple(f.name for f in dataclasses.fields(Dims)), "dims", mp)
-        dims = Dims(
-            num_attrs=_typed(d, "num_attrs", int, mp, None),
-            feature_dim=_typed(d, "feature_dim", int, mp, None),
-            embed_dim=_typed(d, "embed_dim", int, mp, None),
-            soft_dim=_typed(d, "soft_dim", int, mp, None),
+
+def _submodel(annotation: Any) -> type[BaseModel] | None:
+    """The manifest section a field holds (through ``list[...]``, ``dict[..., ...]``, ``... | None``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _submodel(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _manifest_error(error: ValidationError, manifest: Path) -> BundleError:
+    """The first problem pydantic found, as one line naming the key (``dims.embed_dim``) and the fix."""
+    e = error.errors()[0]
+    loc, section, key = e["loc"], Manifest, ""
+    for i, part in enumerate(loc):
+        if part == "[key]":  # pydantic's marker for a dict key (the key itself comes before it)
+            continue
+        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if part.isidentifier() else f"[{part!r}]")
+        field = section.model_fields.get(part) if isinstance(part, str) else None
+        if field is not None and i < len(loc) - 1:
+            section = _submodel(field.annotation) or section
+    key = key.lstrip(".")
+    if e["type"] == "extra_forbidden":
+        return BundleError(
+            f"{manifest}: unknown key {key} (format {FORMAT_VERSION} defines {', '.join(section.model_fields)}); "
+            "it was hand-edited or written by a newer clear-sdk: fix the key, upgrade clear-sdk, or re-export"
         )
-        if dims.num_attrs != len(names):
-            raise BundleError(f"{mp}: dims.num_attrs={dims.num_attrs} but {len(names)} attributes are named; re-export")
-        for key in ("feature_dim", "embed_dim", "soft_dim"):
-            if getattr(dims, key) is not None and getattr(dims, key) < 1:
-                raise _bad(mp, f"dims.{key} is {getattr(dims, key)}")
-
-        models = _typed(m, "models", dict, mp)
-        unknown_roles = sorted(set(models) - set(ROLES))
-        if unknown_roles:
-            raise BundleError(f"{mp}: unknown model roles {unknown_roles}; this clear-sdk knows {', '.join(ROLES)}")
-        for role, name in models.items():
-            if name not in files:
-                raise BundleError(
-                    f"{mp}: models.{role} names {name!r}, which has no sha256/size entry in 'files'; re-export"
-                )
-        if "recognizer" not in models:
-            raise BundleError(f"{mp}: no 'recognizer' model listed; re-export the bundle")
-        if dims.embed_dim is not None and "query" not in models:
-            raise BundleError(f"{mp}: dims.embed_dim is set but no 'query' model is listed; re-export the bundle")
-
-        outputs = m.get("outputs") or {}
-        if not isinstance(outputs, dict) or not all(
-            isinstance(v, list) and all(isinstance(o, str) for o in v) for v in outputs.values()
-        ):
-            raise _bad(mp, "'outputs' must map a graph to a list of output names")
-
-        retrieval = m.get("retrieval") or {}
-        if not isinstance(retrieval, dict):
-            raise _bad(mp, "'retrieval' is not an object")
-        _known_keys(
-            retrieval, ("description_template", "text_encoder", "query_form", "query_encoding"), "retrieval", mp
+    if e["type"] == "value_error":
+        return BundleError(f"{manifest}: {e['ctx']['error']}")
+    if e["type"] == "literal_error":
+        return BundleError(
+            f"{manifest}: {key} {e['input']!r} is not one of {e['ctx']['expected']}; "
+            "upgrade clear-sdk or re-export the bundle"
         )
-        template = retrieval.get("description_template")
-        if template is not None and not isinstance(template, dict):
-            raise _bad(mp, "retrieval.description_template is not an object")
-        text = cls._text_encoder(retrieval.get("text_encoder"), models, mp)
-        query_form = _typed(retrieval, "query_form", str, mp, None)
-        if query_form is not None and query_form not in QUERY_FORMS:
-            raise BundleError(
-                f"{mp}: retrieval.query_form {query_form!r} is not one of {', '.join(QUERY_FORMS)}; "
-                "upgrade clear-sdk or re-export the bundle"
-            )
-        query_encoding = _typed(retrieval, "query_encoding", str, mp, None)
-        if query_encoding is not None and query_encoding not in QUERY_ENCODINGS:
-            raise BundleError(
-                f"{mp}: retrieval.query_encoding {query_encoding!r} is not one of {', '.join(QUERY_ENCODINGS)}; "
-                "upgrade clear-sdk or re-export the bundle"
-            )
-
-        engines = []
-        raw_engines = m.get("engines") or []
-        if not isinstance(raw_engines, list):
-            raise _bad(mp, "'engines' is not a list")
-        for e in raw_engines:
-            try:
-                spec = EngineSpec(
-                    file=_typed(e, "file", str, mp),
-                    gpu=str(e["gpu"]),
-                    tensorrt=str(e["tensorrt"]),
-                    precision=str(e["precision"]),
-                    min_batch=int(e["min_batch"]),
-                    opt_batch=int(e["opt_batch"]),
-                    max_batch=int(e["max_batch"]),
-                    calibration_cache=_typed(e, "calibration_cache", str, mp, None),
-                    calibration_images=_typed(e, "calibration_images", int, mp, None),
-                )
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                raise BundleError(f"{mp}: malformed engine entry {e!r} ({exc}); re-export the bundle") from exc
-            for path in (spec.file, spec.calibration_cache):
-                if path is not None and path not in files:
-                    raise BundleError(f"{mp}: engine {path!r} has no sha256/size entry in 'files'; re-export")
-            engines.append(spec)
-
-        return cls(
-            attributes=list(names),
-            preprocessing=pp,
-            dims=dims,
-            models=dict(models),
-            files=files,
-            groups={g: list(v) for g, v in groups.items()},
-            thresholds={n: float(thr[n]) for n in names},
-            outputs={k: list(v) for k, v in outputs.items()},
-            description_template=template,
-            text_encoder=text,
-            query_form=query_form,
-            query_encoding=query_encoding,
-            engines=engines,
-            format_version=version,
-            info={k: m[k] for k in _INFO_KEYS if k in m},
-        )
-
-    @staticmethod
-    def _text_encoder(raw: Any, models: Mapping[str, str], mp: Path) -> TextEncoderSpec | None:
-        if raw is None:
-            return None
-        if not isinstance(raw, dict):
-            raise _bad(mp, "retrieval.text_encoder is not an object")
-        for key, role in (("onnx", "text"), ("tokenizer", "tokenizer")):
-            if role not in models:
-                raise BundleError(
-                    f"{mp}: retrieval.text_encoder is set but models.{role} is not listed, so its file would skip "
-                    "the bundle checks; re-export the bundle with `clear-sdk export`"
-                )
-            # bundles before format 1.1 also named the files here; they must be the checked ones
-            if key in raw and raw[key] != models[role]:
-                raise BundleError(
-                    f"{mp}: retrieval.text_encoder.{key} names {raw[key]!r} but models.{role} names "
-                    f"{models[role]!r}; refusing a file that skips the bundle checks. Re-export the bundle"
-                )
-        n_w = _typed(raw, "n_w", int, mp)
-        if n_w < 2:
-            raise _bad(mp, f"retrieval.text_encoder.n_w is {n_w}")
-        info = {k: v for k, v in raw.items() if k not in ("n_w", "pad_id", "pad_token", "onnx", "tokenizer")}
-        return TextEncoderSpec(
-            n_w=n_w,
-            pad_id=_typed(raw, "pad_id", int, mp, None),
-            pad_token=_typed(raw, "pad_token", str, mp, None),
-            info=info,
-        )
+    what = "is missing" if e["type"] == "missing" else f"is {e['input']!r}: {e['msg'].lower()}"
+    return BundleError(f"{manifest}: {key} {what}; the manifest is damaged or hand-edited: re-export the bundle")
 
 
 #: Largest manifest.json read: real ones are a few kB, so anything larger is not one.
@@ -488,12 +414,13 @@ def _read_json(path: Path, what: str, limit: int) -> Any:
 class Bundle:
     """An opened, verified model bundle. Use :meth:`open`; the object is read-only after that."""
 
-    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
+    def __init__(self, path: Path, manifest: Manifest) -> None:
         self.path = path
+        #: the typed manifest; every other attribute of a Bundle reads it
         self.manifest = manifest
         self._manifest_path = path / MANIFEST_NAME
-        self.spec: Manifest = Manifest.from_dict(manifest, self._manifest_path)
-        self._parse()
+        for _key, name in manifest.paths():
+            _safe_relative(self.path, name, self._manifest_path)
 
     # ------------------------------------------------------------------------------------ opening
     @classmethod
@@ -535,16 +462,16 @@ class Bundle:
                 f"(up to {FORMAT_VERSION}); upgrade clear-sdk (pip install -U clear-sdk) or re-export the "
                 "bundle with this version"
             )
-        bundle = cls(root, manifest)
+        bundle = cls(root, Manifest.from_dict(manifest, mpath))
         bundle.check_files(verify_hashes=verify)
         bundle._check_checkpoint_config()
         return bundle
 
     def check_files(self, verify_hashes: bool = True) -> None:
         """Every file the manifest names exists inside the bundle with its recorded size (and sha256)."""
-        for _key, name in self.spec.paths():
+        for _key, name in self.manifest.paths():
             p = _safe_relative(self.path, name, self._manifest_path)
-            entry = self.spec.files[name]
+            entry = self.manifest.files[name]
             if not p.is_file():
                 raise BundleError(
                     f"{p}: listed in {MANIFEST_NAME} but missing; copy the whole bundle folder or re-export the bundle"
@@ -556,7 +483,7 @@ class Bundle:
                     "changed; re-export the bundle"
                 )
         if verify_hashes:
-            for name, entry in self.spec.files.items():
+            for name, entry in self.manifest.files.items():
                 p = self.path / name
                 if sha256_file(p) != entry.sha256:
                     raise BundleError(
@@ -598,37 +525,83 @@ class Bundle:
                 f"the model's input size {size} in its checkpoint config; re-export the bundle"
             )
 
-    # ------------------------------------------------------------------------------------ parsing
-    def _parse(self) -> None:
-        spec = self.spec
-        for _key, name in spec.paths():
-            _safe_relative(self.path, name, self._manifest_path)
-        self.files: dict[str, dict[str, Any]] = {n: dataclasses.asdict(e) for n, e in spec.files.items()}
-        self.attribute_names: list[str] = list(spec.attributes)
-        self.groups: dict[str, list[str]] = {g: list(v) for g, v in spec.groups.items()}
-        self.thresholds: dict[str, float] = dict(spec.thresholds)
-        self.preprocessing = spec.preprocessing
-        self.num_attrs: int = len(spec.attributes)
-        self.embed_dim: int | None = spec.dims.embed_dim
-        self.soft_dim: int | None = spec.dims.soft_dim
-        self._models: dict[str, str] = dict(spec.models)
-        model = spec.info.get("model") or {}
-        model = model if isinstance(model, dict) else {}
-        self.model_name: str = str(model.get("name", "unknown"))
-        #: the attribute schema of the outputs ("peta", "unified", ...; None when the manifest does not say)
-        self.dataset: str | None = spec.info.get("dataset") if isinstance(spec.info.get("dataset"), str) else None
-        self.variant: str | None = model.get("variant")
-        self.description_template: dict[str, Any] | None = spec.description_template
-        self.text_encoder_spec: TextEncoderSpec | None = spec.text_encoder
-        self.text_encoder: dict[str, Any] | None = None if spec.text_encoder is None else spec.text_encoder.to_dict()
-        self.query_form: str = spec.query_form or "hard+soft"
-        self.query_encoding: str = spec.query_encoding or "binary"
-        self.outputs: list[str] = list(spec.outputs.get("recognizer", ["probs", "embedding"]))
-        self.engines: list[EngineInfo] = [
-            EngineInfo(path=self.path / e.file, **dataclasses.asdict(e)) for e in spec.engines
-        ]
-
     # ------------------------------------------------------------------------------------ access
+    @property
+    def files(self) -> dict[str, FileEntry]:
+        return self.manifest.files
+
+    @property
+    def attribute_names(self) -> list[str]:
+        return self.manifest.attributes
+
+    @property
+    def num_attrs(self) -> int:
+        return len(self.manifest.attributes)
+
+    @property
+    def groups(self) -> dict[str, list[str]]:
+        return self.manifest.groups
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        return self.manifest.thresholds
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        return self.manifest.preprocessing
+
+    @property
+    def embed_dim(self) -> int | None:
+        return self.manifest.dims.embed_dim
+
+    @property
+    def soft_dim(self) -> int | None:
+        return self.manifest.dims.soft_dim
+
+    @property
+    def model_name(self) -> str:
+        model = self.manifest.model
+        return str(model.get("name", "unknown")) if isinstance(model, dict) else "unknown"
+
+    @property
+    def variant(self) -> str | None:
+        model = self.manifest.model
+        return model.get("variant") if isinstance(model, dict) else None
+
+    @property
+    def dataset(self) -> str | None:
+        """The attribute schema of the outputs ("peta", "unified", ...; None when the manifest does not say)."""
+        return self.manifest.dataset if isinstance(self.manifest.dataset, str) else None
+
+    @property
+    def _retrieval(self) -> Retrieval:
+        return self.manifest.retrieval or Retrieval()
+
+    @property
+    def description_template(self) -> dict[str, Any] | None:
+        return self._retrieval.description_template
+
+    @property
+    def text_encoder(self) -> TextEncoderSpec | None:
+        return self._retrieval.text_encoder
+
+    @property
+    def query_form(self) -> str:
+        return self._retrieval.query_form or DEFAULT_QUERY_FORM
+
+    @property
+    def query_encoding(self) -> str:
+        return self._retrieval.query_encoding or "binary"
+
+    @property
+    def outputs(self) -> list[str]:
+        """The recognizer graph's outputs (every bundle before ``outputs`` was recorded: probs, embedding)."""
+        return list(self.manifest.outputs.get("recognizer", ["probs", "embedding"]))
+
+    @property
+    def engines(self) -> list[EngineInfo]:
+        return [EngineInfo(**e.model_dump(), path=self.path / e.file) for e in self.manifest.engines]
+
     @property
     def has_retrieval(self) -> bool:
         """True when the bundle carries the retrieval stage (image embeddings and query.onnx)."""
@@ -638,12 +611,12 @@ class Bundle:
         """Path of a model file by role (``recognizer``, ``query``, ``text``, ``tokenizer``, ``checkpoint``)."""
         if role not in ROLES:
             raise KeyError(f"unknown model role {role!r}; valid: {', '.join(ROLES)}")
-        name = self._models.get(role)
+        name = self.manifest.models.get(role)
         return None if name is None else self.path / name
 
     @property
     def recognizer_path(self) -> Path:
-        return self.path / self._models["recognizer"]
+        return self.path / self.manifest.models["recognizer"]
 
     @property
     def recognizer_int8_path(self) -> Path | None:
@@ -674,16 +647,16 @@ class Bundle:
         """A short JSON-ready description (for ``clear-sdk info BUNDLE``)."""
         return {
             "path": str(self.path),
-            "format_version": self.manifest["format_version"],
+            "format_version": self.manifest.format_version,
             "model": self.model_name,
             "variant": self.variant,
-            "dataset": self.manifest.get("dataset"),
+            "dataset": self.manifest.dataset,
             "num_attrs": self.num_attrs,
             "embed_dim": self.embed_dim,
             "input_size": list(self.preprocessing.input_size),
-            "models": dict(self._models),
-            "engines": [dataclasses.asdict(e) | {"path": str(e.path)} for e in self.engines],
-            "producer": self.manifest.get("producer", {}),
+            "models": dict(self.manifest.models),
+            "engines": [e.model_dump(mode="json") | {"path": str(e.path)} for e in self.engines],
+            "producer": self.manifest.producer or {},
         }
 
     def __repr__(self) -> str:

@@ -42,7 +42,7 @@ class ModelIdentity:
     @classmethod
     def of(cls, bundle: Bundle, layout: GalleryLayout) -> ModelIdentity:
         rec = bundle.model_path("recognizer")
-        entry = bundle.spec.files.get(rec.name) if rec is not None else None
+        entry = bundle.files.get(rec.name) if rec is not None else None
         return cls(entry.sha256 if entry is not None else None, layout.attributes, layout.embed_dim)
 
     def to_dict(self) -> dict[str, Any]:

@@ -78,6 +78,22 @@ def known_mask(labels: np.ndarray) -> np.ndarray:
     return np.ones(arr.shape, bool) if arr.dtype == np.bool_ else arr != UNKNOWN
 
 
+def _threshold_array(threshold: float | Sequence[float] | np.ndarray, n_attrs: int) -> np.ndarray:
+    """One float, or one threshold per attribute ([A]), as float64; anything else is a ValueError that says so."""
+    thr = np.asarray(threshold, dtype=np.float64)
+    if thr.ndim == 1:
+        if thr.shape[0] != n_attrs:
+            raise ValueError(
+                f"threshold has {thr.shape[0]} values but there are {n_attrs} attributes; "
+                "pass one float or one threshold per attribute"
+            )
+    elif thr.ndim != 0:
+        raise ValueError(f"threshold must be a float or a 1-D array [attributes], got shape {thr.shape}")
+    if np.isnan(thr).any():
+        raise ValueError("threshold contains NaN; pass finite thresholds")
+    return thr
+
+
 def attribute_metrics(
     probs: np.ndarray,
     labels: np.ndarray,
@@ -111,19 +127,7 @@ def attribute_metrics(
     if np.isnan(scores).any():
         raise ValueError(f"probs contains {int(np.isnan(scores).sum())} NaN value(s); check the model output")
 
-    thr = np.asarray(threshold, dtype=np.float64)
-    if thr.ndim == 1:
-        if thr.shape[0] != gt.shape[1]:
-            raise ValueError(
-                f"threshold has {thr.shape[0]} values but there are {gt.shape[1]} attributes; "
-                "pass one float or one threshold per attribute"
-            )
-    elif thr.ndim != 0:
-        raise ValueError(f"threshold must be a float or a 1-D array [attributes], got shape {thr.shape}")
-    if np.isnan(thr).any():
-        raise ValueError("threshold contains NaN; pass finite thresholds")
-
-    pred = (scores > thr) & known
+    pred = (scores > _threshold_array(threshold, gt.shape[1])) & known
     gt = gt & known
 
     # Label-based (per attribute, over the samples that annotate it).
@@ -182,6 +186,20 @@ def _label_codes(labels: np.ndarray, name: str) -> np.ndarray:
     return np.where(known_mask(labels), gt.astype(np.uint8), np.uint8(UNKNOWN))
 
 
+def _similarities(scores: np.ndarray, n_q: int, n_g: int) -> np.ndarray:
+    """``scores`` as a real [Q, G] matrix that can be negated and ranked, or a ValueError that says why not."""
+    sim = np.asarray(scores)
+    if sim.shape != (n_q, n_g):
+        raise ValueError(f"scores shape {sim.shape} does not match (num queries, num gallery) = ({n_q}, {n_g})")
+    if not np.issubdtype(sim.dtype, np.number) or np.issubdtype(sim.dtype, np.complexfloating):
+        raise ValueError(f"scores must be real numbers, got dtype {sim.dtype}")
+    if not np.issubdtype(sim.dtype, np.floating):
+        sim = sim.astype(np.float64)  # negating unsigned/extreme ints would wrap
+    if np.isnan(sim).any():
+        raise ValueError(f"scores contains {int(np.isnan(sim).sum())} NaN value(s); NaN has no rank")
+    return sim
+
+
 def retrieval_metrics(
     scores: np.ndarray,
     query_labels: np.ndarray,
@@ -217,16 +235,8 @@ def retrieval_metrics(
             f"query_labels has {q_lab.shape[1]} attributes but gallery_labels has {g_lab.shape[1]}; "
             "both must use the same attribute schema"
         )
-    sim = np.asarray(scores)
     n_q, n_g = q_lab.shape[0], g_lab.shape[0]
-    if sim.shape != (n_q, n_g):
-        raise ValueError(f"scores shape {sim.shape} does not match (num queries, num gallery) = ({n_q}, {n_g})")
-    if not np.issubdtype(sim.dtype, np.number) or np.issubdtype(sim.dtype, np.complexfloating):
-        raise ValueError(f"scores must be real numbers, got dtype {sim.dtype}")
-    if not np.issubdtype(sim.dtype, np.floating):
-        sim = sim.astype(np.float64)  # negating unsigned/extreme ints would wrap
-    if np.isnan(sim).any():
-        raise ValueError(f"scores contains {int(np.isnan(sim).sum())} NaN value(s); NaN has no rank")
+    sim = _similarities(scores, n_q, n_g)
 
     # One integer id per distinct attribute vector, shared by queries and gallery: equality of
     # whole vectors becomes equality of ids.

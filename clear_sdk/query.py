@@ -30,12 +30,43 @@ import numpy as np
 
 from clear_sdk.errors import QueryError
 
-__all__ = ["EXCLUSIVE_GROUPS", "QUERY_ENCODINGS", "hard_input", "parse_query", "query_to_vectors"]
+__all__ = [
+    "DEFAULT_QUERY_FORM",
+    "EXCLUSIVE_GROUPS",
+    "QUERY_ENCODINGS",
+    "QUERY_FORMS",
+    "hard_input",
+    "parse_query",
+    "query_form_inputs",
+    "query_to_vectors",
+]
 
 #: How a hard query reaches f_attr: "binary" (CLEAR's: 1 wanted, 0 otherwise, so an attribute the query does
 #: not name reads as absent) or "signed" (ours: +1 wanted, -1 must be absent, 0 not asked; a training label the
 #: dataset does not annotate is 0 too), which lets one model answer whole-vector and partial queries.
 QUERY_ENCODINGS: tuple[str, ...] = ("binary", "signed")
+
+#: The retrieval stage's query forms (the paper's Table 6) and the query-graph inputs each reads: "hard+soft"
+#: (HA+SP, the paper's: E^v's two halves face the attribute vector and the pseudo-description), "hard" (HA: the
+#: attribute vector alone), "soft" (SP: the pseudo-description), "words" (W: the attribute words, no template).
+_FORM_INPUTS: dict[str, tuple[str, ...]] = {
+    "hard+soft": ("hard", "soft"),
+    "hard": ("hard",),
+    "soft": ("soft",),
+    "words": ("soft",),
+}
+QUERY_FORMS: tuple[str, ...] = tuple(_FORM_INPUTS)
+#: The form of every bundle and checkpoint written before query forms existed, and training's default.
+DEFAULT_QUERY_FORM = "hard+soft"
+
+
+def query_form_inputs(form: str) -> tuple[str, ...]:
+    """The query-graph inputs (``"hard"``, ``"soft"``) a query form reads; both: E^v is two halves."""
+    try:
+        return _FORM_INPUTS[form]
+    except KeyError:
+        raise ValueError(f"unknown query_form {form!r}; choose one of {', '.join(QUERY_FORMS)}") from None
+
 
 #: Groups whose members are mutually exclusive (one age bucket, one view): asking for one member
 #: implies the others are absent.

@@ -147,7 +147,7 @@ def _text_encoder(bundle: Bundle) -> tuple[Any, DescriptionTemplate | None]:
         return None, None
     from clear_sdk.text import OnnxTextEncoder
 
-    spec = bundle.text_encoder_spec
+    spec = bundle.text_encoder
     if spec is None:
         raise BundleError(f"{bundle.path}: the manifest has no text encoder entry; re-export the bundle")
     # the two files come from models.text / models.tokenizer, which Bundle.open checked (inside, sha256)

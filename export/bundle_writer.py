@@ -8,6 +8,7 @@ over an existing bundle swaps the old folder out with two renames). ``manifest.j
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import logging
@@ -32,12 +33,13 @@ from clear_sdk.bundle import (
     EngineSpec,
     FileEntry,
     Manifest,
-    TextEncoderSpec,
+    Retrieval,
     sha256_file,
 )
 from clear_sdk.metrics import UNKNOWN, attribute_metrics
 from clear_sdk.paths import list_images, package_versions, resolve_checkpoint
 from clear_sdk.preprocess import Preprocessing, preprocess_batch
+from clear_sdk.query import DEFAULT_QUERY_FORM
 
 from .onnx_export import (
     ExportError,
@@ -48,6 +50,7 @@ from .onnx_export import (
 )
 
 __all__ = [
+    "ExportOptions",
     "best_thresholds",
     "calibration_images",
     "dataset_evaluator",
@@ -319,51 +322,81 @@ def _swap_into_place(tmp: Path, out_dir: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def export_bundle(
-    checkpoint: str | os.PathLike[str],
-    out_dir: str | os.PathLike[str],
-    engine: str = "onnx",
-    fp16: bool = False,
-    int8: bool = False,
-    calib_dir: str | os.PathLike[str] | None = None,
-    opset: int = 17,
-    calibrate_thresholds: bool = False,
-    val_dataset: Sequence[Any] | Mapping[str, Any] | None = None,
-    threshold_criterion: str = "balanced_accuracy",
-    batch_sizes: Sequence[int] = (1, 8, 32),
-    simplify: bool = True,
-    text: bool = True,
-    cpu_int8: bool = False,
-    checkpoint_copy: bool = True,
-    calibration_split: str = "val",
-    cpu_int8_static: bool = False,
-    int8_dataset: Sequence[Any] | Mapping[str, Any] | None = None,
-    int8_calibration_split: str = "train",
-    int8_calibration_images: int = 256,
-    int8_method: str = "minmax",
-    int8_eval_split: str | None = "val",
-    int8_evaluators: Mapping[str, GraphEvaluator] | None = None,
-) -> Path:
-    """Export ``checkpoint`` into the bundle folder ``out_dir`` and return its path.
+@dataclasses.dataclass(frozen=True)
+class ExportOptions:
+    """How :func:`export_bundle` writes a bundle; the defaults are those of a plain ``clear-sdk export``.
 
-    ``engine="trt"`` also builds TensorRT engines (fp32, or those of ``fp16`` / ``int8``); without
-    TensorRT or a GPU it raises :class:`~clear_sdk.backends.TensorRTUnavailable` before any work.
+    ``engine="trt"`` also builds TensorRT engines (fp32, or those of ``fp16`` / ``int8``, calibrated on the
+    images of ``calib_dir``) for the profile ``batch_sizes``; without TensorRT or a GPU the export raises
+    :class:`~clear_sdk.backends.TensorRTUnavailable` before any work.
     ``calibrate_thresholds`` picks per-attribute thresholds on ``val_dataset``'s ``calibration_split``
-    (see :func:`best_thresholds`; "train" keeps val unseen for reporting); otherwise every threshold is 0.5.
-    ``text=False`` skips ``text.onnx``.
+    by ``threshold_criterion`` (see :func:`best_thresholds`; "train" keeps val unseen for reporting);
+    otherwise every threshold is 0.5. ``text=False`` skips ``text.onnx``.
     ``cpu_int8`` adds ``recognizer.int8.onnx`` (dynamic int8 for CPUs; backend ``onnxruntime-int8``).
     ``cpu_int8_static`` adds ``recognizer.int8-static.onnx`` (static int8 QDQ, for conv trunks; backend
-    ``onnxruntime-int8-static``), calibrated on ``int8_calibration_images`` images of ``int8_dataset``'s
-    ``int8_calibration_split`` (or of the folder ``calib_dir``). Its accuracy beside fp32 on
-    ``int8_dataset``'s ``int8_eval_split`` and with each of ``int8_evaluators`` is recorded in the
+    ``onnxruntime-int8-static``), calibrated by ``int8_method`` on ``int8_calibration_images`` images of
+    ``int8_dataset``'s ``int8_calibration_split`` (or of the folder ``calib_dir``). Its accuracy beside fp32
+    on ``int8_dataset``'s ``int8_eval_split`` and with each of ``int8_evaluators`` is recorded in the
     manifest (``onnx.int8_static.accuracy``).
     ``checkpoint_copy=False`` leaves the torch checkpoint out (a smaller bundle, as the shipped models are;
     the ``torch`` backend then cannot serve it).
     """
+
+    engine: str = "onnx"
+    fp16: bool = False
+    int8: bool = False
+    calib_dir: str | os.PathLike[str] | None = None
+    batch_sizes: Sequence[int] = (1, 8, 32)
+    opset: int = 17
+    simplify: bool = True
+    text: bool = True
+    checkpoint_copy: bool = True
+    calibrate_thresholds: bool = False
+    val_dataset: Sequence[Any] | Mapping[str, Any] | None = None
+    threshold_criterion: str = "balanced_accuracy"
+    calibration_split: str = "val"
+    cpu_int8: bool = False
+    cpu_int8_static: bool = False
+    int8_dataset: Sequence[Any] | Mapping[str, Any] | None = None
+    int8_calibration_split: str = "train"
+    int8_calibration_images: int = 256
+    int8_method: str = "minmax"
+    int8_eval_split: str | None = "val"
+    int8_evaluators: Mapping[str, GraphEvaluator] | None = None
+
+
+@dataclasses.dataclass
+class _Graphs:
+    """What the exported graphs add to the manifest: files by role, outputs, parity, the retrieval block."""
+
+    models: dict[str, str]
+    outputs: dict[str, Any]
+    parity: dict[str, Any]
+    int8_static: dict[str, Any] | None = None
+    retrieval: dict[str, Any] | None = None
+    embed_dim: int | None = None
+    soft_dim: int | None = None
+
+
+def export_bundle(
+    checkpoint: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    options: ExportOptions | None = None,
+    **overrides: Any,
+) -> Path:
+    """Export ``checkpoint`` into the bundle folder ``out_dir`` and return its path.
+
+    ``options`` says how (:class:`ExportOptions`; the CLI builds one); ``overrides`` are fields of it for a
+    one-off call (``export_bundle(ckpt, out, simplify=False)``).
+    """
     from clear_sdk.training.models import load_checkpoint
 
-    precisions = _precisions(engine, fp16, int8)
-    _check_options(precisions, batch_sizes, calib_dir, cpu_int8_static, int8_dataset, calibrate_thresholds, val_dataset)
+    opts = dataclasses.replace(options or ExportOptions(), **overrides)
+    precisions = _precisions(opts.engine, opts.fp16, opts.int8)
+    _check_options(
+        precisions, opts.batch_sizes, opts.calib_dir, opts.cpu_int8_static, opts.int8_dataset,
+        opts.calibrate_thresholds, opts.val_dataset,
+    )  # fmt: skip
     if existing := _existing_non_bundle(Path(out_dir)):
         raise FileExistsError(existing)
 
@@ -383,85 +416,25 @@ def export_bundle(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
-        models: dict[str, str] = {"recognizer": "recognizer.onnx"}
-        parity: dict[str, Any] = {}
-        rec = export_recognizer(model, tmp / "recognizer.onnx", opset=opset, simplify=simplify)
-        parity["recognizer"] = rec["parity_max_abs"]
-        stamp_graph(tmp / "recognizer.onnx", names, pp)
-        outputs = {"recognizer": rec["outputs"]}
-        if cpu_int8:
-            q8 = quantize_recognizer_int8(tmp / "recognizer.onnx", tmp / "recognizer.int8.onnx")
-            stamp_graph(tmp / "recognizer.int8.onnx", names, pp)
-            models["recognizer_int8"] = "recognizer.int8.onnx"
-            parity["recognizer_int8_vs_fp32"] = q8["parity_max_abs_vs_fp32"]
-        int8_static = None
-        if cpu_int8_static:
-            evaluators = dict(int8_evaluators or {})
-            source: Any = calib_dir
-            if int8_dataset is not None:
-                source = _with_checkpoint_kwargs(int8_dataset, meta)
-                if int8_eval_split:
-                    name = f"{_dataset_spec(source)[0]}/{int8_eval_split}"
-                    evaluators = {name: dataset_evaluator(source, names, pp, int8_eval_split), **evaluators}
-            calibration_set = (source, int8_calibration_split, int8_calibration_images, int8_method)
-            int8_static = _add_static_int8(tmp, names, pp, calibration_set, evaluators, models, parity)
-        retrieval, embed_dim, soft_dim = None, None, None
-        if model.retrieval is not None:
-            retrieval, embed_dim, soft_dim = _export_retrieval(
-                model, meta, tmp, opset, simplify, text, models, outputs, parity, ckpt
-            )
-
-        if checkpoint_copy:
+        graphs, rec = _write_graphs(model, meta, ckpt, names, tmp, opts)
+        if opts.checkpoint_copy:
             (tmp / "checkpoint").mkdir()
             shutil.copy2(ckpt, tmp / "checkpoint" / "model.safetensors")
             shutil.copy2(ckpt.with_suffix(".json"), tmp / "checkpoint" / "model.json")
-            models["checkpoint"] = "checkpoint/model.safetensors"
-            models["checkpoint_config"] = "checkpoint/model.json"
+            graphs.models["checkpoint"] = "checkpoint/model.safetensors"
+            graphs.models["checkpoint_config"] = "checkpoint/model.json"
 
         thresholds, calibration = {n: 0.5 for n in names}, None
-        if calibrate_thresholds:
-            dataset = _with_checkpoint_kwargs(val_dataset, meta)
+        if opts.calibrate_thresholds:
+            dataset = _with_checkpoint_kwargs(opts.val_dataset, meta)
             thresholds, calibration = _calibrated_thresholds(
-                tmp / "recognizer.onnx", pp, names, dataset, calibration_split, threshold_criterion
+                tmp / "recognizer.onnx", pp, names, dataset, opts.calibration_split, opts.threshold_criterion
             )
-
-        engines = []
-        if precisions:
-            from .tensorrt_build import build_engine
-
-            for cache in out_dir.glob("calibration.*.cache") if out_dir.is_dir() else []:
-                shutil.copy2(cache, tmp / cache.name)  # reuse the scales of an earlier int8 build
-            for precision in precisions:
-                engines.append(
-                    build_engine(
-                        tmp / "recognizer.onnx", tmp, precision, batch_sizes, preprocessing=pp, calib_dir=calib_dir
-                    )
-                )
-
-        files = _hash_files(tmp)
-        text_spec = (
-            _text_spec(retrieval["text_encoder"]) if retrieval is not None and retrieval["text_encoder"] else None
-        )
-        spec = Manifest(
-            attributes=names,
-            preprocessing=pp,
-            dims=Dims(
-                num_attrs=cfg.num_attrs, feature_dim=int(model.num_features), embed_dim=embed_dim, soft_dim=soft_dim
-            ),
-            models=models,
-            files=files,
-            groups=_groups(meta, names),
-            thresholds=thresholds,
-            outputs=outputs,
-            description_template=None if retrieval is None else retrieval["description_template"],
-            text_encoder=text_spec,
-            query_form=None if retrieval is None else retrieval.get("query_form"),
-            query_encoding=None if retrieval is None else retrieval.get("query_encoding"),
-            engines=[EngineSpec(**{k: e[k] for k in EngineSpec.__dataclass_fields__ if k in e}) for e in engines],
-            info=_info(cfg, meta, ckpt, checkpoint_copy, rec, parity, int8_static, calibration, bool(engines)),
-        )
-        manifest = spec.to_dict()
-        (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n")
+        engines = _build_engines(tmp, out_dir, pp, precisions, opts)
+        info = _info(cfg, meta, ckpt, opts.checkpoint_copy, rec, graphs.parity, graphs.int8_static, calibration,
+                     bool(engines))  # fmt: skip
+        spec = _manifest(model, names, meta, thresholds, graphs, engines, info, tmp)
+        (tmp / MANIFEST_NAME).write_text(json.dumps(spec.to_dict(), indent=2, default=_json_default) + "\n")
         Bundle.open(tmp)  # what the runtime will check, before the bundle replaces anything
         _swap_into_place(tmp, out_dir)
     except BaseException:
@@ -469,6 +442,92 @@ def export_bundle(
         raise
     logger.info("bundle written to %s", out_dir)
     return out_dir
+
+
+def _write_graphs(
+    model: Any, meta: dict[str, Any], ckpt: Path, names: list[str], tmp: Path, opts: ExportOptions
+) -> tuple[_Graphs, dict[str, Any]]:
+    """recognizer.onnx (+ its int8 forms) and the retrieval graphs; also returns the recognizer's export record."""
+    pp = model.cfg.preprocessing
+    rec = export_recognizer(model, tmp / "recognizer.onnx", opset=opts.opset, simplify=opts.simplify)
+    graphs = _Graphs({"recognizer": "recognizer.onnx"}, {"recognizer": rec["outputs"]}, {})
+    graphs.parity["recognizer"] = rec["parity_max_abs"]
+    stamp_graph(tmp / "recognizer.onnx", names, pp)
+    if opts.cpu_int8:
+        q8 = quantize_recognizer_int8(tmp / "recognizer.onnx", tmp / "recognizer.int8.onnx")
+        stamp_graph(tmp / "recognizer.int8.onnx", names, pp)
+        graphs.models["recognizer_int8"] = "recognizer.int8.onnx"
+        graphs.parity["recognizer_int8_vs_fp32"] = q8["parity_max_abs_vs_fp32"]
+    if opts.cpu_int8_static:
+        evaluators = dict(opts.int8_evaluators or {})
+        source: Any = opts.calib_dir
+        if opts.int8_dataset is not None:
+            source = _with_checkpoint_kwargs(opts.int8_dataset, meta)
+            if opts.int8_eval_split:
+                name = f"{_dataset_spec(source)[0]}/{opts.int8_eval_split}"
+                evaluators = {name: dataset_evaluator(source, names, pp, opts.int8_eval_split), **evaluators}
+        calibration_set = (source, opts.int8_calibration_split, opts.int8_calibration_images, opts.int8_method)
+        graphs.int8_static = _add_static_int8(tmp, names, pp, calibration_set, evaluators, graphs.models, graphs.parity)
+    if model.retrieval is not None:
+        graphs.retrieval, graphs.embed_dim, graphs.soft_dim = _export_retrieval(
+            model, meta, tmp, opts.opset, opts.simplify, opts.text, graphs.models, graphs.outputs, graphs.parity, ckpt
+        )
+    return graphs, rec
+
+
+def _build_engines(
+    tmp: Path, out_dir: Path, pp: Preprocessing, precisions: Sequence[str], opts: ExportOptions
+) -> list[dict[str, Any]]:
+    """The TensorRT engines asked for (none for ``engine="onnx"``), reusing an earlier int8 build's scales."""
+    if not precisions:
+        return []
+    from .tensorrt_build import build_engine
+
+    for cache in out_dir.glob("calibration.*.cache") if out_dir.is_dir() else []:
+        shutil.copy2(cache, tmp / cache.name)  # reuse the scales of an earlier int8 build
+    return [
+        build_engine(
+            tmp / "recognizer.onnx", tmp, precision, opts.batch_sizes, preprocessing=pp, calib_dir=opts.calib_dir
+        )
+        for precision in precisions
+    ]
+
+
+def _manifest(
+    model: Any,
+    names: list[str],
+    meta: dict[str, Any],
+    thresholds: Mapping[str, float],
+    graphs: _Graphs,
+    engines: list[dict[str, Any]],
+    info: dict[str, Any],
+    tmp: Path,
+) -> Manifest:
+    """The bundle's manifest, hashing every file written to ``tmp``.
+
+    Built lax (numpy floats, tuples): what is written is then read back strictly by ``Bundle.open``.
+    """
+    cfg = model.cfg
+    dims = Dims(
+        num_attrs=cfg.num_attrs, feature_dim=int(model.num_features), embed_dim=graphs.embed_dim,
+        soft_dim=graphs.soft_dim,
+    )  # fmt: skip
+    return Manifest.model_validate(
+        {
+            **info,
+            "attributes": names,
+            "groups": _groups(meta, names),
+            "thresholds": thresholds,
+            "preprocessing": cfg.preprocessing,
+            "dims": dims,
+            "outputs": graphs.outputs,
+            "retrieval": None if graphs.retrieval is None else _retrieval_spec(graphs.retrieval),
+            "models": graphs.models,
+            "engines": [{k: v for k, v in e.items() if k in EngineSpec.model_fields} for e in engines],
+            "files": _hash_files(tmp),
+        },
+        strict=False,
+    )
 
 
 def _info(
@@ -579,7 +638,7 @@ def _export_retrieval(
     models["query"] = "query.onnx"
     soft_dim = rcfg.soft_dim if rcfg.uses_text else None
     retrieval: dict[str, Any] = {"description_template": meta.get("description_template"), "text_encoder": None}
-    if rcfg.query_form != "hard+soft":  # older readers know only HA+SP: keep the key out then
+    if rcfg.query_form != DEFAULT_QUERY_FORM:  # older readers know only HA+SP: keep the key out then
         retrieval["query_form"] = rcfg.query_form
     if getattr(rcfg, "query_encoding", "binary") != "binary":  # likewise: older readers know only binary
         retrieval["query_encoding"] = rcfg.query_encoding
@@ -627,13 +686,12 @@ def _hash_files(tmp: Path) -> dict[str, FileEntry]:
     }
 
 
-def _text_spec(exported: Mapping[str, Any]) -> TextEncoderSpec:
-    """The manifest's text encoder; its files are named once, in models.text / models.tokenizer (and hashed)."""
-    info = dict(exported)
-    info.pop("onnx", None), info.pop("tokenizer", None)
-    return TextEncoderSpec(
-        n_w=int(info.pop("n_w")), pad_id=info.pop("pad_id", None), pad_token=info.pop("pad_token", None), info=info
-    )
+def _retrieval_spec(retrieval: Mapping[str, Any]) -> Retrieval:
+    """The manifest's retrieval block; the text encoder's files are named once, in models.text / models.tokenizer."""
+    text = retrieval.get("text_encoder")
+    if text:
+        text = {k: v for k, v in text.items() if k not in ("onnx", "tokenizer")}
+    return Retrieval.model_validate({**retrieval, "text_encoder": text or None}, strict=False)
 
 
 def _existing_non_bundle(out_dir: Path) -> str | None:

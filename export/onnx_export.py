@@ -484,6 +484,13 @@ def quantize_recognizer_int8_static(
                 calibrate_method=methods[method],
                 extra_options={"CalibPercentile": 99.999} if method == "percentile" else {},
             )
+    return _static_int8_report(fp32_path, out_path, input_name, calibration, method, seed)
+
+
+def _static_int8_report(
+    fp32_path: Path, out_path: Path, input_name: str, calibration: np.ndarray, method: str, seed: int
+) -> dict[str, Any]:
+    """Check the static int8 graph (finite outputs, QDQ nodes present) and describe it, with its parity vs fp32."""
     ref, q = _session(fp32_path), _session(out_path)
     names = [o.name for o in ref.get_outputs()]
     parity = {n: 0.0 for n in names}

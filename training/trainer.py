@@ -8,6 +8,7 @@ the best checkpoint is chosen on val, never on test.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -25,8 +26,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch.utils.data import DataLoader, DistributedSampler
 
 from clear_sdk.metrics import UNKNOWN, attribute_metrics, retrieval_metrics, retrieval_queries
-from clear_sdk.paths import resolve_checkpoint
-from clear_sdk.query import hard_input
+from clear_sdk.paths import RunFiles, resolve_checkpoint
+from clear_sdk.query import DEFAULT_QUERY_FORM, hard_input
 from clear_sdk.schema import UNIFIED, load_view
 from clear_sdk.views import covered, from_unified, to_unified
 
@@ -34,7 +35,7 @@ from .config import TrainConfig
 from .data import create_dataset
 from .datasets_torch import ImageDataset
 from .losses import bce_loss, collapsed_margin_loss, margin_loss
-from .models import CLEAR, RetrievalConfig, create_model, load_checkpoint, save_checkpoint
+from .models import CLEAR, create_model, load_checkpoint, save_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -183,12 +184,33 @@ def _checkpoint_meta(cfg: TrainConfig, ds, stage: str, epoch: int, val: dict[str
     }
 
 
-def train_recognition(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
-    """Stage 1: f_par with (weighted) BCE; returns the best val metrics and checkpoint path."""
+@dataclasses.dataclass
+class _Stage1:
+    """What stage 1's epochs work on (built by :func:`_setup_recognition`)."""
+
+    env: _Dist
+    ds: Any
+    model: CLEAR
+    net: torch.nn.Module
+    loader: DataLoader
+    sampler: torch.utils.data.Sampler | None
+    val_ds: ImageDataset
+    pos_ratio: torch.Tensor | None
+    frozen: list[torch.nn.Module]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None
+    ema: Any
+
+    @property
+    def eval_model(self) -> torch.nn.Module:
+        return self.ema.module if self.ema is not None else self.model
+
+
+def _setup_recognition(cfg: TrainConfig) -> _Stage1:
+    """The dataset, model, loaders, optimiser, schedules and EMA of stage 1."""
     env = _Dist(cfg.device)
     seed_everything(cfg.seed + env.rank)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     ds = create_dataset(cfg.dataset, cfg.root, **cfg.dataset_kwargs)
     model = create_model(
         cfg.model,
@@ -217,7 +239,6 @@ def train_recognition(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]
         if cfg.loss in ("weighted_bce", "balanced_bce")
         else None
     )
-
     opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     frozen = freeze_trunk_stages(model, cfg.freeze_trunk_stages)
     if cfg.channels_last:
@@ -245,86 +266,112 @@ def train_recognition(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]
 
         ema = ModelEmaV3(model, decay=cfg.ema)
     net = torch.nn.parallel.DistributedDataParallel(model) if env.world > 1 else model
+    return _Stage1(env, ds, model, net, loader, sampler, val_ds, pos_ratio, frozen, optimizer, scheduler, plateau, ema)
 
-    start_epoch, best = 0, {"mA": -1.0}
-    state_file = out / "par_last.state.pt"
-    if cfg.resume and state_file.is_file() and (out / "par_last.safetensors").is_file():
-        last, meta = load_checkpoint(out / "par_last.safetensors")
-        model.load_state_dict(last.state_dict())
-        state = torch.load(state_file, map_location="cpu", weights_only=True)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if ema is not None and "ema" in state:
-            ema.module.load_state_dict(state["ema"])
-        start_epoch = int(state["epoch"]) + 1
-        best = {"mA": float(state.get("best_mA", -1.0))}
-        logger.info("resumed from %s at epoch %d", out / "par_last.safetensors", start_epoch)
 
+def _resume_recognition(cfg: TrainConfig, s: _Stage1, files: RunFiles) -> tuple[int, dict[str, float]]:
+    """(first epoch, best val so far): from the last epoch's state with ``cfg.resume``, else (0, none)."""
+    if not (cfg.resume and files.par_state.is_file() and files.par_last.is_file()):
+        return 0, {"mA": -1.0}
+    last, _meta = load_checkpoint(files.par_last)
+    s.model.load_state_dict(last.state_dict())
+    state = torch.load(files.par_state, map_location="cpu", weights_only=True)
+    s.optimizer.load_state_dict(state["optimizer"])
+    s.scheduler.load_state_dict(state["scheduler"])
+    if s.ema is not None and "ema" in state:
+        s.ema.module.load_state_dict(state["ema"])
+    start_epoch = int(state["epoch"]) + 1
+    logger.info("resumed from %s at epoch %d", files.par_last, start_epoch)
+    return start_epoch, {"mA": float(state.get("best_mA", -1.0))}
+
+
+def _recognition_epoch(
+    cfg: TrainConfig, s: _Stage1, epoch: int, tick, deadline: float | None
+) -> tuple[float, int, bool]:
+    """One pass over the training images: (mean loss, images seen, out of time). ``tick(info)`` per step."""
+    if isinstance(s.sampler, DistributedSampler):
+        s.sampler.set_epoch(epoch)
+    s.net.train()
+    for m in s.frozen:
+        m.eval()
+    running, seen, steps = 0.0, 0, 0
+    for x, y, _ in s.loader:
+        x, y = x.to(s.env.device, non_blocking=True), y.to(s.env.device, non_blocking=True)
+        if cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        loss = bce_loss(s.net(x), y, s.pos_ratio, balanced=cfg.loss == "balanced_bce")
+        s.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.clip_grad > 0:
+            torch.nn.utils.clip_grad_norm_(s.model.parameters(), cfg.clip_grad)
+        s.optimizer.step()
+        s.scheduler.step()
+        if s.ema is not None:
+            s.ema.update(s.model)
+        seen += x.shape[0]
+        running += loss.item()
+        steps += 1
+        if deadline is not None and time.perf_counter() > deadline:
+            return running / steps, seen, True
+        tick(f"epoch {epoch + 1}/{cfg.epochs} loss {running / steps:.4f}")
+    return running / max(steps, 1), seen, False
+
+
+def _keep_recognition(
+    cfg: TrainConfig, s: _Stage1, files: RunFiles, epoch: int, val: dict[str, float], best: dict[str, float]
+) -> dict[str, float]:
+    """Save the epoch (last, and best when its val mA is the best so far) and the state to resume from."""
+    meta = _checkpoint_meta(cfg, s.ds, "par", epoch, val)
+    save_checkpoint(s.eval_model, files.par_last, extra=meta)
+    state = {"optimizer": s.optimizer.state_dict(), "scheduler": s.scheduler.state_dict(), "epoch": epoch}
+    if val["mA"] > best["mA"]:
+        best = {**val, "epoch": epoch}
+        save_checkpoint(s.eval_model, files.par_best, extra=meta)
+    state["best_mA"] = best["mA"]
+    if s.ema is not None:
+        state["ema"] = s.ema.module.state_dict()
+    torch.save(state, files.par_state)
+    return best
+
+
+def train_recognition(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
+    """Stage 1: f_par with (weighted) BCE; returns the best val metrics and checkpoint path."""
+    files = RunFiles(Path(cfg.out))
+    files.root.mkdir(parents=True, exist_ok=True)
+    s = _setup_recognition(cfg)
+    start_epoch, best = _resume_recognition(cfg, s, files)
     history = []
     t0 = time.perf_counter()
+    deadline = t0 + cfg.time_budget_s if cfg.time_budget_s else None
     seen = 0
-    with _progress(progress and env.main) as bar:
-        task = bar.add_task("stage 1 (recognition)", total=(cfg.epochs - start_epoch) * steps_per_epoch, info="")
-        out_of_time = False
+    with _progress(progress and s.env.main) as bar:
+        steps = max(len(s.loader), 1)
+        task = bar.add_task("stage 1 (recognition)", total=(cfg.epochs - start_epoch) * steps, info="")
         for epoch in range(start_epoch, cfg.epochs):
+            loss, n, out_of_time = _recognition_epoch(
+                cfg, s, epoch, lambda info: bar.update(task, advance=1, info=info), deadline
+            )
+            seen += n
+            if s.env.main:
+                probs, _ = predict_probs(s.eval_model, s.val_ds, s.env.device)
+                val = validation_metrics(probs, s.ds.split("val"), s.ds.labels("val"))
+                if s.plateau is not None and epoch + 1 >= cfg.warmup_epochs:
+                    s.plateau.step(val["mA"])
+                history.append({"epoch": epoch, "loss": loss, "images_seen": seen, **val})
+                bar.update(task, info=f"epoch {epoch + 1}/{cfg.epochs} val mA {val['mA']:.4f} F1 {val['f1']:.4f}")
+                best = _keep_recognition(cfg, s, files, epoch, val, best)
             if out_of_time:
                 break
-            if isinstance(sampler, DistributedSampler):
-                sampler.set_epoch(epoch)
-            net.train()
-            for m in frozen:
-                m.eval()
-            running = 0.0
-            for i, (x, y, _) in enumerate(loader):
-                x, y = x.to(env.device, non_blocking=True), y.to(env.device, non_blocking=True)
-                if cfg.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                loss = bce_loss(net(x), y, pos_ratio, balanced=cfg.loss == "balanced_bce")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.clip_grad > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
-                optimizer.step()
-                scheduler.step()
-                if ema is not None:
-                    ema.update(model)
-                seen += x.shape[0]
-                running += loss.item()
-                if cfg.time_budget_s and time.perf_counter() - t0 > cfg.time_budget_s:
-                    out_of_time = True
-                    break
-                bar.update(task, advance=1, info=f"epoch {epoch + 1}/{cfg.epochs} loss {running / (i + 1):.4f}")
-            eval_model = ema.module if ema is not None else model
-            if not env.main:
-                continue
-            probs, _ = predict_probs(eval_model, val_ds, env.device)
-            val = validation_metrics(probs, ds.split("val"), ds.labels("val"))
-            if plateau is not None and epoch + 1 >= cfg.warmup_epochs:
-                plateau.step(val["mA"])
-            history.append({"epoch": epoch, "loss": running / (i + 1), "images_seen": seen, **val})
-            bar.update(task, info=f"epoch {epoch + 1}/{cfg.epochs} val mA {val['mA']:.4f} F1 {val['f1']:.4f}")
-            meta = _checkpoint_meta(cfg, ds, "par", epoch, val)
-            save_checkpoint(eval_model, out / "par_last.safetensors", extra=meta)
-            state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch}
-            if val["mA"] > best["mA"]:
-                best = {**val, "epoch": epoch}
-                save_checkpoint(eval_model, out / "par_best.safetensors", extra=meta)
-            state["best_mA"] = best["mA"]
-            if ema is not None:
-                state["ema"] = ema.module.state_dict()
-            torch.save(state, state_file)
     elapsed = time.perf_counter() - t0
-    if env.main:
+    if s.env.main:
         for suffix in (".safetensors", ".json"):
-            shutil.copyfile(out / f"par_best{suffix}", out / f"best{suffix}")
-        (out / "history_par.json").write_text(json.dumps(history, indent=2))
-    n_all = sum(p.numel() for p in model.parameters())
-    n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+            shutil.copyfile(files.par_best.with_suffix(suffix), files.best.with_suffix(suffix))
+        files.history("par").write_text(json.dumps(history, indent=2))
     return {
         "best_val": best,
-        "checkpoint": str(out / "par_best.safetensors"),
-        "parameters": n_all,
-        "trainable_parameters": n_trainable,
+        "checkpoint": str(files.par_best),
+        "parameters": sum(p.numel() for p in s.model.parameters()),
+        "trainable_parameters": sum(p.numel() for p in s.model.parameters() if p.requires_grad),
         "seconds": elapsed,
         "train_images_per_s": seen / elapsed if elapsed else 0.0,
     }
@@ -349,7 +396,7 @@ class SoftQueries:
         encoder: str | dict[str, Any],
         attribute_names: list[str],
         template: dict[str, Any] | None = None,
-        form: str = "hard+soft",
+        form: str = DEFAULT_QUERY_FORM,
     ) -> None:
         """``encoder``: "minilm", a local Hugging Face model directory, or a saved encoder config."""
         from clear_sdk.description import DescriptionTemplate, template_for
@@ -481,7 +528,7 @@ def retrieval_eval(model: CLEAR, feats: np.ndarray, labels: np.ndarray, soft: So
         q = model.encode_query(*_query_inputs(model, queries, soft))
         g = model.image_embedding(torch.from_numpy(feats))
         out = _scalars(retrieval_metrics((q @ g.t()).numpy(), queries, labels))
-        if heads.cfg.query_form == "hard+soft":
+        if heads.cfg.halves:
             (qh, qs), (gh, gs) = q.chunk(2, dim=-1), g.chunk(2, dim=-1)
             for tag, qq, gg in (("hard", qh, gh), ("soft", qs, gs)):
                 m = retrieval_metrics((qq @ gg.t()).numpy(), queries, labels)
@@ -560,23 +607,38 @@ def _feature_cache(checkpoint: Path, records, split: str) -> Path:
     return checkpoint.parent / f"features-{split}-{h.hexdigest()[:16]}.npy"
 
 
-def train_retrieval(cfg: TrainConfig, checkpoint: str | Path, progress: bool = True) -> dict[str, Any]:
-    """Stage 2: frozen f_par, adapters trained with 0.3 L_MA(E^v1, E^h) + 0.7 L_MA(E^v2, E^s) (HA+SP),
-    or one L_MA against the single query form of ``cfg.query_form`` (Table 6).
+@dataclasses.dataclass
+class _Stage2:
+    """What stage 2's epochs work on (built by :func:`_setup_retrieval`): f_par's features, the class
+    proxies' inputs, the adapters and their optimiser."""
 
-    f_par is frozen, so its features are computed once per image (no augmentation, cached on disk) and
-    the adapters train on them. The hard branch scores every class as a proxy at every step (Eq. 8 sums
-    over all other attribute embeddings; f_attr on C x A costs nothing); the soft branch samples up to
-    ``max_classes_per_step`` classes besides the batch's own, since f_text reads a 24,576-d input per
-    class. Per-branch losses, per-half retrieval and the embeddings' spread are logged every epoch; an
-    epoch that looks collapsed (see :func:`collapse_report`) is never selected.
-    """
+    model: CLEAR
+    meta: dict[str, Any]
+    ds: Any
+    feats: dict[str, np.ndarray]
+    soft: SoftQueries | None
+    classes: np.ndarray
+    targets: torch.Tensor
+    class_hard: torch.Tensor
+    class_soft: torch.Tensor | None
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    steps: int
+    rng: np.random.Generator
+    device: torch.device
+    train_feats: torch.Tensor  # feats["train"] on the device
+    train_labels: np.ndarray
+    started: float  # perf_counter before the features: "seconds" counts from here
 
+    @property
+    def heads(self) -> Any:
+        return self.model.retrieval
+
+
+def _setup_retrieval(cfg: TrainConfig, checkpoint: Path) -> _Stage2:
+    """Frozen f_par and its cached features, the classes as proxies, fresh adapters, Adam with a warm-up."""
     seed_everything(cfg.seed)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     device = torch.device(cfg.device)
-    checkpoint = Path(checkpoint)
     model, meta = load_checkpoint(checkpoint, map_location=device)
     ds = create_dataset(cfg.dataset, cfg.root, **cfg.dataset_kwargs)
     if list(ds.attributes) != list(model.cfg.attribute_names or []):
@@ -584,42 +646,21 @@ def train_retrieval(cfg: TrainConfig, checkpoint: str | Path, progress: bool = T
     for p in model.par.parameters():
         p.requires_grad_(False)
     pp = model.cfg.preprocessing
-    t0 = time.perf_counter()
+    started = time.perf_counter()
     feats = {
         split: _features(model, ds.split(split), pp, device, _feature_cache(checkpoint, ds.split(split), split))
         for split in ("train", "val")
     }
-    train_labels, val_labels = ds.labels("train"), ds.labels("val")
-    form = cfg.query_form
-    soft = SoftQueries(cfg.text_encoder, list(ds.attributes), form=form) if form != "hard" else None
-    classes, targets = np.unique(train_labels, axis=0, return_inverse=True)
-    targets = targets.reshape(-1)
-    class_hard = hard_classes(classes, cfg.query_encoding).to(device)
+    rcfg = cfg.retrieval
+    soft = SoftQueries(cfg.text_encoder, list(ds.attributes), form=rcfg.query_form) if rcfg.uses_text else None
+    classes, targets = np.unique(ds.labels("train"), axis=0, return_inverse=True)
+    class_hard = hard_classes(classes, rcfg.query_encoding).to(device)
     class_soft = soft(classes == 1).to(device) if soft is not None else None
-    model.add_retrieval(
-        RetrievalConfig(
-            embed_dim=cfg.embed_dim,
-            hidden_dim=cfg.hidden_dim,
-            soft_dim=soft.soft_dim if soft is not None else 0,
-            scale=cfg.scale,
-            margin=cfg.margin,
-            hard_weight=cfg.hard_weight,
-            soft_weight=cfg.soft_weight,
-            query_form=form,
-            standardize=cfg.standardize_retrieval_inputs,
-            separate_vis=cfg.separate_visual_adapters,
-            query_encoding=cfg.query_encoding,
-        )
-    )
+    model.add_retrieval(dataclasses.replace(rcfg, soft_dim=soft.soft_dim if soft is not None else 0))
     model.to(device)
-    heads = model.retrieval
-    heads.set_statistics(torch.from_numpy(feats["train"]).to(device), class_hard, class_soft)
-    weights = {"hard": cfg.hard_weight, "soft": cfg.soft_weight} if form == "hard+soft" else None
-    optimizer = torch.optim.Adam(heads.parameters(), lr=cfg.retrieval_lr)
-    feats_t = torch.from_numpy(feats["train"]).to(device)
-    targets_t = torch.from_numpy(targets).long()
-    n, bs = len(feats_t), cfg.retrieval_batch_size
-    steps = max(1, math.ceil(n / bs))
+    model.retrieval.set_statistics(torch.from_numpy(feats["train"]).to(device), class_hard, class_soft)
+    optimizer = torch.optim.Adam(model.retrieval.parameters(), lr=cfg.retrieval_lr)
+    steps = max(1, math.ceil(len(feats["train"]) / cfg.retrieval_batch_size))
     total_steps = cfg.retrieval_epochs * steps
     warm = min(steps, total_steps // 10)  # a short warm-up: Adam's first steps at full rate start the collapse
 
@@ -629,69 +670,144 @@ def train_retrieval(cfg: TrainConfig, checkpoint: str | Path, progress: bool = T
         return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(total_steps - warm, 1)))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+    targets_t = torch.from_numpy(targets.reshape(-1)).long()
     rng = np.random.default_rng(cfg.seed)
-    best, history, fallback = {"mAP": -1.0}, [], None
-    extra_meta = soft.describe_meta() if soft is not None else {}
-    max_soft = cfg.max_classes_per_step or len(classes)
+    train_feats = torch.from_numpy(feats["train"]).to(device)
+    return _Stage2(
+        model, meta, ds, feats, soft, classes, targets_t, class_hard, class_soft, optimizer, scheduler, steps, rng,
+        device, train_feats, ds.labels("train"), started,
+    )  # fmt: skip
 
-    def soft_classes(y: torch.Tensor) -> torch.Tensor:
-        cls = torch.unique(y)
-        extra = max(0, min(max_soft, len(classes)) - len(cls))
-        if extra and len(classes) > len(cls):  # negatives: the batch's classes plus sampled others
-            others = torch.from_numpy(rng.choice(len(classes), size=min(extra, len(classes)), replace=False))
-            cls = torch.unique(torch.cat([cls, others]))
-        return cls
 
+def _soft_classes(cfg: TrainConfig, s: _Stage2, y: torch.Tensor) -> torch.Tensor:
+    """The soft branch's proxies for a batch: its own classes plus sampled others, up to max_classes_per_step."""
+    n_classes = len(s.classes)
+    max_soft = cfg.max_classes_per_step or n_classes
+    cls = torch.unique(y)
+    extra = max(0, min(max_soft, n_classes) - len(cls))
+    if extra and n_classes > len(cls):  # negatives: the batch's classes plus sampled others
+        others = torch.from_numpy(s.rng.choice(n_classes, size=min(extra, n_classes), replace=False))
+        cls = torch.unique(torch.cat([cls, others]))
+    return cls
+
+
+def _partial_term(s: _Stage2, idx: torch.Tensor, v_hard: torch.Tensor, scale: float) -> torch.Tensor:
+    """:func:`partial_query_loss` of the batch ``idx``: each image's own 1-4 attributes as a signed query."""
+    rows = s.train_labels[idx.numpy()]
+    pq = sample_partial_queries(rows, s.rng)
+    hits = torch.from_numpy(satisfies(pq, rows)).to(s.device)
+    return partial_query_loss(s.heads.attr(torch.from_numpy(pq).to(s.device)), v_hard, hits, scale)
+
+
+def _retrieval_epoch(cfg: TrainConfig, s: _Stage2, epoch: int, tick) -> tuple[dict[str, float], dict[str, float]]:
+    """One pass over the training features: (summed loss per branch and "loss", summed proxies per branch)."""
+    rcfg, heads, device = cfg.retrieval, s.heads, s.device
+    weights = {"hard": rcfg.hard_weight, "soft": rcfg.soft_weight} if rcfg.halves else None
+    feats, bs = s.train_feats, cfg.retrieval_batch_size
+    heads.train()
+    perm = torch.from_numpy(s.rng.permutation(len(feats)))
+    sums: dict[str, float] = {}
+    sizes: dict[str, float] = {}
+    for step in range(s.steps):
+        idx = perm[step * bs : (step + 1) * bs]
+        y = s.targets[idx]
+        e_v = heads.vis(feats[idx])
+        v_hard, v_soft = e_v.chunk(2, dim=-1) if rcfg.halves else (e_v, e_v)
+        parts: dict[str, torch.Tensor] = {}
+        if heads.f_attr is not None:  # every class is a proxy
+            proxies_in = partial_proxies(s.class_hard, cfg.query_mask_prob, s.rng)
+            parts["hard"] = margin_loss(v_hard, heads.attr(proxies_in), y.to(device), rcfg.scale, rcfg.margin)
+            sizes["hard"] = sizes.get("hard", 0.0) + len(s.classes)
+        if cfg.partial_query_weight > 0:  # each image's own 1-4 attributes as a query against the batch
+            parts["partial"] = cfg.partial_query_weight * _partial_term(s, idx, v_hard, rcfg.scale)
+        if heads.f_text is not None:
+            cls = _soft_classes(cfg, s, y)
+            remap = torch.full((len(s.classes),), -1, dtype=torch.long)
+            remap[cls] = torch.arange(len(cls))
+            proxies = heads.text(s.class_soft[cls.to(device)])
+            parts["soft"] = margin_loss(v_soft, proxies, remap[y].to(device), rcfg.scale, rcfg.margin)
+            sizes["soft"] = sizes.get("soft", 0.0) + len(cls)
+        margin = {k: v for k, v in parts.items() if k != "partial"}
+        loss = sum(weights[k] * v for k, v in margin.items()) if weights else next(iter(margin.values()))
+        loss = loss + parts["partial"] if "partial" in parts else loss
+        s.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        s.optimizer.step()
+        s.scheduler.step()
+        for k, v in (("loss", loss), *parts.items()):
+            sums[k] = sums.get(k, 0.0) + float(v.item())
+        info = " ".join(f"L_{k} {v / (step + 1):.3f}" for k, v in sums.items() if k != "loss")
+        tick(f"epoch {epoch + 1}/{cfg.retrieval_epochs} {info}")
+    return sums, sizes
+
+
+class _Selection:
+    """Stage 2's choice of epoch: the best val mAP among epochs that do not look collapsed, saved as it
+    improves; a collapsed epoch only when every epoch collapsed (and the checkpoint says so)."""
+
+    def __init__(self, cfg: TrainConfig, s: _Stage2) -> None:
+        self.cfg, self.s = cfg, s
+        self.best: dict[str, Any] = {"mAP": -1.0}
+        self.fallback: dict[str, Any] | None = None
+        self.extra_meta = s.soft.describe_meta() if s.soft is not None else {}
+
+    def offer(self, epoch: int, val: dict[str, float], guard: dict[str, Any]) -> None:
+        candidate = {**val, "epoch": epoch, **guard}
+        if guard["collapsed"]:  # never preferred; kept only if every epoch collapsed
+            if self.fallback is None or val["mAP"] > self.fallback["mAP"]:
+                self.fallback = candidate
+                if self.best["mAP"] < 0:
+                    self._save(epoch, val, guard)
+            return
+        if val["mAP"] > self.best["mAP"]:
+            self.best = candidate
+            self._save(epoch, val, guard)
+
+    def result(self) -> dict[str, Any]:
+        best = self.best
+        if best["mAP"] < 0 and self.fallback is not None:
+            logger.warning("every stage-2 epoch looked collapsed; the checkpoint is flagged: lower retrieval_lr")
+            best = self.fallback
+        hint = trailing_half_hint(best)
+        if hint:
+            logger.warning("stage 2: %s", hint)
+            best = {**best, "hint": hint}
+        return best
+
+    def _save(self, epoch: int, val: dict[str, float], guard: dict[str, Any]) -> None:
+        s, par_val = self.s, self.s.meta.get("val", {})
+        val = {**par_val, **{f"retrieval_{k}": v for k, v in val.items()}}
+        meta = _checkpoint_meta(self.cfg, s.ds, "retrieval", epoch, val, collapse=guard, **self.extra_meta)
+        save_checkpoint(s.model, RunFiles(Path(self.cfg.out)).best, extra=meta)
+
+
+def train_retrieval(cfg: TrainConfig, checkpoint: str | Path, progress: bool = True) -> dict[str, Any]:
+    """Stage 2: frozen f_par, adapters trained with 0.3 L_MA(E^v1, E^h) + 0.7 L_MA(E^v2, E^s) (HA+SP),
+    or one L_MA against the single query form of ``cfg.retrieval.query_form`` (Table 6).
+
+    f_par is frozen, so its features are computed once per image (no augmentation, cached on disk) and
+    the adapters train on them. The hard branch scores every class as a proxy at every step (Eq. 8 sums
+    over all other attribute embeddings; f_attr on C x A costs nothing); the soft branch samples up to
+    ``max_classes_per_step`` classes besides the batch's own, since f_text reads a 24,576-d input per
+    class. Per-branch losses, per-half retrieval and the embeddings' spread are logged every epoch; an
+    epoch that looks collapsed (see :func:`collapse_report`) is never selected.
+    """
+    files = RunFiles(Path(cfg.out))
+    files.root.mkdir(parents=True, exist_ok=True)
+    s = _setup_retrieval(cfg, Path(checkpoint))
+    rcfg, history, selection = cfg.retrieval, [], _Selection(cfg, s)
     with _progress(progress) as bar:
-        task = bar.add_task("stage 2 (retrieval)", total=total_steps, info="")
+        task = bar.add_task("stage 2 (retrieval)", total=cfg.retrieval_epochs * s.steps, info="")
         for epoch in range(cfg.retrieval_epochs):
-            heads.train()
-            perm = torch.from_numpy(rng.permutation(n))
-            sums: dict[str, float] = {}
-            sizes: dict[str, float] = {}
-            for s in range(steps):
-                idx = perm[s * bs : (s + 1) * bs]
-                y = targets_t[idx]
-                e_v = heads.vis(feats_t[idx])
-                v_hard, v_soft = e_v.chunk(2, dim=-1) if form == "hard+soft" else (e_v, e_v)
-                parts: dict[str, torch.Tensor] = {}
-                if heads.f_attr is not None:  # every class is a proxy
-                    proxies_in = partial_proxies(class_hard, cfg.query_mask_prob, rng)
-                    parts["hard"] = margin_loss(v_hard, heads.attr(proxies_in), y.to(device), cfg.scale, cfg.margin)
-                    sizes["hard"] = sizes.get("hard", 0.0) + len(classes)
-                if cfg.partial_query_weight > 0:  # each image's own 1-4 attributes as a query against the batch
-                    rows = train_labels[idx.numpy()]
-                    pq = sample_partial_queries(rows, rng)
-                    sat = satisfies(pq, rows)
-                    parts["partial"] = cfg.partial_query_weight * partial_query_loss(
-                        heads.attr(torch.from_numpy(pq).to(device)), v_hard, torch.from_numpy(sat).to(device), cfg.scale
-                    )
-                if heads.f_text is not None:
-                    cls = soft_classes(y)
-                    remap = torch.full((len(classes),), -1, dtype=torch.long)
-                    remap[cls] = torch.arange(len(cls))
-                    proxies = heads.text(class_soft[cls.to(device)])
-                    parts["soft"] = margin_loss(v_soft, proxies, remap[y].to(device), cfg.scale, cfg.margin)
-                    sizes["soft"] = sizes.get("soft", 0.0) + len(cls)
-                margin = {k: v for k, v in parts.items() if k != "partial"}
-                loss = sum(weights[k] * v for k, v in margin.items()) if weights else next(iter(margin.values()))
-                loss = loss + parts["partial"] if "partial" in parts else loss
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                for k, v in (("loss", loss), *parts.items()):
-                    sums[k] = sums.get(k, 0.0) + float(v.item())
-                info = " ".join(f"L_{k} {v / (s + 1):.3f}" for k, v in sums.items() if k != "loss")
-                bar.update(task, advance=1, info=f"epoch {epoch + 1}/{cfg.retrieval_epochs} {info}")
-            losses = {k: v / steps for k, v in sums.items() if k != "loss"}
-            levels = {k: collapsed_margin_loss(c / steps, cfg.scale, cfg.margin) for k, c in sizes.items()}
-            val = retrieval_eval(model, feats["val"], val_labels, soft)
+            sums, sizes = _retrieval_epoch(cfg, s, epoch, lambda info: bar.update(task, advance=1, info=info))
+            losses = {k: v / s.steps for k, v in sums.items() if k != "loss"}
+            levels = {k: collapsed_margin_loss(c / s.steps, rcfg.scale, rcfg.margin) for k, c in sizes.items()}
+            val = retrieval_eval(s.model, s.feats["val"], s.ds.labels("val"), s.soft)
             guard = collapse_report(val, losses, levels)
             history.append(
                 {
                     "epoch": epoch,
-                    "loss": sums["loss"] / steps,
+                    "loss": sums["loss"] / s.steps,
                     **{f"loss_{k}": v for k, v in losses.items()},
                     **{f"collapsed_loss_{k}": v for k, v in levels.items()},
                     **val,
@@ -705,54 +821,22 @@ def train_retrieval(cfg: TrainConfig, checkpoint: str | Path, progress: bool = T
                 info=f"epoch {epoch + 1}/{cfg.retrieval_epochs} val R-1 {val['R-1']:.3f} mAP {val['mAP']:.3f}"
                 + (" [collapsed]" if guard["collapsed"] else ""),
             )
-            candidate = {**val, "epoch": epoch, **guard}
-            if guard["collapsed"]:  # never preferred; kept only if every epoch collapsed
-                if fallback is None or val["mAP"] > fallback["mAP"]:
-                    fallback = candidate
-                    if best["mAP"] < 0:
-                        _save_retrieval(model, out, cfg, ds, meta, epoch, val, guard, extra_meta)
-                continue
-            if val["mAP"] > best["mAP"]:
-                best = candidate
-                _save_retrieval(model, out, cfg, ds, meta, epoch, val, guard, extra_meta)
-    if best["mAP"] < 0 and fallback is not None:
-        logger.warning("every stage-2 epoch looked collapsed; the checkpoint is flagged: lower retrieval_lr")
-        best = fallback
-    hint = trailing_half_hint(best)
-    if hint:
-        logger.warning("stage 2: %s", hint)
-        best = {**best, "hint": hint}
-    (out / "history_retrieval.json").write_text(json.dumps(history, indent=2))
-    return {"best_val": best, "checkpoint": str(out / "best.safetensors"), "seconds": time.perf_counter() - t0}
-
-
-def _save_retrieval(model, out: Path, cfg, ds, meta, epoch: int, val: dict, guard: dict, extra_meta: dict) -> None:
-    par_val = meta.get("val", {})
-    save_checkpoint(
-        model,
-        out / "best.safetensors",
-        extra=_checkpoint_meta(
-            cfg,
-            ds,
-            "retrieval",
-            epoch,
-            {**par_val, **{f"retrieval_{k}": v for k, v in val.items()}},
-            collapse=guard,
-            **extra_meta,
-        ),
-    )
+            selection.offer(epoch, val, guard)
+    files.history("retrieval").write_text(json.dumps(history, indent=2))
+    return {"best_val": selection.result(), "checkpoint": str(files.best), "seconds": time.perf_counter() - s.started}
 
 
 def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     """Run the stages ``cfg.stage`` asks for; the resolved config is saved beside the checkpoints."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    files = RunFiles(out)
+    files.config.write_text(json.dumps(cfg.to_dict(), indent=2))
     summary: dict[str, Any] = {"out": str(out)}
     if cfg.stage in ("par", "both"):
         summary["par"] = train_recognition(cfg, progress)
     if cfg.stage in ("retrieval", "both") and int(os.environ.get("RANK", "0")) == 0:
-        ckpt = out / "par_best.safetensors"
+        ckpt = files.par_best
         if cfg.stage == "retrieval" and not ckpt.is_file():
             if not cfg.pretrained:
                 raise FileNotFoundError(
@@ -760,7 +844,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
                 )
             ckpt = Path(cfg.pretrained)
         summary["retrieval"] = train_retrieval(cfg, ckpt, progress)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    files.summary.write_text(json.dumps(summary, indent=2, default=float))
     return summary
 
 

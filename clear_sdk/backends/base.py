@@ -33,6 +33,7 @@ import numpy as np
 
 from clear_sdk.bundle import Bundle
 from clear_sdk.errors import ClearSDKError
+from clear_sdk.query import query_form_inputs
 
 __all__ = [
     "BACKENDS",
@@ -106,11 +107,8 @@ class Backend(ABC):
 
     def _query_feed(self, hard: np.ndarray, soft: np.ndarray | None) -> dict[str, np.ndarray]:
         """The query graph's inputs for the bundle's query form (HA: hard; SP/W: soft; HA+SP: both)."""
-        form = self.bundle.query_form
-        feed = {"hard": hard} if form in ("hard", "hard+soft") else {}
-        if form != "hard":
-            feed["soft"] = soft
-        return feed
+        inputs = {"hard": hard, "soft": soft}
+        return {name: inputs[name] for name in query_form_inputs(self.bundle.query_form)}
 
     def run_query(self, hard: np.ndarray, soft: np.ndarray | None) -> np.ndarray:
         """hard [Q, A] (0/1) and soft [Q, soft_dim] (None for a hard-only bundle) -> query embeddings [Q, D]."""

@@ -28,6 +28,7 @@ from clear_sdk.backends.base import Backend, BackendUnavailable
 from clear_sdk.backends.cuda import device_index
 from clear_sdk.bundle import MANIFEST_NAME, ONNX_META_ATTRIBUTES, ONNX_META_INPUT_SIZE, Bundle
 from clear_sdk.errors import BundleError
+from clear_sdk.query import query_form_inputs
 
 __all__ = [
     "DEFAULT_QUERY_SETTINGS",
@@ -140,7 +141,7 @@ DEFAULT_TEXT_SETTINGS = SessionSettings()
 
 def _ort_cache_dir(bundle: Bundle) -> Path:
     base = Path(os.environ.get("CLEAR_SDK_CACHE", Path.home() / ".cache" / "clear-sdk"))
-    digest = bundle.files[bundle.manifest["models"]["recognizer"]]["sha256"][:16]
+    digest = bundle.files[bundle.manifest.models["recognizer"]].sha256[:16]
     return base / "ort-tensorrt" / digest
 
 
@@ -211,7 +212,7 @@ def check_query_graph(session: Any, bundle: Bundle, path: Path) -> None:
     inputs = {i.name: list(i.shape) for i in session.get_inputs()}
     want = {"hard": bundle.num_attrs, "soft": bundle.soft_dim}
     form = bundle.query_form
-    fed = {"hard": ["hard"], "soft": ["soft"], "words": ["soft"]}.get(form, ["hard", "soft"])
+    fed = list(query_form_inputs(form))
     if sorted(inputs) != sorted(fed):  # what _query_feed gives the graph for the manifest's query form
         raise BundleError(
             f"{path} has inputs {sorted(inputs)} but {mp} says query_form={form!r}, which feeds {fed}; "

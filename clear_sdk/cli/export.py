@@ -55,48 +55,36 @@ def export(
 ) -> None:
     """Export a checkpoint to a model bundle: recognizer.onnx, query.onnx, text.onnx, manifest.json (+ TensorRT)."""
     try:
-        from clear_sdk.export.bundle_writer import export_bundle
+        from clear_sdk.export.bundle_writer import ExportOptions, export_bundle
     except ImportError as e:
         fail(f"export needs the export extra ({e.name} is missing): pip install 'clear-sdk[export]'")
     from clear_sdk.backends import TensorRTUnavailable
 
-    if engine not in ("onnx", "trt"):
-        fail(f"--engine {engine!r}: choose onnx or trt")
-    if int8 and not calib:
-        fail("--int8 needs --calib DIR: a folder of representative images for calibration")
-    if cpu_int8_static and not ((dataset and root) or calib):
-        fail("--cpu-int8-static needs calibration images: --dataset NAME --root DIR, or --calib DIR")
-    if int8_calibration_images < 1:
-        fail(f"--int8-calibration-images {int8_calibration_images}: pass a positive number")
-    if calibrate_thresholds and not (dataset and root):
-        fail("--calibrate-thresholds needs --dataset NAME --root DIR (its val split picks the thresholds)")
+    _refuse_bad_options(engine, int8, calib, cpu_int8_static, bool(dataset and root), int8_calibration_images,
+                        calibrate_thresholds)  # fmt: skip
+    sizes = _batch_sizes(batch_sizes)
+    options = ExportOptions(
+        engine=engine,
+        fp16=fp16,
+        int8=int8,
+        calib_dir=calib,
+        batch_sizes=sizes,
+        opset=opset,
+        checkpoint_copy=with_checkpoint,
+        calibrate_thresholds=calibrate_thresholds,
+        threshold_criterion=threshold_criterion,
+        val_dataset=_dataset(dataset, root, set_) if calibrate_thresholds else None,
+        calibration_split=calibration_split,
+        cpu_int8=cpu_int8,
+        cpu_int8_static=cpu_int8_static,
+        int8_dataset=_dataset(dataset, root, set_) if dataset and root else None,
+        int8_calibration_split=int8_calibration_split,
+        int8_calibration_images=int8_calibration_images,
+        int8_method=int8_method,
+        int8_eval_split=int8_eval_split or None,
+    )
     try:
-        sizes = tuple(int(b) for b in batch_sizes.split(","))
-    except ValueError:
-        fail(f"--batch-sizes {batch_sizes!r}: write comma-separated integers, e.g. 1,8,32")
-    try:
-        bundle = export_bundle(
-            checkpoint,
-            out,
-            engine=engine,
-            fp16=fp16,
-            int8=int8,
-            calib_dir=calib,
-            opset=opset,
-            calibrate_thresholds=calibrate_thresholds,
-            threshold_criterion=threshold_criterion,
-            val_dataset=_dataset(dataset, root, set_) if calibrate_thresholds else None,
-            batch_sizes=sizes,
-            cpu_int8=cpu_int8,
-            checkpoint_copy=with_checkpoint,
-            calibration_split=calibration_split,
-            cpu_int8_static=cpu_int8_static,
-            int8_dataset=_dataset(dataset, root, set_) if dataset and root else None,
-            int8_calibration_split=int8_calibration_split,
-            int8_calibration_images=int8_calibration_images,
-            int8_method=int8_method,
-            int8_eval_split=int8_eval_split or None,
-        )
+        bundle = export_bundle(checkpoint, out, options)
     except TensorRTUnavailable as e:
         fail(str(e), code=2)
     except REPORTED as e:
@@ -110,3 +98,27 @@ def _dataset(name: str | None, root: str | None, options: list[str] | None) -> t
     """(name, root) or (name, root, --set options) for the exporter."""
     opts = dataset_options(options)
     return (name, root, opts) if opts else (name, root)
+
+
+def _refuse_bad_options(
+    engine: str, int8: bool, calib: str | None, cpu_int8_static: bool, has_dataset: bool, int8_images: int,
+    calibrate_thresholds: bool,
+) -> None:  # fmt: skip
+    """Exit with the fix for a combination of options the exporter cannot honour."""
+    if engine not in ("onnx", "trt"):
+        fail(f"--engine {engine!r}: choose onnx or trt")
+    if int8 and not calib:
+        fail("--int8 needs --calib DIR: a folder of representative images for calibration")
+    if cpu_int8_static and not (has_dataset or calib):
+        fail("--cpu-int8-static needs calibration images: --dataset NAME --root DIR, or --calib DIR")
+    if int8_images < 1:
+        fail(f"--int8-calibration-images {int8_images}: pass a positive number")
+    if calibrate_thresholds and not has_dataset:
+        fail("--calibrate-thresholds needs --dataset NAME --root DIR (its val split picks the thresholds)")
+
+
+def _batch_sizes(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(b) for b in text.split(","))
+    except ValueError:
+        fail(f"--batch-sizes {text!r}: write comma-separated integers, e.g. 1,8,32")

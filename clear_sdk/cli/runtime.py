@@ -135,6 +135,56 @@ def _crop_id(scheme: str, root: Path, f: Path, camera: str | None) -> str:
     return rel
 
 
+def _refuse_index_options(
+    batch: int, keep_days: float | None, id_scheme: str, partition_by: str | None, index_dir: str
+) -> None:
+    """Exit with the fix for an ``index`` option it cannot honour."""
+    from clear_sdk.index import is_milvus_uri
+
+    if batch < 1:
+        fail(f"--batch {batch}: pass a positive number of images per add (e.g. 256)")
+    if keep_days is not None and not keep_days > 0:
+        fail(f"--keep-days {keep_days}: pass a positive number of days (e.g. 30)")
+    if id_scheme not in ID_SCHEMES:
+        fail(f"--id-scheme {id_scheme!r}: choose one of {', '.join(ID_SCHEMES)}")
+    if partition_by is not None and partition_by not in ("camera", "day"):
+        fail(f"--partition-by {partition_by!r}: choose camera or day")
+    if partition_by is not None and not is_milvus_uri(index_dir):
+        fail(f"--partition-by is for a Milvus collection; {index_dir} is a local index folder (it needs none)")
+
+
+def _named_crops(
+    files: list[Path], id_scheme: str, root: Path, camera: str | None
+) -> tuple[list[tuple[Path, str, str]], list[str]]:
+    """(file, id, source) of the crops whose names the index can store, and a line for each it cannot."""
+    from clear_sdk.searcher import is_utf8
+
+    named, unreadable = [], []
+    for f in files:
+        item_id, source = _crop_id(id_scheme, root, f, camera), os.fsdecode(f.resolve())
+        if is_utf8(item_id) and is_utf8(source):
+            named.append((f, item_id, source))
+        else:
+            unreadable.append(f"{plain(f)}: the file name is not valid UTF-8, so the index cannot store it; rename it")
+    return named, unreadable
+
+
+def _add_crops(searcher, chunk: list[tuple[Path, str, str]], camera: str | None) -> tuple[list, int, list[str]]:
+    """Add the crops of ``chunk`` not yet indexed: (add's results, how many were there already, id clashes)."""
+    from clear_sdk.errors import DuplicateIdError
+
+    def attempt() -> tuple[list, int, list[str]]:
+        todo, seen, taken = _new_crops(searcher, chunk)
+        ids = [i for _, i, _ in todo]
+        md = [{"camera": camera, "source": src} for _, _, src in todo]
+        return searcher.add([str(f) for f, _, _ in todo], ids=ids, metadata=md, errors="skip"), seen, taken
+
+    try:
+        return attempt()
+    except DuplicateIdError:  # a second `index` run on the same folder may add the same crops first
+        return attempt()
+
+
 @app.command()
 def index(
     bundle: Annotated[str, typer.Argument(help="Model bundle folder.")],
@@ -170,35 +220,16 @@ def index(
     whose id is taken by another file is not indexed, and is listed (exit 1): give each folder its --camera,
     or use --id-scheme absolute.
     """
-    from clear_sdk.errors import DuplicateIdError
-    from clear_sdk.searcher import AttributeSearcher, is_utf8
+    from clear_sdk.searcher import AttributeSearcher
 
-    if batch < 1:
-        fail(f"--batch {batch}: pass a positive number of images per add (e.g. 256)")
-    if keep_days is not None and not keep_days > 0:
-        fail(f"--keep-days {keep_days}: pass a positive number of days (e.g. 30)")
-    if id_scheme not in ID_SCHEMES:
-        fail(f"--id-scheme {id_scheme!r}: choose one of {', '.join(ID_SCHEMES)}")
-    from clear_sdk.index import is_milvus_uri
-
-    if partition_by is not None and partition_by not in ("camera", "day"):
-        fail(f"--partition-by {partition_by!r}: choose camera or day")
-    if partition_by is not None and not is_milvus_uri(index_dir):
-        fail(f"--partition-by is for a Milvus collection; {index_dir} is a local index folder (it needs none)")
+    _refuse_index_options(batch, keep_days, id_scheme, partition_by, index_dir)
     root = Path(folder)
     if not root.is_dir():
         fail(f"{folder} is not a folder")
     files = list_images(root)
     if not files:
         fail(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {folder}")
-    unreadable = []
-    named = []  # (file, id, source) of the crops whose names SQLite can store
-    for f in files:
-        item_id, source = _crop_id(id_scheme, root, f, camera), os.fsdecode(f.resolve())
-        if is_utf8(item_id) and is_utf8(source):
-            named.append((f, item_id, source))
-        else:
-            unreadable.append(f"{plain(f)}: the file name is not valid UTF-8, so the index cannot store it; rename it")
+    named, unreadable = _named_crops(files, id_scheme, root, camera)
     try:
         part = {"partition_by": partition_by} if partition_by else {}
         searcher = AttributeSearcher(bundle, index=index_dir, backend=backend, **part)
@@ -216,17 +247,7 @@ def index(
             task = bar.add_task("indexing", total=len(named))
             for s in range(0, len(named), batch):
                 chunk = named[s : s + batch]
-                for attempt in range(2):  # a second `index` run on the same folder may add the same crops first
-                    todo, seen, taken = _new_crops(searcher, chunk)
-                    ids = [i for _, i, _ in todo]
-                    md = [{"camera": camera, "source": src} for _, _, src in todo]
-                    try:
-                        out = searcher.add([str(f) for f, _, _ in todo], ids=ids, metadata=md, errors="skip")
-                    except DuplicateIdError:
-                        if attempt == 0:
-                            continue
-                        raise
-                    break
+                out, seen, taken = _add_crops(searcher, chunk, camera)
                 already += seen
                 clashes.extend(taken)
                 added += sum(o is not None for o in out)

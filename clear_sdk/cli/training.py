@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from clear_sdk.cli.app import REPORTED, app, console, dataset_options, fail, need_training, say
+from clear_sdk.paths import RunFiles
 
 
 @app.command()
@@ -80,7 +81,7 @@ def train(
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=float))
     else:
-        say(f"checkpoints in {cfg.out}: best.safetensors (+ .json)")  # a path is printed literally, never as markup
+        say(f"checkpoints in {cfg.out}: {RunFiles.BEST} (+ .json)")  # a path is printed literally, never as markup
         for stage_name in ("par", "retrieval"):
             if stage_name in summary:
                 best = {k: round(v, 4) for k, v in summary[stage_name]["best_val"].items() if isinstance(v, float)}

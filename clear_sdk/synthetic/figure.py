@@ -373,6 +373,29 @@ def _draw_head_side(layer: _Layer, g: _Geo, c: _Colours) -> None:
     layer.ellipse((hx + 0.78 * ax, hy + 0.58 * ay), (0.16 * ax, 0.06 * ay), c.mouth)
 
 
+def _draw_long_hair_front_back(layer: _Layer, g: _Geo, c: _Colours, app: Appearance, back: bool) -> None:
+    """Long hair: a curtain down the back, strands over the shoulders in front."""
+    u, sy = g.u, g.shoulder_y
+    length = sy + (0.17 + 0.13 * app.hair_length) * u  # shoulder blades to mid-back: a large area
+    hx, hy, ax = g.hx, g.hy, g.ax
+    if back:
+        layer.poly(
+            [(hx - 1.05 * ax, hy), (hx + 1.05 * ax, hy), (hx + 1.3 * ax, length), (hx - 1.3 * ax, length)], c.hair
+        )
+    else:
+        for s in (-1, 1):
+            layer.poly(
+                [
+                    (hx + s * 0.7 * ax, hy - 0.5 * g.ay),
+                    (hx + s * 1.08 * ax, hy - 0.2 * g.ay),
+                    (hx + s * 1.75 * ax, length),
+                    (hx + s * 0.65 * ax, length - 0.01 * u),
+                    (hx + s * 0.75 * ax, hy + 0.6 * g.ay),
+                ],
+                c.hair,
+            )
+
+
 def _draw_front_back(layer: _Layer, g: _Geo, a: dict[str, bool], c: _Colours, app: Appearance, back: bool) -> None:
     u, cx, sy = g.u, g.cx, g.shoulder_y
     torso = g.hip_y - sy
@@ -419,26 +442,8 @@ def _draw_front_back(layer: _Layer, g: _Geo, a: dict[str, bool], c: _Colours, ap
         elbow = (joint[0] + side * 0.03 * u, joint[1] + g.upper_arm * (1 - 0.15 * max(0.0, swing)))
         hand = (elbow[0] + side * 0.012 * u, elbow[1] + g.forearm * fore)
         hands[side] = _draw_arm(layer, g, a, c, joint, elbow, hand, 1.0)
-    # long hair: a curtain down the back, strands over the shoulders in front
     if a["LongHair"]:
-        length = sy + (0.17 + 0.13 * app.hair_length) * u  # shoulder blades to mid-back: a large area
-        hx, hy, ax = g.hx, g.hy, g.ax
-        if back:
-            layer.poly(
-                [(hx - 1.05 * ax, hy), (hx + 1.05 * ax, hy), (hx + 1.3 * ax, length), (hx - 1.3 * ax, length)], c.hair
-            )
-        else:
-            for s in (-1, 1):
-                layer.poly(
-                    [
-                        (hx + s * 0.7 * ax, hy - 0.5 * g.ay),
-                        (hx + s * 1.08 * ax, hy - 0.2 * g.ay),
-                        (hx + s * 1.75 * ax, length),
-                        (hx + s * 0.65 * ax, length - 0.01 * u),
-                        (hx + s * 0.75 * ax, hy + 0.6 * g.ay),
-                    ],
-                    c.hair,
-                )
+        _draw_long_hair_front_back(layer, g, c, app, back)
     # backpack: a box over the back (long hair shows above it), two straps and a chest strap in front
     if a["Backpack"] and back:
         dark = _scale(c.backpack, 0.6)

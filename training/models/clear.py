@@ -19,9 +19,9 @@ class RetrievalHeads(nn.Module):
         if cfg.embed_dim % 2:
             raise ValueError(f"retrieval embed_dim must be even (D = 2 * D/2), got {cfg.embed_dim}")
         # HA+SP: E^v's halves face E^h and E^s; a single query form faces all of E^v
-        out = cfg.embed_dim // 2 if cfg.query_form == "hard+soft" else cfg.embed_dim
+        out = cfg.embed_dim // 2 if cfg.halves else cfg.embed_dim
         self.cfg = cfg
-        if cfg.separate_vis and cfg.query_form == "hard+soft":
+        if cfg.separate_vis and cfg.halves:
             self.f_vis: nn.Module = _HalfAdapters(feature_dim, cfg.hidden_dim, out)
         else:
             self.f_vis = Adapter(feature_dim, cfg.hidden_dim, cfg.embed_dim)
@@ -63,7 +63,7 @@ class RetrievalHeads(nn.Module):
         return self.f_text(soft)
 
     def normalize(self, e: torch.Tensor) -> torch.Tensor:
-        return _halves_normalized(e) if self.cfg.query_form == "hard+soft" else F.normalize(e, dim=-1)
+        return _halves_normalized(e) if self.cfg.halves else F.normalize(e, dim=-1)
 
 
 class _HalfAdapters(nn.Module):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from clear_sdk.query import DEFAULT_QUERY_FORM, QUERY_ENCODINGS, query_form_inputs
+
 VARIANTS = ("vit", "swin", "swin+casa", "concat", "cross")
-QUERY_FORMS = ("hard+soft", "hard", "soft", "words")
 
 
 @dataclasses.dataclass
@@ -43,7 +44,7 @@ class RetrievalConfig:
     soft_weight: float = 0.7  # beta_2
     #: Table 6's query forms: "hard+soft" (HA+SP, the paper's), "hard" (HA: the binary attribute vector),
     #: "soft" (SP: the pseudo-description) or "words" (W: the attribute words alone, no template)
-    query_form: str = "hard+soft"
+    query_form: str = DEFAULT_QUERY_FORM
     #: centre and scale the adapters' inputs (f_par features, hard vectors, the 24,576-d soft query) by
     #: their training-set mean and std: each shares a large common component that sends every embedding
     #: one way at the start of stage 2 (stored as buffers, exported as constants)
@@ -57,18 +58,24 @@ class RetrievalConfig:
     query_encoding: str = "binary"
 
     def __post_init__(self) -> None:
-        if self.query_encoding not in ("binary", "signed"):
-            raise ValueError(f"unknown query_encoding {self.query_encoding!r}; choose binary or signed")
-        if self.query_form not in QUERY_FORMS:
-            raise ValueError(f"unknown query_form {self.query_form!r}; choose one of {', '.join(QUERY_FORMS)}")
+        if self.query_encoding not in QUERY_ENCODINGS:
+            raise ValueError(
+                f"unknown query_encoding {self.query_encoding!r}; choose one of {', '.join(QUERY_ENCODINGS)}"
+            )
+        query_form_inputs(self.query_form)  # a ValueError naming the valid forms
 
     @property
     def uses_hard(self) -> bool:
-        return self.query_form in ("hard", "hard+soft")
+        return "hard" in query_form_inputs(self.query_form)
 
     @property
     def uses_text(self) -> bool:
-        return self.query_form != "hard"
+        return "soft" in query_form_inputs(self.query_form)
+
+    @property
+    def halves(self) -> bool:
+        """E^v is two halves, one facing the hard query and one the soft (HA+SP)."""
+        return self.uses_hard and self.uses_text
 
 
 @dataclasses.dataclass
