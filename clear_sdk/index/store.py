@@ -30,7 +30,6 @@ import logging
 import sqlite3
 import threading
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -184,14 +183,9 @@ class IndexStore:
             replaced = catalog.matching([Clause("id", "in", tuple(ids))]) if replace else np.empty(0, np.int64)
             catalog.delete(replaced)
             try:
-                # the vectors and their checksum on two threads (file writes and crc32 release the GIL) while this
-                # one inserts the rows: an add costs the longest of the three, not their sum. Durable before COMMIT.
-                with ThreadPoolExecutor(2, thread_name_prefix="clear-index-add") as pool:
-                    written = pool.submit(self.vectors.write, count, emb)
-                    crc = pool.submit(zlib.crc32, memoryview(emb))
-                    catalog.insert_rows(count, ids, rows)
-                written.result()
-                catalog.finish_add(count, len(ids), crc.result())
+                self.vectors.write(count, emb)  # durable (fsynced) before the rows, which COMMIT makes visible
+                catalog.insert_rows(count, ids, rows)
+                catalog.finish_add(count, len(ids), zlib.crc32(memoryview(emb)))
             except BaseException as exc:
                 self.vectors.truncate(count)
                 if isinstance(exc, sqlite3.IntegrityError):  # the UNIQUE index found an id already stored: name it
