@@ -371,6 +371,7 @@ def plot(rows: list[dict], out: Path) -> None:
 
 def _command(argv: list[str]) -> str:
     """The command as it can be rerun from a clone: paths relative to the repo, ``--code DIR`` as its git commit."""
+    import shlex
     import subprocess
 
     out = []
@@ -381,7 +382,7 @@ def _command(argv: list[str]) -> str:
         elif os.path.isabs(a):
             a = os.path.relpath(a, _REPO)
         out.append(a)
-    return " ".join(out)
+    return shlex.join(out)
 
 
 def main() -> None:
