@@ -223,9 +223,13 @@ class AttributeSearcher:
         return self.index.add(self.layout.rows(probs, emb), ids, md, replace=replace)
 
     # -------------------------------------------------------------------------------- deleting
-    def remove(self, ids: Sequence[str] | None = None, *, where: Mapping[str, Any] | None = None) -> int:
-        """Remove items by id or by a metadata filter (``where={"camera": "c3"}``), atomically; returns how many."""
-        return self.index.remove(ids, where=where)
+    def remove(
+        self, ids: Sequence[str] | None = None, *, where: Mapping[str, Any] | None = None, everything: bool = False
+    ) -> int:
+        """Remove items by id, by a metadata filter (``where={"camera": "c3"}``) or all (``everything=True``; an
+        empty filter is refused, so that a filter built from optional fields never empties a gallery); atomic;
+        returns how many."""
+        return self.index.remove(ids, where=where, everything=everything)
 
     def apply_retention(self, keep_days: float, now: float | None = None) -> int:
         """Retention policy: remove the items whose timestamp is older than ``keep_days`` days; returns how many.

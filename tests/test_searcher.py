@@ -203,3 +203,15 @@ def test_cli_export_predict_index_search_bench(env, tmp_path) -> None:
         assert r["throughput"] > 0 and r["p50_ms"] <= r["p95_ms"] <= r["p99_ms"]
         assert r["flops_per_image"] > 0 and 0 < r["peak_fraction"]
     assert max(r["parity_max_abs_vs_torch"] for r in rows) < 1e-4
+
+
+def test_removing_everything_is_explicit(tmp_path) -> None:
+    s = AttributeSearcher("peta-lite0", index_dir=tmp_path / "idx")
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(3, s.embedding_dim)).astype(np.float32)
+    probs = rng.random((3, len(s.attribute_names))).astype(np.float32)
+    s.add_probabilities(probs, ["a", "b", "c"], embeddings=emb)
+    with pytest.raises(QueryError):
+        s.remove(where={})
+    assert len(s) == 3 and s.remove(everything=True) == 3 and len(s) == 0
+    s.close()
