@@ -73,6 +73,8 @@ class QueryEncoder:
         view's attributes (:func:`clear_sdk.views.query_to_unified`); attributes a query does not name stay
         not asked.
         """
+        if schema is None:  # every search passes here: no view to build
+            return list(queries)
         out = output_view(self.bundle.dataset, self.bundle.attribute_names, self.bundle.groups, schema)
         if out.view is None:
             return list(queries)

@@ -869,13 +869,11 @@ def evaluate(
     model, meta = load_checkpoint(path, map_location=device)
     trained = meta.get("training", {})
     kwargs = dict(trained.get("dataset_kwargs") or {}) if trained.get("dataset") == dataset else {}
-    if dataset == "peta" and trained.get("dataset") == "unified":
-        kwargs["colours"] = True  # the peta view covers the colours
     kwargs.update(dataset_kwargs or {})  # the checkpoint's options (e.g. PETA colours), then the caller's
     ds = create_dataset(dataset, root, **kwargs)
     view = None
     if (meta.get("dataset") or {}).get("name") == UNIFIED and dataset != UNIFIED:
-        view = covered(load_view(dataset), list(model.cfg.attribute_names))
+        view = covered(load_view(dataset), list(model.cfg.attribute_names), list(ds.attributes))
     elif model.cfg.attribute_names and list(ds.attributes) != list(model.cfg.attribute_names):
         raise ValueError(
             f"{path.name} predicts other attributes than {dataset} has; evaluate on the dataset it was trained for"
