@@ -120,15 +120,15 @@ def run_variant(variant: dict[str, str], paths: list[Path], args, tmp: Path, run
     pipe = Pipeline(srcs, rec, "ssdlite", detector_options=det_opts, searcher=searcher, config=config)
     for d in pipe.detectors.values():
         d.detect = clock.wrap("detector", d.detect)
-    factory = pipe._tracker_factory
+    factory = pipe.feeds.tracker_factory
 
     def tracker(fps):
         t = factory(fps)
         t.update = clock.wrap("tracker", t.update)
         return t
 
-    pipe._tracker_factory = tracker
-    import clear_sdk.video.pipeline as pl
+    pipe.feeds.tracker_factory = tracker
+    import clear_sdk.video.open_tracks as pl  # where the crops due are weighed
 
     quality = pl.crop_quality
     pl.crop_quality = clock.wrap("crop quality", quality)
