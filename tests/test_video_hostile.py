@@ -30,6 +30,7 @@ from clear_sdk.video.detectors.ssdlite import MAX_DEFAULT_COLS, MAX_TILES
 from clear_sdk.video.indexer import TrackIndexer
 from clear_sdk.video.sources import SourceError
 from clear_sdk.video.types import Detection
+from tests.video_helpers import ScriptedLive, read_frames
 
 pytest.importorskip("torch")  # the tiny_bundle fixture exports a model
 
@@ -63,7 +64,7 @@ class TruthDetector:
 
     def __init__(self, path: Path, truth: list[dict]) -> None:
         if str(path) not in self._frames_by_pixels:
-            frames = _frames(path)
+            frames = read_frames(path)
             self._frames_by_pixels[str(path)] = {hashlib.sha1(f.tobytes()).digest(): i for i, f in enumerate(frames)}
         self.by_pixels, self.truth = self._frames_by_pixels[str(path)], truth
 
@@ -72,37 +73,6 @@ class TruthDetector:
 
     def detect(self, frame: np.ndarray) -> list[Detection]:
         return [Detection(tuple(int(v) for v in p["bbox"]), 0.9) for p in self.truth[self.index(frame)]["people"]]
-
-
-class ScriptedLive:
-    """A live camera delivering ``frames`` (whatever arrays they are), then dropping for good."""
-
-    def __init__(self, frames: list) -> None:
-        self.frames = list(frames)
-
-    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
-        return bool(self.frames)
-
-    def read(self):
-        if not self.frames:
-            return False, None
-        time.sleep(0.002)
-        return True, self.frames.pop(0)
-
-    def get(self, prop_id: int) -> float:
-        return 0.0
-
-    def release(self) -> None:
-        pass
-
-
-def _frames(path: Path) -> list[np.ndarray]:
-    cap, out = cv2.VideoCapture(str(path)), []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            return out
-        out.append(f)
 
 
 def _tiny_video(path: Path, n: int = 5, size: tuple[int, int] = (1, 1)) -> Path:
@@ -200,7 +170,7 @@ def test_06_an_empty_frame_from_a_capture_ends_only_that_camera(tiny_bundle, str
     """A capture that delivers an empty array: that camera ends with its reason, its open tracks are indexed,
     the file beside it is processed whole."""
     path, truth = street
-    frames = _frames(path)
+    frames = read_frames(path)
     searcher = AttributeSearcher(tiny_bundle, index_dir=tmp_path / "index")
     captures = iter([ScriptedLive([*frames[:12], np.zeros(0)])])
     live = VideoSource("rtsp://camera/1", "door", capture_factory=lambda s: next(captures, ScriptedLive([])),
@@ -448,7 +418,7 @@ def test_22_library_ranges_are_checked_where_they_enter(street):
 @pytest.mark.parametrize("kind", ["gray", "gray1", "float01", "uint16", "bgra"])
 def test_22_gray_and_float_frames_from_a_capture_are_converted_with_a_warning(street, caplog, kind):
     """They gave 0 detections silently; now they reach the detector as 8-bit BGR, and the log says so once."""
-    frame = _frames(street[0])[10]
+    frame = read_frames(street[0])[10]
     variants = {
         "gray": cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY),
         "gray1": cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)[:, :, None],

@@ -16,6 +16,7 @@ from clear_sdk import AttributeSearcher, Recognizer
 from clear_sdk.video import Pipeline, PipelineConfig, VideoSource
 from clear_sdk.video.pipeline import Packet
 from clear_sdk.video.types import Detection, Frame, TrackedBox
+from tests.video_helpers import ScriptedLive, read_frames
 
 FPS = 10.0
 
@@ -42,37 +43,6 @@ class TruthDetector:
         people = self.truth[self.i]["people"] if self.i < len(self.truth) else []
         self.i += 1
         return [Detection(tuple(int(v) for v in p["bbox"]), 0.9) for p in people]
-
-
-class ScriptedLive:
-    """A live camera delivering ``frames`` as fast as they are read, then dropping for good."""
-
-    def __init__(self, frames: list[np.ndarray]) -> None:
-        self.frames = list(frames)
-
-    def isOpened(self) -> bool:  # noqa: N802
-        return bool(self.frames)
-
-    def read(self):
-        if not self.frames:
-            return False, None
-        time.sleep(0.002)
-        return True, self.frames.pop(0)
-
-    def get(self, prop_id: int) -> float:
-        return 0.0
-
-    def release(self) -> None:
-        pass
-
-
-def _frames(path: Path) -> list[np.ndarray]:
-    cap, out = cv2.VideoCapture(str(path)), []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            return out
-        out.append(f)
 
 
 def test_two_cameras_share_one_batched_recognizer_and_index_tracks(tiny_bundle, street, tmp_path):
@@ -119,7 +89,7 @@ def test_one_step_puts_the_crops_of_two_cameras_in_one_recognizer_batch(tiny_bun
     go through one backend call; more than max_batch crops are split; a track is not recognised again
     within recognize_every frames."""
     path, truth = street
-    frames = _frames(path)
+    frames = read_frames(path)
     rec = Recognizer(tiny_bundle)
     calls: list[int] = []
     run_images = rec.backend.run_images
@@ -152,7 +122,7 @@ def test_one_step_puts_the_crops_of_two_cameras_in_one_recognizer_batch(tiny_bun
 def test_a_track_id_given_again_after_its_track_ended_is_a_new_item(tiny_bundle, street, tmp_path):
     """ByteTrack may hand out an id again after our book ended its track: the finished item must stay."""
     path, truth = street
-    frames = _frames(path)
+    frames = read_frames(path)
     searcher = AttributeSearcher(tiny_bundle, index_dir=tmp_path / "index")
     pipe = Pipeline([VideoSource(str(path), "gate")], searcher.recognizer, lambda: TruthDetector(truth),
                     searcher=searcher, config=PipelineConfig(reindex_every_s=0))  # fmt: skip
@@ -169,7 +139,7 @@ def test_a_track_id_given_again_after_its_track_ended_is_a_new_item(tiny_bundle,
 
 
 def test_a_slow_consumer_drops_the_oldest_live_frames(tiny_bundle, street):
-    frames = _frames(street[0])
+    frames = read_frames(street[0])
     rec = Recognizer(tiny_bundle)
     captures = iter([ScriptedLive(frames)])  # one connection, then the camera is gone for good
     src = VideoSource("rtsp://camera/1", "cam", capture_factory=lambda s: next(captures, ScriptedLive([])),
