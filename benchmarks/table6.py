@@ -12,7 +12,9 @@ image is a positive when its whole vector equals the query, R-1/5/10 and non-int
 Beside each form, the two scorers that need no embedding, computed as ``AttributeSearcher`` computes
 them for a query that names every attribute: ``recognition`` = the sum of the log-likelihoods of the
 asked values (log-probabilities clipped at log 1e-6), and ``fused`` = embedding cosine + 0.1 / A x that
-sum. Writes <results>.json and .md.
+sum (3 / asked for a signed bundle, as the searcher). A multi-dataset split (``--split market1501:val``
+of ``unified``) leaves some attributes unannotated: they are part of the whole-vector class, not asked
+of the recognition scorer, and encoded as not asked in a signed hard query. Writes <results>.json and .md.
 """
 
 from __future__ import annotations
@@ -28,24 +30,27 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from clear_sdk.metrics import retrieval_metrics, retrieval_queries
+from clear_sdk.metrics import known_mask, retrieval_metrics, retrieval_queries
 from clear_sdk.paths import RunFiles  # noqa: E402
+from clear_sdk.searcher import SIGNED_FUSION_WEIGHT
 from clear_sdk.training.config import load_config
 from clear_sdk.training.data import create_dataset
 from clear_sdk.training.models import load_checkpoint
-from clear_sdk.training.trainer import SoftQueries, _feature_cache, _features, train
+from clear_sdk.training.trainer import SoftQueries, _feature_cache, _features, _query_inputs, train
 
 LOG_FLOOR = float(np.log(1e-6))  # as clear_sdk.searcher
-FUSION_WEIGHT = 0.1  # AttributeSearcher's default
+FUSION_WEIGHT = 0.1  # AttributeSearcher's default for binary bundles
 
 
 def recognition_scores(probs: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    """[Q, N]: sum over attributes of log p (asked present) or log(1 - p) (asked absent)."""
+    """[Q, N]: sum over the query's annotated attributes of log p (asked present) or log(1 - p) (asked
+    absent); an attribute the query's dataset does not annotate (``UNKNOWN``) is not asked."""
     p = np.clip(probs.astype(np.float64), 0.0, 1.0)
     logp = np.maximum(np.log(np.maximum(p, 1e-300)), LOG_FLOOR)
     log1m = np.maximum(np.log(np.maximum(1.0 - p, 1e-300)), LOG_FLOOR)
-    q = queries.astype(np.float64)
-    return q @ logp.T + (1.0 - q) @ log1m.T
+    known = known_mask(queries)
+    q = np.where(known, queries, 0).astype(np.float64)
+    return q @ logp.T + (known & (queries == 0)).astype(np.float64) @ log1m.T
 
 
 def score_forms(ckpt: Path, ds, split: str) -> dict[str, dict[str, float]]:
@@ -66,10 +71,13 @@ def score_forms(ckpt: Path, ds, split: str) -> dict[str, dict[str, float]]:
     with torch.no_grad():
         f = torch.from_numpy(feats)
         probs = torch.sigmoid(model.forward_head(f)).numpy()
-        q = model.encode_query(torch.from_numpy(queries).float(), soft(queries) if soft is not None else None)
+        q = model.encode_query(*_query_inputs(model, queries, soft))  # the trainer's own query encoding
         emb = (q @ model.image_embedding(f).t()).numpy().astype(np.float64)
     rec = recognition_scores(probs, queries)
-    scores = {"embedding": emb, "recognition": rec, "fused": emb + FUSION_WEIGHT / labels.shape[1] * rec}
+    # AttributeSearcher's default fused scorer: its weight for the encoding, over the query's asked attributes
+    weight = SIGNED_FUSION_WEIGHT if rc.query_encoding == "signed" else FUSION_WEIGHT
+    asked = known_mask(queries).sum(1, keepdims=True).clip(min=1)
+    scores = {"embedding": emb, "recognition": rec, "fused": emb + weight / asked * rec}
     return {k: {m: float(v) for m, v in retrieval_metrics(s, queries, labels).items()} for k, s in scores.items()}
 
 

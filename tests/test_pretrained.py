@@ -116,3 +116,34 @@ def test_lite_baseline_and_a_local_weights_file() -> None:
     assert by_name(torch.randn(2, 3, 256, 128)).shape == (2, 4)
     with pytest.raises(ValueError, match="pretrained='imagenet' applies to clear-lite"):
         create_model("clear-tiny", pretrained="imagenet")
+
+
+def test_clear_lite_pooled_trunk_and_bn_head_start_from_the_lite_baseline() -> None:
+    """Ours: ``pooled_trunk`` appends the whole trunk's pooled feature (the lite0 baseline's) to [M^s; M^v], and
+    ``head="bn"`` is the baseline's Linear + BatchNorm; the branches run the same on the trunk's maps."""
+    lite = create_model("lite0", num_attrs=5, img_size=(128, 64), pretrained="imagenet").eval()
+    model = create_model(
+        "clear-lite0", num_attrs=5, img_size=(128, 64), pretrained="imagenet", head="bn", pooled_trunk=True
+    ).eval()
+    par = model.par
+    assert len(par.trunk.blocks) == 7 and model.num_features == 192 + 192 + 1280  # whole trunk kept
+    assert isinstance(par.head_bn, torch.nn.BatchNorm1d)
+    x = torch.randn(2, 3, 128, 64)
+    with torch.no_grad():
+        s8, s16, pooled = par.trunk(x)
+        torch.testing.assert_close(pooled, lite.forward_features(x))  # the baseline's feature, same weights
+        feats = model.forward_features(x)
+        torch.testing.assert_close(feats[:, -1280:], pooled)
+        torch.testing.assert_close(par.forward_maps(s8, s16, pooled), feats)  # what Table 5's cache trains
+        torch.testing.assert_close(model(x), par.head_bn(par.head(feats)))
+    model.train()
+    model(torch.randn(3, 3, 128, 64)).sum().backward()
+    assert par.head_bn.weight.grad is not None and par.trunk.conv_head.weight.grad is not None
+
+
+def test_clear_head_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="unknown head 'mlp'; choose one of fc, bn"):
+        create_model("clear-lite0", num_attrs=3, head="mlp")
+    with pytest.raises(ValueError, match="pooled_trunk needs a CLEAR model on a CNN trunk"):
+        create_model("clear-tiny", num_attrs=3, pooled_trunk=True)
+    assert create_model("clear-tiny", num_attrs=3).par.head_bn is None  # the paper's FC stays the default

@@ -8,6 +8,7 @@ from typing import Any
 from clear_sdk.query import DEFAULT_QUERY_FORM, QUERY_ENCODINGS, query_form_inputs
 
 VARIANTS = ("vit", "swin", "swin+casa", "concat", "cross")
+HEADS = ("fc", "bn")
 
 
 @dataclasses.dataclass
@@ -136,6 +137,13 @@ class ModelConfig:
     fusion_dim: int = 768
     fusion_heads: int = 12
     drop_path_rate: float = 0.1
+    #: ``arch="clear"`` only. The logits' layer: "fc" (the paper: one Linear over [M^s; M^v]) or "bn" (ours:
+    #: Linear + BatchNorm1d over the logits, the head of the lite* baseline; under the weighted BCE the
+    #: paper's FC left the rare attributes of PETA at mA 0.5 on a pretrained trunk)
+    head: str = "fc"
+    #: ``arch="clear"`` with a trunk only (ours): the fused vector also carries the whole trunk's pooled
+    #: feature, [M^s; M^v; pool(trunk)], so that the network starts no worse than the lite* baseline
+    pooled_trunk: bool = False
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     interpolation: str = "bilinear"
@@ -155,6 +163,10 @@ class ModelConfig:
             raise ValueError(f"unknown arch {self.arch!r}; choose 'clear', 'resnet50', 'lite' or 'promptpar'")
         elif self.variant not in VARIANTS:
             raise ValueError(f"unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
+        if self.head not in HEADS:
+            raise ValueError(f"unknown head {self.head!r}; choose one of {', '.join(HEADS)}")
+        if self.pooled_trunk and not (self.arch == "clear" and self.trunk):
+            raise ValueError("pooled_trunk needs a CLEAR model on a CNN trunk (clear-lite0/1/2)")
         if self.attribute_names is not None and len(self.attribute_names) != self.num_attrs:
             raise ValueError(f"{len(self.attribute_names)} attribute names given for num_attrs={self.num_attrs}")
         self.img_size = tuple(self.img_size)

@@ -10,6 +10,11 @@ Variants (``ModelConfig.variant``):
 Which tokens enter the cross attention: SVCF attends over the ViT *patch* tokens (not the CLS),
 giving the h_v w_v + 1 keys of Eq. 3; VSCF attends over the Swin final-stage tokens. "Flatten"
 flattens the final-stage Swin tokens after Swin's final LayerNorm.
+
+Ours, not the paper's (options of :class:`~.config.ModelConfig`, off by default): ``head="bn"`` puts a
+BatchNorm over the logits after the FC (the lite* baseline's head), and ``pooled_trunk=True`` appends a
+CNN trunk's pooled final feature to the fused vector. On a trunk, its maps replace the patch embeddings
+(see :mod:`.lite`).
 """
 
 from __future__ import annotations
@@ -128,7 +133,7 @@ class CrossTransformer(nn.Module):
             from .lite import LiteTrunk
 
             strides = tuple(s for s, used in ((8, self.use_swin), (16, self.use_vit)) if used)
-            self.trunk = LiteTrunk(cfg.trunk, cfg.img_size, strides)
+            self.trunk = LiteTrunk(cfg.trunk, cfg.img_size, strides, pooled=cfg.pooled_trunk)
             taps = {s: (g, c) for s, g, c in zip(self.trunk.strides, self.trunk.grids, self.trunk.channels)}
             vit_in, swin_in = taps.get(16, vit_in), taps.get(8, swin_in)
         self.vit = build_vit(cfg, *vit_in) if self.use_vit else None
@@ -145,10 +150,15 @@ class CrossTransformer(nn.Module):
         self.norm_s = nn.LayerNorm(self.swin.out_dim) if self.use_swin else None
         self.norm_v = nn.LayerNorm(cfg.vit.dim) if self.use_vit else None
         self.num_features = (self.swin.out_dim if self.use_swin else 0) + (cfg.vit.dim if self.use_vit else 0)
+        if cfg.pooled_trunk:
+            self.num_features += self.trunk.num_pooled
         self.head = nn.Linear(self.num_features, cfg.num_attrs)
+        self.head_bn = nn.BatchNorm1d(cfg.num_attrs) if cfg.head == "bn" else None
         for name, m in self.named_children():
-            if name not in ("vit", "trunk"):  # timm initialised the ViT and trunk; the rest follows timm's init
+            if name not in ("vit", "trunk", "head_bn"):  # timm initialised the ViT and trunk; the rest: timm's init
                 m.apply(init_weights)
+        if cfg.head == "bn":  # the lite* baseline's init of its Linear + BatchNorm head
+            nn.init.normal_(self.head.weight, std=0.01)
 
     def load_imagenet(self, path=None) -> None:
         """ImageNet weights for the trunk (``clear-lite*`` only)."""
@@ -171,11 +181,18 @@ class CrossTransformer(nn.Module):
         return out
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        if self.trunk is None:
+            return self.forward_maps(x, x)
+        out = self.trunk(x)
+        maps = dict(zip(self.trunk.strides, out))
+        return self.forward_maps(maps.get(8), maps.get(16), out[-1] if self.cfg.pooled_trunk else None)
+
+    def forward_maps(
+        self, x_swin: torch.Tensor | None, x_vit: torch.Tensor | None, pooled: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The branches on their inputs (the image, or a trunk's stride-8 / stride-16 maps and its pooled
+        feature): the pre-logit vector [M^s; M^v (; pooled)]. Table 5's ablation trains these on cached maps."""
         parts = []
-        x_swin = x_vit = x
-        if self.trunk is not None:
-            maps = dict(zip(self.trunk.strides, self.trunk(x)))
-            x_swin, x_vit = maps.get(8), maps.get(16)
         if self.swin is not None:
             zs, s_tokens = self.swin(x_swin)
         if self.vit is not None:
@@ -188,10 +205,15 @@ class CrossTransformer(nn.Module):
             parts.append(self.norm_s(zs))
         if self.vit is not None:
             parts.append(self.norm_v(cls))
+        if pooled is not None:
+            parts.append(pooled)
         return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
 
     def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return features if pre_logits else self.head(features)
+        if pre_logits:
+            return features
+        logits = self.head(features)
+        return self.head_bn(logits) if self.head_bn is not None else logits
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))

@@ -44,17 +44,25 @@ def same_padding_grid(size: tuple[int, int], stride: int) -> tuple[int, int]:
 class LiteTrunk(nn.Module):
     """EfficientNet-Lite stem and stages up to stride ``max(strides)``; forward -> one map per stride.
 
+    With ``pooled=True`` the whole trunk is kept (every stage, ``conv_head``, ``bn2``) and forward also
+    returns its globally average-pooled final feature (the ``lite*`` baseline's feature) as the last item.
     Parameter names are timm's (``conv_stem``, ``bn1``, ``blocks.*``) so ImageNet weights load by name.
     """
 
-    def __init__(self, arch: str, img_size: tuple[int, int], strides: tuple[int, ...] = (8, 16)) -> None:
+    def __init__(
+        self, arch: str, img_size: tuple[int, int], strides: tuple[int, ...] = (8, 16), pooled: bool = False
+    ) -> None:
         super().__init__()
         full = _timm_lite(arch, num_classes=0)
         self.arch = arch
         self.strides = tuple(sorted(strides))
+        self.pooled = pooled
         self._taps = [STAGE_AT_STRIDE[s] for s in self.strides]
         self.conv_stem, self.bn1 = full.conv_stem, full.bn1
-        self.blocks = nn.Sequential(*list(full.blocks)[: self._taps[-1] + 1])
+        self.blocks = nn.Sequential(*(list(full.blocks) if pooled else list(full.blocks)[: self._taps[-1] + 1]))
+        if pooled:
+            self.conv_head, self.bn2 = full.conv_head, full.bn2
+            self.num_pooled = full.num_features
         self.channels = [self.blocks[i][-1].conv_pwl.out_channels for i in self._taps]
         self.grids = [same_padding_grid(img_size, s) for s in self.strides]
 
@@ -65,6 +73,8 @@ class LiteTrunk(nn.Module):
             x = block(x)
             if i in self._taps:
                 maps.append(x)
+        if self.pooled:
+            maps.append(self.bn2(self.conv_head(x)).mean((2, 3)))
         return maps
 
     def load_imagenet(self, path: str | Path | None = None) -> None:
