@@ -207,78 +207,20 @@ def watch(
     """
     import sqlite3
 
-    from rich.live import Live
-
     from clear_sdk.errors import ClearSDKError
-    from clear_sdk.searcher import AttributeSearcher
-    from clear_sdk.video.indexer import TrackEventWriter
-    from clear_sdk.video.pipeline import Pipeline, PipelineConfig, describe_error
-    from clear_sdk.video.sources import VideoSource, is_live, parse_source
+    from clear_sdk.video.pipeline import describe_error
 
-    def fail(message: str) -> None:
-        _fail(message, as_json=as_json)
-
-    if camera and len(camera) != len(sources):
-        fail(f"{len(camera)} --camera names for {len(sources)} sources: give one per source, or none")
-    _check_options(as_json, conf=conf, max_frames=max_frames, recognize_every=recognize_every,
-                   reindex_every=reindex_every, precision=precision)  # fmt: skip
-    start_time = _parse_start(start, as_json) if start is not None else None
-    if start_time is not None and any(is_live(parse_source(s)) for s in sources):
-        fail("--start applies to video files; cameras and URLs are stamped with the wall clock")
-    if events is not None and Path(events).suffix.lower() not in (".jsonl", ".ndjson", ".csv"):
-        fail(f"--events {events}: name the file .jsonl (JSON lines) or .csv")
-    if show:
-        import cv2
-
-        try:
-            cv2.namedWindow("clear-sdk", cv2.WINDOW_NORMAL)
-            cv2.destroyWindow("clear-sdk")
-        except cv2.error:
-            fail("--show needs OpenCV with GUI support (opencv-python, not -headless); use --out video.mp4")
-    options: dict[str, Any] = {}
-    if detector != "bgsub":
-        options["conf"] = conf
-    if tiles:
-        if detector != "ssdlite":
-            fail("--tiles applies to the ssdlite detector")
-        options["tiles"] = _parse_tiles(tiles, as_json)
-    if precision != "int8":
-        if detector != "ssdlite":
-            fail("--precision applies to the ssdlite detector")
-        options["precision"] = precision
-    try:
-        srcs = [
-            VideoSource(
-                s, (camera or [None] * len(sources))[i], realtime=realtime, max_frames=max_frames, start_time=start_time
-            )  # fmt: skip
-            for i, s in enumerate(sources)
-        ]
-        searcher = AttributeSearcher(bundle, index_dir=index_dir, backend=backend)
-    except (ClearSDKError, ValueError) as e:
-        fail(str(e))
-    except OSError as e:  # a folder that cannot be created, a read-only or full disk: the machine, not a bug
-        fail(f"cannot open the index {index_dir}: {describe_error(e)}")
-    sink = None
-    try:
-        config = PipelineConfig(recognize_every=recognize_every, reindex_every_s=reindex_every)
-        sink = TrackEventWriter(events) if events is not None else None
-        pipeline = Pipeline(srcs, searcher.recognizer, detector, detector_options=options, searcher=searcher,
-                            config=config, on_track=None if sink is None else sink.write)  # fmt: skip
-    except (ClearSDKError, ValueError, OSError) as e:
-        if sink is not None:
-            sink.close()
-        searcher.close()
-        fail(f"cannot write --events {events}: {describe_error(e)}" if isinstance(e, OSError) else str(e))
+    start_time = _check_watch(sources, camera, start, events, show, as_json, conf=conf, max_frames=max_frames,
+                              recognize_every=recognize_every, reindex_every=reindex_every,
+                              precision=precision)  # fmt: skip
+    options = _detector_options(detector, conf, tiles, precision, as_json)
+    srcs, searcher = _open_inputs(sources, camera, index_dir, bundle, backend, as_json, realtime=realtime,
+                                  max_frames=max_frames, start_time=start_time)  # fmt: skip
+    pipeline, sink = _make_pipeline(srcs, searcher, detector, options, events, as_json,
+                                    recognize_every=recognize_every, reindex_every_s=reindex_every)  # fmt: skip
     done = False
     try:
-        with Live(_progress_table(pipeline), console=_err, refresh_per_second=2, transient=as_json) as live:
-            outputs = _Outputs(pipeline, out, show, live)
-            pipeline.on_frame = outputs
-            try:
-                summary = pipeline.run()
-            finally:
-                outputs.close()
-            live.update(_progress_table(pipeline))
+        summary, videos = _run_with_progress(pipeline, out, show, as_json)
         done = True
     except (ClearSDKError, ValueError, OSError, sqlite3.Error) as e:  # every open track was finished first
         indexed = sum(st.tracks_indexed for st in pipeline.stats.values())
@@ -292,10 +234,117 @@ def watch(
             sink.close()
         searcher.close()
     if not done:
-        fail(reason)
+        _fail(reason, as_json=as_json)
     summary["index"] = str(Path(index_dir).resolve())
-    summary["videos"] = outputs.paths
+    summary["videos"] = videos
     summary["events"] = events
+    _report(summary, as_json, events, index_dir)
+
+
+def _check_watch(sources: list[str], camera: list[str] | None, start: str | None, events: str | None, show: bool,
+                 as_json: bool, **values: Any) -> float | None:  # fmt: skip
+    """The arguments, checked before anything opens (a one-line error names the option); returns --start as epoch
+    seconds (None without it)."""
+    from clear_sdk.video.sources import is_live, parse_source
+
+    if camera and len(camera) != len(sources):
+        _fail(f"{len(camera)} --camera names for {len(sources)} sources: give one per source, or none", as_json=as_json)
+    _check_options(as_json, **values)
+    start_time = _parse_start(start, as_json) if start is not None else None
+    if start_time is not None and any(is_live(parse_source(s)) for s in sources):
+        _fail("--start applies to video files; cameras and URLs are stamped with the wall clock", as_json=as_json)
+    if events is not None and Path(events).suffix.lower() not in (".jsonl", ".ndjson", ".csv"):
+        _fail(f"--events {events}: name the file .jsonl (JSON lines) or .csv", as_json=as_json)
+    if show:
+        import cv2
+
+        try:
+            cv2.namedWindow("clear-sdk", cv2.WINDOW_NORMAL)
+            cv2.destroyWindow("clear-sdk")
+        except cv2.error:
+            _fail("--show needs OpenCV with GUI support (opencv-python, not -headless); use --out video.mp4",
+                  as_json=as_json)  # fmt: skip
+    return start_time
+
+
+def _detector_options(detector: str, conf: float | None, tiles: str | None, precision: str,
+                      as_json: bool) -> dict[str, Any]:  # fmt: skip
+    """The detector's keyword arguments from --conf, --tiles and --precision (the last two: SSDLite only)."""
+    options: dict[str, Any] = {}
+    if detector != "bgsub":
+        options["conf"] = conf
+    if tiles:
+        if detector != "ssdlite":
+            _fail("--tiles applies to the ssdlite detector", as_json=as_json)
+        options["tiles"] = _parse_tiles(tiles, as_json)
+    if precision != "int8":
+        if detector != "ssdlite":
+            _fail("--precision applies to the ssdlite detector", as_json=as_json)
+        options["precision"] = precision
+    return options
+
+
+def _open_inputs(sources: list[str], camera: list[str] | None, index_dir: str, bundle: str, backend: str,
+                 as_json: bool, **source_options: Any) -> tuple[list[Any], Any]:  # fmt: skip
+    """The video sources and the searcher over ``index_dir``; a bad source, bundle or index is a one-line error
+    (a folder that cannot be created, a read-only or full disk: the machine, not a bug)."""
+    from clear_sdk.errors import ClearSDKError
+    from clear_sdk.searcher import AttributeSearcher
+    from clear_sdk.video.pipeline import describe_error
+    from clear_sdk.video.sources import VideoSource
+
+    try:
+        names = camera or [None] * len(sources)
+        srcs = [VideoSource(s, names[i], **source_options) for i, s in enumerate(sources)]
+        searcher = AttributeSearcher(bundle, index_dir=index_dir, backend=backend)
+    except (ClearSDKError, ValueError) as e:
+        _fail(str(e), as_json=as_json)
+    except OSError as e:
+        _fail(f"cannot open the index {index_dir}: {describe_error(e)}", as_json=as_json)
+    return srcs, searcher
+
+
+def _make_pipeline(srcs: list[Any], searcher: Any, detector: str, options: dict[str, Any], events: str | None,
+                   as_json: bool, **config: Any) -> tuple[Any, Any]:  # fmt: skip
+    """The pipeline (its ``config``: PipelineConfig fields) and the --events writer (None without it); on an error
+    both are closed, and the searcher, before the one-line reason."""
+    from clear_sdk.errors import ClearSDKError
+    from clear_sdk.video.indexer import TrackEventWriter
+    from clear_sdk.video.pipeline import Pipeline, PipelineConfig, describe_error
+
+    sink = None
+    try:
+        pipeline_config = PipelineConfig(**config)
+        sink = TrackEventWriter(events) if events is not None else None
+        pipeline = Pipeline(srcs, searcher.recognizer, detector, detector_options=options, searcher=searcher,
+                            config=pipeline_config, on_track=None if sink is None else sink.write)  # fmt: skip
+    except (ClearSDKError, ValueError, OSError) as e:
+        if sink is not None:
+            sink.close()
+        searcher.close()
+        _fail(f"cannot write --events {events}: {describe_error(e)}" if isinstance(e, OSError) else str(e),
+              as_json=as_json)  # fmt: skip
+    return pipeline, sink
+
+
+def _run_with_progress(pipeline: Any, out: str | None, show: bool, as_json: bool) -> tuple[dict[str, Any], dict]:
+    """Run the pipeline under a live progress table on stderr, writing (--out) and showing (--show) the annotated
+    frames; returns the summary and each camera's annotated video."""
+    from rich.live import Live
+
+    with Live(_progress_table(pipeline), console=_err, refresh_per_second=2, transient=as_json) as live:
+        outputs = _Outputs(pipeline, out, show, live)
+        pipeline.on_frame = outputs
+        try:
+            summary = pipeline.run()
+        finally:
+            outputs.close()
+        live.update(_progress_table(pipeline))
+    return summary, outputs.paths
+
+
+def _report(summary: dict[str, Any], as_json: bool, events: str | None, index_dir: str) -> None:
+    """The summary (one JSON object, or a few lines); exit 1 when a source failed."""
     failed = [s for s in summary["sources"] if s["error"]]
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=str))
