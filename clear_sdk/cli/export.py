@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -55,10 +56,9 @@ def export(
 ) -> None:
     """Export a checkpoint to a model bundle: recognizer.onnx, query.onnx, text.onnx, manifest.json (+ TensorRT)."""
     try:
-        from clear_sdk.export.bundle_writer import ExportOptions, export_bundle
+        from clear_sdk.export.bundle_writer import ExportOptions
     except ImportError as e:
         fail(f"export needs the export extra ({e.name} is missing): pip install 'clear-sdk[export]'")
-    from clear_sdk.backends import TensorRTUnavailable
 
     _refuse_bad_options(engine, int8, calib, cpu_int8_static, bool(dataset and root), int8_calibration_images,
                         calibrate_thresholds)  # fmt: skip
@@ -83,15 +83,22 @@ def export(
         int8_method=int8_method,
         int8_eval_split=int8_eval_split or None,
     )
+    say(f"bundle written: {_write_bundle(checkpoint, out, options)}")
+
+
+def _write_bundle(checkpoint: str, out: str, options) -> Path:
+    """``export_bundle`` with ``options`` (an ExportOptions); its errors as one line (exit 2: TensorRT is missing)."""
+    from clear_sdk.backends import TensorRTUnavailable
+    from clear_sdk.export.bundle_writer import export_bundle
+
     try:
-        bundle = export_bundle(checkpoint, out, options)
+        return export_bundle(checkpoint, out, options)
     except TensorRTUnavailable as e:
         fail(str(e), code=2)
     except REPORTED as e:
         fail(str(e))
     except RuntimeError as e:  # torch.onnx and onnxruntime report a graph they cannot export or check this way
         fail(str(e))
-    say(f"bundle written: {bundle}")
 
 
 def _dataset(name: str | None, root: str | None, options: list[str] | None) -> tuple:

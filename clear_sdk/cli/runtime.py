@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -223,12 +224,7 @@ def index(
     from clear_sdk.searcher import AttributeSearcher
 
     _refuse_index_options(batch, keep_days, id_scheme, partition_by, index_dir)
-    root = Path(folder)
-    if not root.is_dir():
-        fail(f"{folder} is not a folder")
-    files = list_images(root)
-    if not files:
-        fail(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {folder}")
+    root, files = _crop_files(folder)
     named, unreadable = _named_crops(files, id_scheme, root, camera)
     try:
         part = {"partition_by": partition_by} if partition_by else {}
@@ -237,38 +233,64 @@ def index(
         fail(str(e))
     for line in unreadable:
         say(f"not indexed: {line}", err=True)
-    added = already = 0
-    failed = len(unreadable)
-    clashes: list[str] = []
-    from rich.progress import Progress
-
+    tally = _IndexTally(failed=len(unreadable))
     try:
-        with searcher, Progress(console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
-            task = bar.add_task("indexing", total=len(named))
-            for s in range(0, len(named), batch):
-                chunk = named[s : s + batch]
-                out, seen, taken = _add_crops(searcher, chunk, camera)
-                already += seen
-                clashes.extend(taken)
-                added += sum(o is not None for o in out)
-                failed += sum(o is None for o in out)
-                bar.update(task, advance=len(chunk))
+        with searcher:
+            _add_in_batches(searcher, named, batch, camera, tally)
             expired = searcher.apply_retention(keep_days) if keep_days is not None else 0
     except REPORTED as e:
-        fail(f"{e} ({added} crops of this run were indexed and kept)")
+        fail(f"{e} ({tally.added} crops of this run were indexed and kept)")
     if keep_days is not None:
         say(f"retention: removed {expired} items older than {keep_days:g} days")
-    for line in clashes[:20]:
+    for line in tally.clashes[:20]:
         say(f"not indexed: {line}", err=True)
     say(
-        f"indexed {added} new crops ({failed} unreadable, {already} already there, {len(clashes)} with an id "
-        f"another file has) in {index_dir}"
+        f"indexed {tally.added} new crops ({tally.failed} unreadable, {tally.already} already there, "
+        f"{len(tally.clashes)} with an id another file has) in {index_dir}"
     )
-    if clashes:
+    if tally.clashes:
         fail(
-            f"{len(clashes)} crops were not indexed because their ids are taken by other files; give each folder "
-            "its --camera (ids are CAMERA/PATH) or pass --id-scheme absolute"
+            f"{len(tally.clashes)} crops were not indexed because their ids are taken by other files; give each "
+            "folder its --camera (ids are CAMERA/PATH) or pass --id-scheme absolute"
         )
+
+
+def _crop_files(folder: str) -> tuple[Path, list[Path]]:
+    """``folder`` and the images under it; exits when it is not a folder or holds no image."""
+    root = Path(folder)
+    if not root.is_dir():
+        fail(f"{folder} is not a folder")
+    files = list_images(root)
+    if not files:
+        fail(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {folder}")
+    return root, files
+
+
+@dataclasses.dataclass
+class _IndexTally:
+    """What an ``index`` run did so far (an error part-way reports how many crops were kept)."""
+
+    added: int = 0
+    already: int = 0  # the same file was indexed before
+    failed: int = 0  # unreadable: a name the index cannot store, or an image that does not decode
+    clashes: list[str] = dataclasses.field(default_factory=list)  # a line per crop whose id another file holds
+
+
+def _add_in_batches(searcher, named: list[tuple[Path, str, str]], batch: int, camera: str | None,
+                    tally: _IndexTally) -> None:  # fmt: skip
+    """Add the crops ``batch`` at a time (each add is committed on its own), under a progress bar on a terminal."""
+    from rich.progress import Progress
+
+    with Progress(console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
+        task = bar.add_task("indexing", total=len(named))
+        for s in range(0, len(named), batch):
+            chunk = named[s : s + batch]
+            out, seen, taken = _add_crops(searcher, chunk, camera)
+            tally.already += seen
+            tally.clashes.extend(taken)
+            tally.added += sum(o is not None for o in out)
+            tally.failed += sum(o is None for o in out)
+            bar.update(task, advance=len(chunk))
 
 
 def _new_crops(searcher, chunk: list[tuple[Path, str, str]]) -> tuple[list[tuple[Path, str, str]], int, list[str]]:
@@ -320,52 +342,80 @@ def search(
     ] = None,
 ) -> None:
     """Find people by attributes in an index; "person" (or an empty query) lists everyone, earliest first."""
-    from clear_sdk.index import is_milvus_uri
-    from clear_sdk.searcher import AttributeSearcher, read_searcher_file
-
     json_errors(as_json)
     if k is not None and k < 1:
         fail(f"-k {k}: pass a number of results >= 1")
     listing = query.strip().lower() in EVERYONE
-    milvus = is_milvus_uri(index_dir)
-    idx = Path(index_dir)
-    if milvus and bundle is None:
-        fail(f"--index {index_dir} is a Milvus collection: pass the --bundle its items were indexed with")
-    if not milvus and not idx.is_dir():
-        fail(f"{index_dir} is not a folder; pass the --index folder that `clear-sdk index` wrote")
+    milvus = _check_search_index(index_dir, bundle)
     try:
-        if bundle is None:
-            bundle = read_searcher_file(idx).get("bundle")
-            if not isinstance(bundle, str):
-                fail(f"{idx / 'searcher.json'} names no bundle; pass --bundle")
-        extra = {} if milvus else {"verify": True if verify else None}
-        with AttributeSearcher(bundle, index=index_dir if milvus else idx, scorer=scorer, **extra) as searcher:
-            where = {"camera": camera} if camera else None
-            if listing:
-                hits, parsed = _everyone(searcher.index, where, k), {}
-            else:
-                hits = searcher.search(query, k=10 if k is None else k, where=where, schema=schema)
-                parsed = searcher.query_encoder.in_schema([query], schema)[0] if schema else searcher.parse(query)
-                if not isinstance(parsed, dict):
-                    parsed = searcher.parse(parsed)
+        with _open_searcher(index_dir, bundle, milvus, scorer=scorer, verify=verify) as searcher:
+            hits, parsed = _find(searcher, query, listing, k, {"camera": camera} if camera else None, schema)
             corrupt = len(searcher.index.corrupt_ids)
     except REPORTED as e:
         fail(str(e))
     if corrupt:
         say(f"warning: {corrupt} items of {index_dir} failed their checksum and were left out; re-index them", err=True)
     if grid:
-        from clear_sdk.visualize import retrieval_grid
-
-        try:
-            retrieval_grid([(_readable(parsed) or query, [(h.metadata.get("source"), h.score) for h in hits])], grid)
-        except (ImportError, OSError, ValueError) as e:
-            fail(f"cannot write the grid {grid}: {e}")
+        _write_grid(grid, _readable(parsed) or query, hits)
     if as_json:
         typer.echo(json.dumps({"query": query, "parsed": parsed, "hits": [h.__dict__ for h in hits]}, indent=2))
         return
     what = "everyone, in time order" if listing else _readable(parsed)
-    table = Table(title=Text(f"{plain(query)}  →  {what}"))
-    tracks = any(h.metadata.get("track") is not None for h in hits)  # items indexed by `clear-sdk watch`
+    console.print(_hits_table(f"{plain(query)}  →  {what}", hits))
+    if grid:
+        say(f"grid: {grid}")
+
+
+def _check_search_index(index_dir: str, bundle: str | None) -> bool:
+    """Whether ``index_dir`` is a Milvus collection (it needs --bundle) rather than a local index folder."""
+    from clear_sdk.index import is_milvus_uri
+
+    milvus = is_milvus_uri(index_dir)
+    if milvus and bundle is None:
+        fail(f"--index {index_dir} is a Milvus collection: pass the --bundle its items were indexed with")
+    if not milvus and not Path(index_dir).is_dir():
+        fail(f"{index_dir} is not a folder; pass the --index folder that `clear-sdk index` wrote")
+    return milvus
+
+
+def _open_searcher(index_dir: str, bundle: str | None, milvus: bool, scorer: str, verify: bool):
+    """The searcher over the index, with ``bundle`` or, for a local folder, the bundle its searcher.json names."""
+    from clear_sdk.searcher import AttributeSearcher, read_searcher_file
+
+    idx = Path(index_dir)
+    if bundle is None:
+        bundle = read_searcher_file(idx).get("bundle")
+        if not isinstance(bundle, str):
+            fail(f"{idx / 'searcher.json'} names no bundle; pass --bundle")
+    extra = {} if milvus else {"verify": True if verify else None}
+    return AttributeSearcher(bundle, index=index_dir if milvus else idx, scorer=scorer, **extra)
+
+
+def _find(searcher, query: str, listing: bool, k: int | None, where: dict | None, schema: str | None):
+    """The hits (everyone, earliest first, for a listing) and the query as parsed: attribute name -> wanted."""
+    if listing:
+        return _everyone(searcher.index, where, k), {}
+    hits = searcher.search(query, k=10 if k is None else k, where=where, schema=schema)
+    parsed = searcher.query_encoder.in_schema([query], schema)[0] if schema else searcher.parse(query)
+    if not isinstance(parsed, dict):
+        parsed = searcher.parse(parsed)
+    return hits, parsed
+
+
+def _write_grid(grid: str, title: str, hits: list) -> None:
+    """The hits' crops with their scores, as one PNG row under ``title``."""
+    from clear_sdk.visualize import retrieval_grid
+
+    try:
+        retrieval_grid([(title, [(h.metadata.get("source"), h.score) for h in hits])], grid)
+    except (ImportError, OSError, ValueError) as e:
+        fail(f"cannot write the grid {grid}: {e}")
+
+
+def _hits_table(title: str, hits: list) -> Table:
+    """Rank, id, score and camera of each hit; for tracks `clear-sdk watch` indexed, the track and when."""
+    table = Table(title=Text(title))
+    tracks = any(h.metadata.get("track") is not None for h in hits)
     for col in ("rank", "id", "score", "camera", *(("track", "seen") if tracks else ())):
         table.add_column(col)
     for i, h in enumerate(hits, 1):
@@ -375,9 +425,7 @@ def search(
         if tracks:
             row += [str(md.get("track") if md.get("track") is not None else ""), _time_span(md)]
         table.add_row(*row)
-    console.print(table)
-    if grid:
-        say(f"grid: {grid}")
+    return table
 
 
 def _readable(parsed: dict[str, bool]) -> str:
