@@ -152,11 +152,7 @@ def build_engine(
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     trt, gpu = tensorrt_status(device_index)
     version = trt.__version__
-    if precision in ("fp16", "int8") and not hasattr(trt.BuilderFlag, precision.upper()):
-        raise TensorRTUnavailable(
-            f"TensorRT {version} has no BuilderFlag.{precision.upper()} (removed in TensorRT 11); build fp32 here, "
-            "or install tensorrt>=10,<11 for fp16/int8 engines"
-        )
+    _require_precision(trt, precision)
     calib_files: list[Path] = []
     if precision == "int8":
         if calib_dir is None or preprocessing is None:
@@ -169,37 +165,15 @@ def build_engine(
 
     trt_logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(trt_logger)
-    flags = 0
-    if int(version.split(".")[0]) < 10:  # explicit batch is the only mode from TensorRT 10 on
-        flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-    network = builder.create_network(flags)
-    parser = trt.OnnxParser(network, trt_logger)
-    if not parser.parse_from_file(str(onnx_path)):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise EngineBuildError(f"TensorRT {version} could not parse {Path(onnx_path).name}: {errors}")
+    network, _parser = _parse_onnx(trt, builder, trt_logger, onnx_path)  # the parser owns the weights: keep it
     image = network.get_input(0)
-    _, c, h, w = tuple(image.shape)
-    config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_bytes)
-    profile = builder.create_optimization_profile()
-    profile.set_shape(image.name, (mn, c, h, w), (opt, c, h, w), (mx, c, h, w))
-    config.add_optimization_profile(profile)
-
+    config = _builder_config(trt, builder, image, (mn, opt, mx), precision, workspace_bytes)
     calibrator = None
     cache_path: Path | None = None
-    if precision == "fp16":
-        config.set_flag(trt.BuilderFlag.FP16)
-    elif precision == "int8":
-        config.set_flag(trt.BuilderFlag.INT8)
-        config.set_flag(trt.BuilderFlag.FP16)  # layers TensorRT cannot quantise run in fp16, not fp32
+    if precision == "int8":
         cache_path = Path(calib_cache) if calib_cache else out_dir / calibration_cache_name(gpu, version)
-        calib_batch = min(opt, len(calib_files))
-        calibrator = _make_calibrator(trt, calib_files, preprocessing, calib_batch, cache_path)
-        config.int8_calibrator = calibrator
-        calib_profile = builder.create_optimization_profile()
-        shape = (calib_batch, c, h, w)
-        calib_profile.set_shape(image.name, shape, shape, shape)
-        config.set_calibration_profile(calib_profile)
+        calibrator = _attach_calibrator(trt, builder, config, image, calib_files, preprocessing,
+                                        min(opt, len(calib_files)), cache_path)  # fmt: skip
 
     logger.info("building TensorRT %s %s engine for %s (batch %d/%d/%d)", version, precision, gpu, mn, opt, mx)
     try:
@@ -210,21 +184,68 @@ def build_engine(
     if serialized is None:
         raise EngineBuildError(f"TensorRT {version} failed to build a {precision} engine for {gpu} (see its log above)")
     name = engine_filename(gpu, version, precision)
-    path = out_dir / name
-    tmp = path.with_name(name + ".tmp")
+    tmp = out_dir / (name + ".tmp")
     tmp.write_bytes(bytes(serialized))
-    os.replace(tmp, path)
-    entry: dict[str, Any] = {
-        "file": name,
-        "gpu": gpu,
-        "tensorrt": version,
-        "precision": precision,
-        "min_batch": mn,
-        "opt_batch": opt,
-        "max_batch": mx,
-        "calibration_cache": None,
-    }
+    os.replace(tmp, out_dir / name)
+    entry: dict[str, Any] = {"file": name, "gpu": gpu, "tensorrt": version, "precision": precision,
+                             "min_batch": mn, "opt_batch": opt, "max_batch": mx, "calibration_cache": None}  # fmt: skip
     if cache_path is not None:
         entry["calibration_cache"] = cache_path.name if cache_path.parent == out_dir else str(cache_path)
         entry["calibration_images"] = len(calib_files)
     return entry
+
+
+def _require_precision(trt: Any, precision: str) -> None:
+    """fp16 and int8 need their builder flag, which TensorRT 11 removed (strongly typed networks instead)."""
+    if precision in ("fp16", "int8") and not hasattr(trt.BuilderFlag, precision.upper()):
+        raise TensorRTUnavailable(
+            f"TensorRT {trt.__version__} has no BuilderFlag.{precision.upper()} (removed in TensorRT 11); build fp32 "
+            "here, or install tensorrt>=10,<11 for fp16/int8 engines"
+        )
+
+
+def _parse_onnx(trt: Any, builder: Any, trt_logger: Any, onnx_path: str | Path) -> tuple[Any, Any]:
+    """(the network parsed from ``onnx_path``, its parser): keep the parser until the engine is built, it owns
+    the network's weights."""
+    flags = 0
+    if int(trt.__version__.split(".")[0]) < 10:  # explicit batch is the only mode from TensorRT 10 on
+        flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, trt_logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise EngineBuildError(f"TensorRT {trt.__version__} could not parse {Path(onnx_path).name}: {errors}")
+    return network, parser
+
+
+def _builder_config(trt: Any, builder: Any, image: Any, batches: tuple[int, int, int], precision: str,
+                    workspace_bytes: int) -> Any:  # fmt: skip
+    """The builder config: the workspace, one optimisation profile over ``batches`` (min, opt, max) for the image
+    input, and the precision's flags (int8 also enables fp16: layers TensorRT cannot quantise run in fp16)."""
+    mn, opt, mx = batches
+    _, c, h, w = tuple(image.shape)
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_bytes)
+    profile = builder.create_optimization_profile()
+    profile.set_shape(image.name, (mn, c, h, w), (opt, c, h, w), (mx, c, h, w))
+    config.add_optimization_profile(profile)
+    if precision == "fp16":
+        config.set_flag(trt.BuilderFlag.FP16)
+    elif precision == "int8":
+        config.set_flag(trt.BuilderFlag.INT8)
+        config.set_flag(trt.BuilderFlag.FP16)
+    return config
+
+
+def _attach_calibrator(trt: Any, builder: Any, config: Any, image: Any, files: list[Path], pp: Preprocessing,
+                       batch_size: int, cache_path: Path) -> Any:  # fmt: skip
+    """Give ``config`` an int8 calibrator over ``files`` and a calibration profile at ``batch_size``; returns the
+    calibrator (free it once the engine is built)."""
+    _, c, h, w = tuple(image.shape)
+    calibrator = _make_calibrator(trt, files, pp, batch_size, cache_path)
+    config.int8_calibrator = calibrator
+    calib_profile = builder.create_optimization_profile()
+    shape = (batch_size, c, h, w)
+    calib_profile.set_shape(image.name, shape, shape, shape)
+    config.set_calibration_profile(calib_profile)
+    return calibrator
