@@ -145,10 +145,26 @@ def as_rows(x: object, dim: int, what: str, rows: str = "N") -> np.ndarray:
     if not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a):
         raise ValueError(f"{what} must be real numbers, got dtype {a.dtype}")
     a = np.ascontiguousarray(a, dtype=np.float32)
-    if not np.isfinite(a).all():
-        bad = int(np.flatnonzero(~np.isfinite(a).all(axis=1))[0])
+    bad = _first_nonfinite_row(a)
+    if bad is not None:
         raise ValueError(f"{what}[{bad}] contains NaN or infinity")
     return a
+
+
+FINITE_CHUNK = 16384  # rows checked for NaN / infinity at a time
+
+
+def _first_nonfinite_row(a: np.ndarray) -> int | None:
+    """The first row of ``a`` [N, dim] holding NaN or infinity (None when all are finite).
+
+    A block of rows at a time, so that no gallery-sized mask is allocated: for a 1M-row add of 370 columns the
+    mask was 370 MB of fresh memory, 1.6-4.9 s against 0.5-0.6 s in blocks (2-core VM, under load).
+    """
+    for start in range(0, len(a), FINITE_CHUNK):
+        finite = np.isfinite(a[start : start + FINITE_CHUNK])
+        if not finite.all():
+            return start + int(np.flatnonzero(~finite.all(axis=1))[0])
+    return None
 
 
 __all__ = ["GalleryIndex", "Hit", "Ids", "IndexBase", "MetadataIn", "Where", "as_rows", "check_columns", "check_k"]
