@@ -411,6 +411,25 @@ def _read_json(path: Path, what: str, limit: int) -> Any:
         raise BundleError(f"{path} is nested too deeply to be a {what}; the bundle is damaged: re-export it") from e
 
 
+def _bundle_folder(path: str | os.PathLike[str]) -> Path:
+    """The folder ``path`` names: itself, the folder of a ``manifest.json``, or a shipped model's (by name)."""
+    root = Path(os.fspath(path)).expanduser()
+    if root.is_file() and root.name == MANIFEST_NAME:
+        root = root.parent
+    if root.exists():
+        return root
+    from clear_sdk.models import list_shipped, shipped_path
+
+    shipped = shipped_path(os.fspath(path))
+    if shipped is None:
+        names = ", ".join(["default", *list_shipped()]) if list_shipped() else "none in this install"
+        raise BundleError(
+            f"bundle not found: {root}; pass the folder written by `clear-sdk export ... --out DIR` "
+            f"or the name of a shipped model ({names})"
+        )
+    return shipped
+
+
 class Bundle:
     """An opened, verified model bundle. Use :meth:`open`; the object is read-only after that."""
 
@@ -428,20 +447,7 @@ class Bundle:
         """Read ``path/manifest.json`` and check every file it names (size and, with ``verify``, sha256)."""
         if isinstance(path, Bundle):
             return path
-        root = Path(os.fspath(path)).expanduser()
-        if root.is_file() and root.name == MANIFEST_NAME:
-            root = root.parent
-        if not root.exists():
-            from clear_sdk.models import list_shipped, shipped_path
-
-            shipped = shipped_path(os.fspath(path))
-            if shipped is None:
-                names = ", ".join(["default", *list_shipped()]) if list_shipped() else "none in this install"
-                raise BundleError(
-                    f"bundle not found: {root}; pass the folder written by `clear-sdk export ... --out DIR` "
-                    f"or the name of a shipped model ({names})"
-                )
-            root = shipped
+        root = _bundle_folder(path)
         if not root.is_dir():
             raise BundleError(f"{root} is a file, not a bundle folder; pass the folder that holds {MANIFEST_NAME}")
         mpath = root / MANIFEST_NAME

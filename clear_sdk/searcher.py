@@ -146,12 +146,6 @@ class AttributeSearcher:
         committed together: a crash loses at most this call.
         """
         items = as_image_list(images)
-        if ids is not None and len(ids) != len(items):
-            raise ValueError(f"{len(ids)} ids for {len(items)} images")
-        if metadata is not None and len(metadata) != len(items):
-            raise ValueError(f"{len(metadata)} metadata entries for {len(items)} images")
-        if errors not in ("raise", "skip"):
-            raise ValueError(f"errors must be 'raise' or 'skip', got {errors!r}")
         entries, todo = _storable(items, ids, metadata, errors)
         rows, keep = [], []
         chunks = self.recognizer.run_chunks(
@@ -209,15 +203,8 @@ class AttributeSearcher:
         a recognition-only bundle takes none. ``replace=True`` replaces items whose id is already in the
         index in the same transaction (re-indexing a growing track).
         """
-        probs = np.asarray(probabilities, dtype=np.float32)
-        if probs.ndim == 1:
-            probs = probs[None]
-        n, a = len(probs), len(self.layout.attributes)
-        if probs.shape != (n, a):
-            raise ValueError(f"probabilities must have shape [N, {a}] (this bundle's attributes), got {probs.shape}")
-        if not np.isfinite(probs).all() or (probs < 0).any() or (probs > 1).any():
-            raise ValueError("probabilities must be finite numbers in [0, 1]")
-        emb = _track_embeddings(embeddings, n, self.layout.embed_dim, self.bundle)
+        probs = _track_probabilities(probabilities, len(self.layout.attributes))
+        emb = _track_embeddings(embeddings, len(probs), self.layout.embed_dim, self.bundle)
         ids = [ids] if isinstance(ids, str) else list(ids)
         md = list(metadata) if metadata is not None else None  # the index validates (and never mutates) them
         return self.index.add(self.layout.rows(probs, emb), ids, md, replace=replace)
@@ -338,6 +325,18 @@ def _default_scorer(scorer: str, bundle: Bundle) -> Scorer:
     return scorer
 
 
+def _track_probabilities(probabilities: np.ndarray, a: int) -> np.ndarray:
+    """``add_probabilities``' probabilities as [N, A] float32 (one item's [A] too), finite and in [0, 1]."""
+    probs = np.asarray(probabilities, dtype=np.float32)
+    if probs.ndim == 1:
+        probs = probs[None]
+    if probs.shape != (len(probs), a):
+        raise ValueError(f"probabilities must have shape [N, {a}] (this bundle's attributes), got {probs.shape}")
+    if not np.isfinite(probs).all() or (probs < 0).any() or (probs > 1).any():
+        raise ValueError("probabilities must be finite numbers in [0, 1]")
+    return probs
+
+
 def _track_embeddings(embeddings: np.ndarray | None, n: int, d: int, bundle: Bundle) -> np.ndarray | None:
     """``add_probabilities``' embeddings as [n, D] float32: required with the retrieval stage, refused without."""
     if not d:
@@ -360,7 +359,14 @@ def _storable(
     errors: str,
 ) -> tuple[list[dict[str, Any]], list[int]]:
     """Every input's metadata entry (source defaulting to its path), and the inputs whose id and source the
-    index can store (UTF-8 text); the others raise, or with ``errors="skip"`` are logged and left out."""
+    index can store (UTF-8 text); the others raise, or with ``errors="skip"`` are logged and left out.
+    Mismatched lengths and an unknown ``errors`` are a ValueError before anything is read."""
+    if ids is not None and len(ids) != len(items):
+        raise ValueError(f"{len(ids)} ids for {len(items)} images")
+    if metadata is not None and len(metadata) != len(items):
+        raise ValueError(f"{len(metadata)} metadata entries for {len(items)} images")
+    if errors not in ("raise", "skip"):
+        raise ValueError(f"errors must be 'raise' or 'skip', got {errors!r}")
     entries: list[dict[str, Any]] = []
     todo: list[int] = []
     for i, item in enumerate(items):

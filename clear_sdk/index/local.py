@@ -32,8 +32,7 @@ def _options(backend: str, faiss_type: str, precision: str, **rest: Any) -> Sear
         raise ValueError(f"backend must be 'auto', 'numpy' or 'faiss', got {backend!r}")
     if faiss_type not in ("auto", *ANN_TYPES):
         raise ValueError(f"faiss_type must be 'auto', 'flat', 'ivf' or 'hnsw', got {faiss_type!r}")
-    if precision not in ("auto", *PRECISIONS):
-        raise ValueError(f"precision must be 'auto', 'fp32', 'fp16' or 'int8', got {precision!r}")
+    _check_precision(precision)
     if backend == "numpy" and faiss_type in ("ivf", "hnsw"):
         raise ValueError(f"faiss_type={faiss_type!r} is a FAISS index; use backend='faiss' or 'auto'")
     if backend == "numpy" and precision in ("fp16", "int8"):
@@ -47,6 +46,27 @@ def _options(backend: str, faiss_type: str, precision: str, **rest: Any) -> Sear
         faiss_type=faiss_type, precision=precision, faiss_ok=backend != "numpy" and faiss_available(),
         int8_ok=backend != "numpy" and onnx_available(), **rest,
     )  # fmt: skip
+
+
+def _check_store(dim: int | None, busy_timeout: float) -> None:
+    """The vectors' width (None: the stored one) and how long a write waits for another writer's lock."""
+    if dim is not None and (isinstance(dim, bool) or int(dim) != dim or dim < 1):
+        raise ValueError(f"dim must be a positive int, got {dim!r}")
+    if not busy_timeout >= 0:
+        raise ValueError(f"busy_timeout must be >= 0 seconds, got {busy_timeout}")
+
+
+def _check_precision(precision: str) -> None:
+    if precision not in ("auto", *PRECISIONS):
+        raise ValueError(f"precision must be 'auto', 'fp32', 'fp16' or 'int8', got {precision!r}")
+
+
+def _hits(scores: np.ndarray, rows: np.ndarray, md: dict[int, tuple[str, Any]]) -> list[list[Hit]]:
+    """Per query, (id, score, metadata) of each row found (-1: none) whose metadata was read."""
+    return [
+        [(md[int(r)][0], float(s), dict(md[int(r)][1])) for s, r in zip(qs, qr) if r >= 0 and int(r) in md]
+        for qs, qr in zip(scores, rows, strict=True)
+    ]
 
 
 class VectorIndex(IndexBase):
@@ -80,10 +100,7 @@ class VectorIndex(IndexBase):
     ) -> None:
         o = _options(backend, faiss_type, precision, nlist=nlist, nprobe=nprobe, hnsw_m=hnsw_m,
                      ef_search=ef_search, block_rows=int(block_rows))  # fmt: skip
-        if dim is not None and (isinstance(dim, bool) or int(dim) != dim or dim < 1):
-            raise ValueError(f"dim must be a positive int, got {dim!r}")
-        if not busy_timeout >= 0:
-            raise ValueError(f"busy_timeout must be >= 0 seconds, got {busy_timeout}")
+        _check_store(dim, busy_timeout)
         self.path = None if path is None else Path(path)
         self.backend, self.faiss_type, self.precision = o.backend, faiss_type, precision
         self.nlist, self.nprobe, self.hnsw_m, self.ef_search = nlist, nprobe, hnsw_m, ef_search
@@ -195,8 +212,8 @@ class VectorIndex(IndexBase):
         q = as_rows(queries, self.dim, "queries", rows="Q")
         k = check_k(k)
         cols = check_columns(columns, self.dim)
-        if precision is not None and precision not in ("auto", *PRECISIONS):
-            raise ValueError(f"precision must be 'auto', 'fp32', 'fp16' or 'int8', got {precision!r}")
+        if precision is not None:
+            _check_precision(precision)
         clauses = parse_where(where) if where is not None else None  # a bad filter fails even on an empty index
         for attempt in (0, 1):
             with self._lock:
@@ -213,10 +230,7 @@ class VectorIndex(IndexBase):
                     self.refresh()  # another process removed some of these items: search what is there now
                     continue
             break
-        return [
-            [(md[int(r)][0], float(s), dict(md[int(r)][1])) for s, r in zip(qs, qr) if r >= 0 and int(r) in md]
-            for qs, qr in zip(scores, rows, strict=True)
-        ]
+        return _hits(scores, rows, md)
 
     def build_ann(self, kind: str | None = None, columns: Columns | None = None) -> None:
         """Build (or extend) the approximate index for ``columns`` now instead of at the first search."""
