@@ -575,6 +575,13 @@ class Bundle:
         return model.get("variant") if isinstance(model, dict) else None
 
     @property
+    def family(self) -> str:
+        """The recognition network in words, from the manifest's model config (for ``clear-sdk info``)."""
+        model = self.manifest.model
+        cfg = model.get("config") if isinstance(model, dict) else None
+        return model_family(cfg if isinstance(cfg, dict) else {}, self.embed_dim)
+
+    @property
     def dataset(self) -> str | None:
         """The attribute schema of the outputs ("peta", "unified", ...; None when the manifest does not say)."""
         return self.manifest.dataset if isinstance(self.manifest.dataset, str) else None
@@ -656,6 +663,7 @@ class Bundle:
             "format_version": self.manifest.format_version,
             "model": self.model_name,
             "variant": self.variant,
+            "family": self.family,
             "dataset": self.manifest.dataset,
             "num_attrs": self.num_attrs,
             "embed_dim": self.embed_dim,
@@ -670,3 +678,25 @@ class Bundle:
             f"Bundle({str(self.path)!r}, model={self.model_name!r}, attributes={self.num_attrs}, "
             f"embed_dim={self.embed_dim})"
         )
+
+
+def model_family(cfg: dict[str, Any], embed_dim: int | None = None) -> str:
+    """One line saying which network a model config describes: CLEAR's cross-transformers (and which of our
+    options it carries), the CNN baseline, ResNet-50 or PromptPAR; and whether it has the retrieval adapters."""
+    arch, trunk = cfg.get("arch"), cfg.get("trunk")
+    on = f" on {trunk}" if trunk else ""
+    if arch == "clear":
+        options = (("BatchNorm head", cfg.get("head") == "bn"), ("pooled trunk", cfg.get("pooled_trunk")))
+        extras = [e for e, used in options if used]
+        text = f"CLEAR cross-transformers ({cfg.get('variant', 'cross')}){on}" + (
+            f", {' + '.join(extras)}" if extras else ""
+        )
+    elif arch == "lite":
+        text = f"CNN baseline{on} (pooled, Linear + BatchNorm head)"
+    elif arch == "resnet50":
+        text = "ResNet-50 baseline (pooled, Linear head)"
+    elif arch == "promptpar":
+        text = "PromptPAR (CLIP towers, prompts, multi-modal Transformer)"
+    else:
+        text = "unknown network (the manifest records no model config)"
+    return text + (f"; CLEAR retrieval adapters (E^v {embed_dim}-d)" if embed_dim else "; recognition only")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from clear_sdk.bundle import FORMAT_VERSION, Bundle, engine_filename, gpu_slug, sha256_file
+from clear_sdk.bundle import FORMAT_VERSION, Bundle, engine_filename, gpu_slug, model_family, sha256_file
 from clear_sdk.errors import BundleError
 
 NAMES = ["Female", "AgeOver60", "Age18-60", "Backpack"]
@@ -241,3 +241,17 @@ def test_the_typed_manifest_writes_back_what_it_read() -> None:
     raw = json.loads((bundle.path / "manifest.json").read_text())
     assert isinstance(bundle.manifest, Manifest) and bundle.manifest.to_dict() == raw
     assert Manifest.from_dict(bundle.manifest.to_dict(), bundle.path) == bundle.manifest
+
+
+def test_model_family_says_which_network_a_bundle_carries() -> None:
+    clear = {"arch": "clear", "variant": "cross", "trunk": "tf_efficientnet_lite0", "head": "bn", "pooled_trunk": True}
+    assert model_family(clear, 256) == (
+        "CLEAR cross-transformers (cross) on tf_efficientnet_lite0, BatchNorm head + pooled trunk; "
+        "CLEAR retrieval adapters (E^v 256-d)"
+    )
+    assert (
+        model_family({"arch": "clear", "variant": "swin+casa"})
+        == "CLEAR cross-transformers (swin+casa); recognition only"
+    )
+    assert model_family({"arch": "lite", "trunk": "tf_efficientnet_lite0"}, 64).startswith("CNN baseline on tf_eff")
+    assert model_family({}).startswith("unknown network")

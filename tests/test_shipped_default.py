@@ -99,3 +99,11 @@ def test_default_recognises_people_of_both_datasets_and_an_unseen_camera(shared_
         y = np.stack([r.labels for r in recs])[:, list(ds.attributes).index(attr)]
         decided = np.array([attr in p.attributes for p in preds])
         assert attr in names and _balanced(decided, y) > 0.75, (schema, attr)
+
+
+def test_info_says_which_network_the_default_model_is() -> None:
+    out = CliRunner().invoke(app, ["info", "--bundle", "default"])
+    assert out.exit_code == 0, out.output
+    assert "network: CNN baseline on tf_efficientnet_lite0 (pooled, Linear + BatchNorm head); CLEAR retrieval" in (
+        " ".join(out.output.split())
+    )

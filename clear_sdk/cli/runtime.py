@@ -57,6 +57,7 @@ def info(
     console.print(table)
     if "bundle" in report:
         say(f"bundle {bundle}", style="bold")
+        say(f"  network: {report['bundle']['family']}")
         for group, members in report["bundle"]["groups"].items():
             say(f"  {group}: {', '.join(members)}")
     if "model" in report:
