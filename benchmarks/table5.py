@@ -205,7 +205,7 @@ def train_run(run: dict, args, data: dict) -> dict:
     pos = data["pos_ratio"]
     history, best, best_state = [], None, None
     start = time.perf_counter()
-    for epoch in range(run["epochs"]):
+    for epoch in range(min(run["epochs"], args.stop_after or run["epochs"])):
         net.train()
         order = np.fromiter(iter(sampler), dtype=np.int64, count=n) if sampler is not None else rng.permutation(n)
         running = 0.0
@@ -300,7 +300,8 @@ def markdown(result: dict) -> str:
         ratio = r["flops_per_image"] / lite["flops_per_image"] if lite else float("nan")
         lines.append(
             f"| {r['spec']} | {b['mA_peta']:.4f} | {b['f1_peta']:.4f} | {b['mA_market1501']:.4f} | "
-            f"{b['f1_market1501']:.4f} | {b['epoch'] + 1}/{r['epochs']} | {r['flops_per_image'] / 1e9:.3f} | "
+            f"{b['f1_market1501']:.4f} | {b['epoch'] + 1}/{len(r['history'])} of {r['epochs']} | "
+            f"{r['flops_per_image'] / 1e9:.3f} | "
             f"{ratio:.2f} | {r['train_seconds']:.0f} |"
         )
     return "\n".join(lines) + "\n"
@@ -362,6 +363,30 @@ def assemble(args) -> None:
         },
     )
     print(json.dumps({k: round(val[k], 4) for k in ("mA", "mA_peta", "mA_market1501", "f1_peta", "f1_market1501")}))
+    if args.stage2_features:
+        stage2_features(model, ds, args, out)
+
+
+@torch.no_grad()
+def stage2_features(model, ds, args, checkpoint: Path) -> None:
+    """Stage 2's f_par features of the train and val images, from the cached maps, written where the
+    trainer's stage 2 looks for them (its feature cache beside the checkpoint): stage 2 then skips the
+    trunk. They come from the float16 maps, as the branches were trained."""
+    from clear_sdk.training.trainer import _feature_cache
+
+    model.eval()
+    records = {split: ds.split(split) for split in ("train", "val")}
+    root = cache_dir(args.trunk, args.arch, tuple(args.img_size), records["train"] + records["val"])
+    for split, recs in records.items():
+        cache = {k: np.load(root / split / f"{k}.npy") for k in KEYS}
+        feats = []
+        for i in range(0, len(recs), 256):
+            xs, _ = batch(cache, np.arange(i, min(i + 256, len(recs))))
+            feats.append(model.par.forward_maps(*xs[:2], xs[2] if model.cfg.pooled_trunk else None).numpy())
+        path = _feature_cache(checkpoint, recs, split)
+        np.save(path.with_name(path.name + ".tmp.npy"), np.concatenate(feats))
+        path.with_name(path.name + ".tmp.npy").replace(path)
+        print(f"stage-2 features of {split}: {path}", file=sys.stderr)
 
 
 def main() -> None:
@@ -375,6 +400,9 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--warmup", type=float, default=0.3, help="warm-up in epochs")
+    ap.add_argument(
+        "--stop-after", type=int, default=None, help="train only this many epochs of the --epochs schedule (a budget)"
+    )
     ap.add_argument("--weight-decay", type=float, default=0.01)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
@@ -383,6 +411,9 @@ def main() -> None:
     ap.add_argument("--results", help="output stem: writes <results>.json and .md")
     ap.add_argument("--assemble", metavar="RUN", help="build a whole checkpoint from RUN's branches in --save-dir")
     ap.add_argument("--assembled", metavar="PATH", help="where --assemble writes it (.safetensors)")
+    ap.add_argument(
+        "--stage2-features", action="store_true", help="with --assemble: stage 2's features from the cached maps"
+    )
     args = ap.parse_args()
     if args.assemble:
         return assemble(args)

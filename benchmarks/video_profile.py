@@ -11,7 +11,6 @@ so "busy" and "waiting for a core" can be told apart. A variant is a set of ``ke
     rec_threads=N      a Recognizer with N intra-op threads (default: the searcher's, onnxruntime's default)
     tiles=CxR          SSDLite tiles (default 2x1)
     precision=P        SSDLite int8 (default) or fp32
-    max_track_crops=N  PipelineConfig.max_track_crops
 
     python benchmarks/video_profile.py --variant "" --variant rec_threads=1 --rounds 2
 """
@@ -92,7 +91,7 @@ def parse_variant(text: str) -> dict[str, str]:
     out = {}
     for part in filter(None, text.replace(",", " ").split()):
         key, _, value = part.partition("=")
-        if key not in ("det_threads", "rec_threads", "tiles", "precision", "max_track_crops"):
+        if key not in ("det_threads", "rec_threads", "tiles", "precision"):
             sys.exit(f"unknown variant option {key!r} in {text!r}")
         out[key] = value
     return out
@@ -112,8 +111,6 @@ def run_variant(variant: dict[str, str], paths: list[Path], args, tmp: Path, run
     det_opts = {"tiles": tiles, "threads": int(variant.get("det_threads", 1))}
     det_opts["precision"] = variant.get("precision", "int8")
     config = PipelineConfig()
-    if "max_track_crops" in variant:
-        config.max_track_crops = int(variant["max_track_crops"])
     srcs = [
         VideoSource(str(p), f"cam{i}", capture_factory=lambda s: TimedCapture(s, clock)) for i, p in enumerate(paths)
     ]

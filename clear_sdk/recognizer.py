@@ -215,7 +215,8 @@ class Recognizer:
     """Pedestrian attribute recognition (and visual embeddings) from a model bundle.
 
     ``bundle``: a bundle folder, a shipped model's name, or ``"default"`` (the default: the shipped
-    unified-schema model, which answers in every dataset's view, see :meth:`view`). ``backend``: ``"auto"`` (TensorRT when the bundle has an engine for this GPU, else onnxruntime on
+    unified-schema model, which answers in every dataset's view, see :meth:`view`). ``backend``: ``"auto"``
+    (TensorRT when the bundle has an engine for this GPU, else onnxruntime on
     CUDA when available, else on CPU), ``"onnxruntime"``, ``"onnxruntime-int8"``,
     ``"onnxruntime-int8-static"``, ``"tensorrt"``, ``"torch"`` (the training extra's plug-in), or a
     :class:`~clear_sdk.backends.Backend`. ``device``: ``None`` (automatic), ``"cpu"``, ``"cuda[:N]"``.

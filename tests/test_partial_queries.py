@@ -97,7 +97,8 @@ def test_signed_bundle_answers_partial_queries_as_torch_does(tmp_path) -> None:
             embed_dim=16, hidden_dim=32, soft_dim=0, query_form="hard", standardize=True, query_encoding="signed"
         )
     )
-    model.retrieval.set_statistics(torch.randn(40, model.num_features), torch.randint(-1, 2, (20, len(attrs))).float(), None)
+    hard = torch.randint(-1, 2, (20, len(attrs))).float()
+    model.retrieval.set_statistics(torch.randn(40, model.num_features), hard, None)
     model.eval()
     meta = {"dataset": {"name": "synthetic", "attributes": attrs, "groups": SYNTHETIC_GROUPS}}
     ckpt = save_checkpoint(model, tmp_path / "ckpt" / "best.safetensors", extra=meta)

@@ -906,7 +906,9 @@ def evaluate(
         result["recognition_standard"] = _scalars(attribute_metrics(probs[:, :standard], labels[:, :standard]))
         result["recognition_standard"]["num_attributes"] = standard
     per = metrics["per_attribute_mA"]
-    result["mA_by_group"] = {g: float(np.nanmean([per[names.index(a)] for a in m])) for g, m in groups.items()}
+    by_group = {g: [per[names.index(a)] for a in m] for g, m in groups.items()}
+    # a group none of whose attributes the split annotates (unified names on one source) has no mA
+    result["mA_by_group"] = {g: float(np.nanmean(v)) for g, v in by_group.items() if np.isfinite(v).any()}
     if want_features:
         form = model.retrieval.cfg.query_form
         soft = None
