@@ -132,22 +132,9 @@ def parse_run(spec: str, defaults: argparse.Namespace) -> dict:
     return run
 
 
-class LiteHead(nn.Module):
-    """The lite* baseline's head (Linear + BatchNorm over the logits) on the pooled feature: the control."""
-
-    def __init__(self, features: int, attrs: int) -> None:
-        super().__init__()
-        self.head = nn.Linear(features, attrs)
-        self.head_bn = nn.BatchNorm1d(attrs)
-        nn.init.normal_(self.head.weight, std=0.01)
-        nn.init.zeros_(self.head.bias)
-
-    def forward(self, s8, s16, pool):
-        return self.head_bn(self.head(pool))
-
-
 class Branches(nn.Module):
-    """``clear-lite0``'s modules after the trunk (its trunk dropped: the cache stands in for it)."""
+    """A registered model's modules after the trunk (its trunk dropped: the cache stands in for it):
+    ``clear-lite0``'s branches and head, or ``lite0``'s own head on the pooled feature (the control)."""
 
     def __init__(self, model) -> None:
         super().__init__()
@@ -156,6 +143,8 @@ class Branches(nn.Module):
 
     def forward(self, s8, s16, pool):
         par = self.model.par
+        if par.cfg.arch == "lite":
+            return par.forward_head(pool)
         return par.forward_head(par.forward_maps(s8, s16, pool if par.cfg.pooled_trunk else None))
 
 
@@ -163,7 +152,7 @@ def build(run: dict, args, num_attrs: int) -> tuple[nn.Module, dict]:
     size = tuple(args.img_size)
     if run["variant"] == "lite0":
         prof = profile_model("lite0", num_attrs=num_attrs, img_size=size)
-        return LiteHead(1280, num_attrs), prof
+        return Branches(create_model("lite0", num_attrs=num_attrs, img_size=size)), prof
     kw = dict(variant=run["variant"], head=run["head"], pooled_trunk=run["pooled"], num_attrs=num_attrs, img_size=size)
     prof = profile_model(args.model, **kw)
     return Branches(create_model(args.model, **kw)), prof

@@ -155,7 +155,7 @@ class CrossTransformer(nn.Module):
         self.head = nn.Linear(self.num_features, cfg.num_attrs)
         self.head_bn = nn.BatchNorm1d(cfg.num_attrs) if cfg.head == "bn" else None
         for name, m in self.named_children():
-            if name not in ("vit", "trunk", "head_bn"):  # timm initialised the ViT and trunk; the rest: timm's init
+            if name not in ("vit", "trunk"):  # timm initialised the ViT and trunk; the rest follows timm's init
                 m.apply(init_weights)
         if cfg.head == "bn":  # the lite* baseline's init of its Linear + BatchNorm head
             nn.init.normal_(self.head.weight, std=0.01)
